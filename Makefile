@@ -1,0 +1,37 @@
+# sandboxd — see README.md. Every target that needs packages installs them.
+GO      ?= go
+BIN     := bin/sandboxd
+VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+.PHONY: all build deps serve test test-host test-cg2 bench clean
+
+all: build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sandboxd
+
+# Debian packages the build and the tests need (gcc for cgo and the C test programs).
+deps:
+	./scripts/install-deps.sh
+
+# Run sandboxd on its embedded defaults, serving the protocol on stdin/stdout.
+serve: deps build
+	$(BIN)
+
+# Everything CI runs: unit and conformance tests on this host, then the
+# functional conformance cases under a pure cgroup v2 kernel.
+test: deps build test-host test-cg2
+
+test-host:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+test-cg2:
+	./scripts/test-cg2.sh
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 ./tests/
+
+clean:
+	rm -rf bin build

@@ -1,0 +1,279 @@
+// Package boxfs reads and writes the files of a box's /space from the host.
+// Every path is resolved by the kernel inside /space (openat2 with
+// RESOLVE_IN_ROOT), so neither "..", nor an absolute path, nor a symlink a
+// program planted can lead outside the box.
+package boxfs
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"sort"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"sandboxd/spec"
+)
+
+// Entry describes one file of a directory listing.
+type Entry struct {
+	Name string `json:"name"`
+	Type string `json:"type"` // "file", "dir", "symlink" or "other"
+	Size int64  `json:"size"`
+	Mode uint32 `json:"mode"` // permission bits
+}
+
+// Space is a box's /space as the host sees it.
+type Space struct {
+	spec.BoxInfo
+}
+
+// relPath turns a request path into a path relative to /space. Absolute
+// paths must lie inside /space.
+func relPath(p string, allowRoot bool) (string, error) {
+	if strings.IndexByte(p, 0) >= 0 {
+		return "", spec.Errorf(spec.CodeInvalidArgument, "path must not contain NUL bytes")
+	}
+	clean := spec.BoxPath(p)
+	if clean != spec.SpaceDir && !strings.HasPrefix(clean, spec.SpaceDir+"/") {
+		return "", spec.Errorf(spec.CodeInvalidArgument, "path %q is outside /space", p)
+	}
+	rel := strings.TrimPrefix(strings.TrimPrefix(clean, spec.SpaceDir), "/")
+	if rel == "" {
+		if !allowRoot {
+			return "", spec.Errorf(spec.CodeInvalidArgument, "path %q names /space itself", p)
+		}
+		rel = "."
+	}
+	return rel, nil
+}
+
+func (s Space) openRoot() (int, error) {
+	fd, err := unix.Open(s.SpaceDir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("open box space: %w", err)
+	}
+	return fd, nil
+}
+
+// openIn opens rel inside the box's /space.
+func (s Space) openIn(rel string, flags uint64, mode uint64) (int, error) {
+	root, err := s.openRoot()
+	if err != nil {
+		return -1, err
+	}
+	defer unix.Close(root)
+	return openBeneath(root, rel, flags, mode)
+}
+
+func openBeneath(dirfd int, rel string, flags uint64, mode uint64) (int, error) {
+	how := &unix.OpenHow{Flags: flags | unix.O_CLOEXEC, Mode: mode, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS | unix.RESOLVE_NO_XDEV}
+	for {
+		fd, err := unix.Openat2(dirfd, rel, how)
+		if err == unix.EINTR || err == unix.EAGAIN {
+			continue
+		}
+		return fd, err
+	}
+}
+
+// fileError gives an error from the file system its protocol code.
+func fileError(op, p string, err error) error {
+	switch {
+	case errors.Is(err, unix.ENOENT):
+		return spec.Errorf(spec.CodeNoSuchFile, "%s %q: no such file or directory", op, p)
+	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT), errors.Is(err, unix.EFBIG):
+		return spec.Errorf(spec.CodeQuotaExceeded, "%s %q: the box's space quota is exhausted", op, p)
+	case errors.Is(err, unix.EISDIR), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP), errors.Is(err, unix.EEXIST), errors.Is(err, unix.ENOTEMPTY):
+		return spec.Errorf(spec.CodeInvalidArgument, "%s %q: %v", op, p, err)
+	}
+	return fmt.Errorf("%s %q: %w", op, p, err)
+}
+
+// WriteFile creates or replaces a file in /space, with its parent
+// directories, owned by the box user.
+func (s Space) WriteFile(p string, data []byte, mode os.FileMode) (int64, error) {
+	rel, err := relPath(p, false)
+	if err != nil {
+		return 0, err
+	}
+	if dir := path.Dir(rel); dir != "." {
+		if err := s.mkdirAll(dir); err != nil {
+			return 0, fileError("write", p, err)
+		}
+	}
+	fd, err := s.openIn(rel, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW, uint64(mode.Perm()))
+	if err != nil {
+		return 0, fileError("write", p, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	if err := f.Chown(s.UID, s.GID); err != nil {
+		return 0, fileError("write", p, err)
+	}
+	if err := f.Chmod(mode.Perm()); err != nil {
+		return 0, fileError("write", p, err)
+	}
+	n, err := f.Write(data)
+	if err != nil {
+		return int64(n), fileError("write", p, err)
+	}
+	return int64(n), nil
+}
+
+// mkdirAll creates the directories of rel that are missing, owned by the box user.
+func (s Space) mkdirAll(rel string) error {
+	root, err := s.openRoot()
+	if err != nil {
+		return err
+	}
+	defer unix.Close(root)
+	dir := ""
+	for _, part := range strings.Split(rel, "/") {
+		dir = path.Join(dir, part)
+		fd, err := openBeneath(root, dir, unix.O_PATH|unix.O_DIRECTORY, 0)
+		if err == nil {
+			unix.Close(fd)
+			continue
+		}
+		if !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+		parent, err := openBeneath(root, path.Dir(dir), unix.O_PATH|unix.O_DIRECTORY, 0)
+		if err != nil {
+			return err
+		}
+		err = unix.Mkdirat(parent, part, 0o755)
+		if err == nil {
+			err = unix.Fchownat(parent, part, s.UID, s.GID, unix.AT_SYMLINK_NOFOLLOW)
+		}
+		unix.Close(parent)
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			return err
+		}
+	}
+	return nil
+}
+
+// ReadFile reads up to max bytes of a file from offset, and tells the file's
+// size and whether bytes remain past what was read.
+func (s Space) ReadFile(p string, offset, max int64) (data []byte, size int64, truncated bool, err error) {
+	rel, err := relPath(p, false)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	fd, err := s.openIn(rel, unix.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, 0, false, fileError("read", p, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, false, fileError("read", p, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, false, spec.Errorf(spec.CodeInvalidArgument, "read %q: not a regular file", p)
+	}
+	size = fi.Size()
+	if offset >= size {
+		return []byte{}, size, false, nil
+	}
+	n := size - offset
+	if n > max {
+		n = max
+	}
+	data = make([]byte, n)
+	got, err := f.ReadAt(data, offset)
+	if err != nil && err != io.EOF {
+		return nil, 0, false, fileError("read", p, err)
+	}
+	data = data[:got]
+	return data, size, offset+int64(got) < size, nil
+}
+
+// ListFiles lists a directory of /space, sorted by name.
+func (s Space) ListFiles(p string) ([]Entry, error) {
+	rel, err := relPath(p, true)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := s.openIn(rel, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, fileError("list", p, err)
+	}
+	f := os.NewFile(uintptr(fd), rel)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return nil, fileError("list", p, err)
+	}
+	sort.Strings(names)
+	entries := make([]Entry, 0, len(names))
+	for _, name := range names {
+		var st unix.Stat_t
+		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			continue // removed meanwhile
+		}
+		entries = append(entries, Entry{Name: name, Type: fileType(st.Mode), Size: st.Size, Mode: st.Mode & 0o7777})
+	}
+	return entries, nil
+}
+
+func fileType(mode uint32) string {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return "file"
+	case unix.S_IFDIR:
+		return "dir"
+	case unix.S_IFLNK:
+		return "symlink"
+	}
+	return "other"
+}
+
+// RemoveFile removes a file, a symlink (never what it points to) or a
+// directory with everything in it.
+func (s Space) RemoveFile(p string) error {
+	rel, err := relPath(p, false)
+	if err != nil {
+		return err
+	}
+	parent, err := s.openIn(path.Dir(rel), unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return fileError("remove", p, err)
+	}
+	defer unix.Close(parent)
+	if err := removeAt(parent, path.Base(rel)); err != nil {
+		return fileError("remove", p, err)
+	}
+	return nil
+}
+
+func removeAt(dirfd int, name string) error {
+	err := unix.Unlinkat(dirfd, name, 0)
+	if !errors.Is(err, unix.EISDIR) {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	d := os.NewFile(uintptr(fd), name)
+	names, err := d.Readdirnames(-1)
+	if err == nil {
+		for _, n := range names {
+			if err = removeAt(fd, n); err != nil {
+				break
+			}
+		}
+	}
+	d.Close()
+	if err != nil {
+		return err
+	}
+	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+}

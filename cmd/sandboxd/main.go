@@ -1,0 +1,174 @@
+// Command sandboxd runs untrusted programs in boxes for judges. A judge
+// spawns it and speaks JSON lines over its stdin and stdout (PROTOCOL.md).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"sandboxd/executor"
+	"sandboxd/protocol"
+	"sandboxd/spec"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+type options struct {
+	parallel  int
+	logLevel  string
+	stateDir  string
+	executor  string
+	maxLine   int
+	uidBase   int
+	dirs      string
+	version   bool
+	checkOnly bool
+}
+
+func main() {
+	// A box's init is this same binary; it must take over before anything else runs.
+	executor.RunBoxInitIfRequested()
+	os.Exit(run(os.Args[1:]))
+}
+
+func parseFlags(args []string) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("sandboxd", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `Usage: sandboxd [flags]        serve the protocol on stdin/stdout (see PROTOCOL.md)
+       sandboxd check [flags]  report what this host offers and exit non-zero if sandboxd cannot work
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	fs.IntVar(&o.parallel, "parallel", runtime.NumCPU(), "requests executed at once (boxes run in parallel, one request at a time each)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level on stderr: debug, info, warn, error")
+	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/sandboxd", "directory for boxes and state; one sandboxd at a time per directory")
+	fs.StringVar(&o.executor, "executor", "native", "sandbox backend: native")
+	fs.IntVar(&o.maxLine, "max-line", protocol.DefaultMaxLine, "longest request line accepted, in bytes")
+	fs.IntVar(&o.uidBase, "uid-base", 60000, "uid and gid of box 0; box n runs as uid-base+n")
+	fs.StringVar(&o.dirs, "dirs", strings.Join(spec.DefaultDirs, ","), "host directories shown read-only in every box, comma-separated")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+	if len(args) > 0 && args[0] == "check" {
+		o.checkOnly = true
+		args = args[1:]
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (see sandboxd --help)", fs.Arg(0))
+	}
+	if o.executor != "native" {
+		return nil, fmt.Errorf("unknown --executor %q: the backends are: native", o.executor)
+	}
+	if o.parallel < 1 {
+		return nil, fmt.Errorf("--parallel must be at least 1")
+	}
+	return o, nil
+}
+
+func run(args []string) int {
+	o, err := parseFlags(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd:", err)
+		return 2
+	}
+	if o.version {
+		fmt.Println("sandboxd", version)
+		return 0
+	}
+	if o.checkOnly {
+		return check(o)
+	}
+	level, err := zerolog.ParseLevel(o.logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd: bad --log-level:", err)
+		return 2
+	}
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}).Level(level).With().Timestamp().Logger()
+	if os.Geteuid() != 0 {
+		log.Error().Msg("sandboxd must run as root: it creates namespaces, cgroups and mounts, and runs programs as unprivileged box users")
+		return 1
+	}
+
+	exec, err := executor.NewNative(executor.NativeConfig{
+		StateDir: o.stateDir,
+		UIDBase:  o.uidBase,
+		Dirs:     splitList(o.dirs),
+	})
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start the native executor (run `sandboxd check`)")
+		return 1
+	}
+	log.Info().Str("version", version).Str("state_dir", o.stateDir).Int("parallel", o.parallel).Msg("serving on stdin/stdout")
+
+	// The protocol goes on when the judge stops reading replies; a lost reply is its loss.
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	srv := &protocol.Server{Exec: exec, Parallel: o.parallel, MaxLine: o.maxLine, Version: version}
+	serveErr := srv.Serve(ctx, os.Stdin, os.Stdout)
+	if err := exec.Close(); err != nil {
+		log.Error().Err(err).Msg("clean-up failed")
+		return 1
+	}
+	switch {
+	case serveErr == nil:
+		log.Info().Msg("end of input: every box closed")
+	case ctx.Err() != nil:
+		log.Info().Msg("stopped by signal: every box closed")
+	default:
+		log.Error().Err(serveErr).Msg("reading requests failed")
+		return 1
+	}
+	return 0
+}
+
+func check(o *options) int {
+	findings := executor.CheckHost(filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid())))
+	defer os.RemoveAll(filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid())))
+	code := 0
+	for _, f := range findings {
+		mark := "ok  "
+		if !f.OK {
+			mark = "FAIL"
+			if !f.Required {
+				mark = "--  "
+			} else {
+				code = 1
+			}
+		}
+		fmt.Printf("%s %-11s %s\n", mark, f.Name, f.Detail)
+	}
+	if code != 0 {
+		fmt.Println("sandboxd cannot work on this host: see the FAIL lines above")
+	}
+	return code
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

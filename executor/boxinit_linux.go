@@ -1,0 +1,472 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/criyle/go-sandbox/pkg/forkexec"
+	"github.com/criyle/go-sandbox/pkg/rlimit"
+	json "github.com/goccy/go-json"
+	"golang.org/x/sys/unix"
+
+	"sandboxd/spec"
+)
+
+// A box's init is the sandboxd binary started again with boxInitEnv set, in
+// new pid, mount, network, IPC and UTS namespaces. It builds the box's root
+// once, then starts one program per run request. Being PID 1 of the box, it
+// reaps every orphan, and kill(-1) from it reaches every process of the box,
+// which is how a run ends: nothing outlives the main process. The program is
+// never PID 1, so it gets the default signal behaviour of any process.
+//
+// Programs are started with go-sandbox's forkexec, which does in the child
+// what Go's syscall.ForkExec cannot: rlimits, no_new_privs, dropping every
+// capability, and a pause before execve while the init places the child in
+// the run's cgroups.
+
+// RunBoxInitIfRequested turns this process into a box init when the host
+// started it as one; it never returns then. Call it first thing in main.
+func RunBoxInitIfRequested() {
+	cfg, ok := os.LookupEnv(boxInitEnv)
+	if !ok {
+		return
+	}
+	os.Exit(boxInit(cfg))
+}
+
+func boxInit(cfgJSON string) int {
+	syscall.CloseOnExec(initFD)
+	var cfg initConfig
+	err := json.Unmarshal([]byte(cfgJSON), &cfg)
+	if err == nil {
+		err = buildRoot(&cfg)
+	}
+	if err == nil {
+		err = dropInitPrivileges()
+	}
+	if err != nil {
+		sendInit(initFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
+		return 1
+	}
+	if err := sendInit(initFD, &initMessage{Op: opReady}, nil); err != nil {
+		return 1
+	}
+	serveInit(&cfg)
+	return 0
+}
+
+// dropInitPrivileges removes what no program of the box should inherit:
+// supplementary groups, and the ability to gain privileges through execve.
+func dropInitPrivileges() error {
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	return nil
+}
+
+// nixHidden is where the host's /nix/store waits, out of reach of the box
+// user (mode 0700), until a run asks for it at /nix/store.
+const nixHidden = "/.nix-store"
+
+// buildRoot makes the box's file system in a fresh tmpfs and pivots into it.
+func buildRoot(cfg *initConfig) error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make mounts private: %w", err)
+	}
+	root := cfg.Root
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=1024,mode=0755"); err != nil {
+		return fmt.Errorf("mount root tmpfs: %w", err)
+	}
+	in := func(p string) string { return filepath.Join(root, p) }
+	for _, d := range cfg.Dirs {
+		if err := showHostPath(d, in(d)); err != nil {
+			return err
+		}
+	}
+	for _, b := range []struct{ host, box string }{{cfg.Space, spec.SpaceDir}, {cfg.Tmp, "/tmp"}} {
+		if err := bindMount(b.host, in(b.box), unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+			return err
+		}
+	}
+	if err := buildDev(in("/dev")); err != nil {
+		return err
+	}
+	if err := os.Mkdir(in("/proc"), 0o555); err != nil {
+		return fmt.Errorf("mkdir /proc: %w", err)
+	}
+	if err := unix.Mount("proc", in("/proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount /proc: %w", err)
+	}
+	if cfg.NixStore != "" {
+		if err := os.MkdirAll(in("/nix/store"), 0o755); err != nil {
+			return fmt.Errorf("mkdir /nix/store: %w", err)
+		}
+		if err := os.Mkdir(in(nixHidden), 0o700); err != nil {
+			return fmt.Errorf("mkdir %s: %w", nixHidden, err)
+		}
+		if err := bindMount(cfg.NixStore, in(nixHidden), unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+			return err
+		}
+	}
+	if err := pivotInto(root); err != nil {
+		return err
+	}
+	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
+		return fmt.Errorf("sethostname: %w", err)
+	}
+	return os.Chdir(spec.SpaceDir)
+}
+
+// showHostPath makes host path p visible read-only at target: a directory by
+// a bind mount, a symlink (such as /bin on merged-/usr systems) as a symlink.
+func showHostPath(p, target string) error {
+	fi, err := os.Lstat(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", p, err)
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return fmt.Errorf("mkdir %s: %w", filepath.Dir(target), err)
+	}
+	if fi.Mode()&os.ModeSymlink != 0 {
+		link, err := os.Readlink(p)
+		if err != nil {
+			return fmt.Errorf("readlink %s: %w", p, err)
+		}
+		return os.Symlink(link, target)
+	}
+	return bindMount(p, target, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
+}
+
+// bindMount binds source (a directory or a file) at target, creating target,
+// then applies flags, which a bind mount ignores on its first call.
+func bindMount(source, target string, flags uintptr) error {
+	fi, err := os.Stat(source)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", source, err)
+	}
+	if fi.IsDir() {
+		err = os.MkdirAll(target, 0o755)
+	} else {
+		var f *os.File
+		if f, err = os.OpenFile(target, os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			f.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create mount point %s: %w", target, err)
+	}
+	if err := unix.Mount(source, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", source, err)
+	}
+	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags, ""); err != nil {
+		return fmt.Errorf("remount %s: %w", target, err)
+	}
+	return nil
+}
+
+// devices are the host device nodes a box shows in its /dev.
+var devices = []string{"null", "zero", "full", "random", "urandom"}
+
+func buildDev(dev string) error {
+	if err := os.Mkdir(dev, 0o755); err != nil {
+		return fmt.Errorf("mkdir /dev: %w", err)
+	}
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_NOEXEC, "size=64k,nr_inodes=64,mode=0755"); err != nil {
+		return fmt.Errorf("mount /dev: %w", err)
+	}
+	for _, d := range devices {
+		if err := bindMount("/dev/"+d, filepath.Join(dev, d), unix.MS_NOSUID|unix.MS_NOEXEC); err != nil {
+			return err
+		}
+	}
+	links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2"}
+	for name, target := range links {
+		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
+			return fmt.Errorf("link /dev/%s: %w", name, err)
+		}
+	}
+	return unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "")
+}
+
+func pivotInto(root string) error {
+	if err := os.Chdir(root); err != nil {
+		return fmt.Errorf("chdir new root: %w", err)
+	}
+	if err := os.Mkdir(".old", 0o700); err != nil {
+		return fmt.Errorf("mkdir .old: %w", err)
+	}
+	if err := unix.PivotRoot(".", ".old"); err != nil {
+		return fmt.Errorf("pivot_root: %w", err)
+	}
+	if err := os.Chdir("/"); err != nil {
+		return err
+	}
+	if err := unix.Unmount("/.old", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount old root: %w", err)
+	}
+	if err := os.Remove("/.old"); err != nil {
+		return fmt.Errorf("remove old root: %w", err)
+	}
+	if err := unix.Mount("", "/", "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("make root read-only: %w", err)
+	}
+	return nil
+}
+
+// serveInit handles run requests until the host closes the socket.
+func serveInit(cfg *initConfig) {
+	buf := make([]byte, maxInitMessage)
+	for {
+		m, fds, err := recvInit(initFD, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			unix.Kill(-1, unix.SIGKILL)
+			return
+		}
+		switch m.Op {
+		case opRun:
+			runProgram(cfg, m, fds)
+		case opKill:
+			unix.Kill(-1, unix.SIGKILL)
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+}
+
+// runProgram starts the program of a run and, in the background, waits for
+// it: when the main process ends, everything else in the box is killed and
+// reaped before the host hears that the run is over.
+func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
+	fail := func(execFailed bool, err error) {
+		sendInit(initFD, &initMessage{Op: opFailed, Error: err.Error(), ExecFailed: execFailed}, nil)
+	}
+	if m.NixStore {
+		if cfg.NixStore == "" {
+			fail(false, fmt.Errorf("this host has no /nix/store"))
+			return
+		}
+		if err := unix.Mount(nixHidden, "/nix/store", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			fail(false, fmt.Errorf("show /nix/store: %w", err))
+			return
+		}
+	}
+	pid, start, execFailed, err := startProgram(m, cgroupFDs)
+	if err != nil {
+		hideNixStore(m)
+		fail(execFailed, err)
+		return
+	}
+	if err := sendInit(initFD, &initMessage{Op: opStarted, StartNs: start}, nil); err != nil {
+		unix.Kill(-1, unix.SIGKILL)
+	}
+	go func() {
+		status, end := reapRun(pid)
+		hideNixStore(m)
+		sendInit(initFD, &initMessage{Op: opExited, EndNs: end, WaitStatus: uint32(status)}, nil)
+	}()
+}
+
+func hideNixStore(m *initMessage) {
+	if m.NixStore {
+		unix.Unmount("/nix/store", unix.MNT_DETACH)
+	}
+}
+
+// reapRun waits for the main process, then kills and reaps every other process.
+func reapRun(mainPid int) (unix.WaitStatus, int64) {
+	var mainStatus unix.WaitStatus
+	var end int64
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil { // ECHILD: nothing is left
+			return mainStatus, end
+		}
+		if pid == mainPid {
+			end = monotonicNs()
+			mainStatus = ws
+			unix.Kill(-1, unix.SIGKILL)
+		}
+	}
+}
+
+func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFailed bool, err error) {
+	// Stdio is opened with the box user's file-system identity, which Linux
+	// keeps per thread: the thread must not change while it is borrowed.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	stdio, err := openStdio(m)
+	if err != nil {
+		return 0, 0, true, err
+	}
+	defer func() {
+		for _, f := range stdio {
+			f.Close()
+		}
+	}()
+	env := m.Env
+	exe, err := lookPath(m.Argv[0], envValue(env, "PATH"))
+	if err != nil {
+		return 0, 0, true, err
+	}
+	args := append([]string{exe}, m.Argv[1:]...)
+	rl := make([]rlimit.RLimit, len(m.RLimits))
+	for i, r := range m.RLimits {
+		rl[i] = rlimit.RLimit{Res: r.Resource, Rlim: syscall.Rlimit{Cur: r.Value, Max: r.Value}}
+	}
+	files := make([]uintptr, len(stdio))
+	for i, f := range stdio {
+		files[i] = f.Fd()
+	}
+	runner := forkexec.Runner{
+		Args:       args,
+		Env:        env,
+		Files:      files,
+		WorkDir:    spec.SpaceDir,
+		RLimits:    rl,
+		NoNewPrivs: true,
+		DropCaps:   true,
+		Credential: &syscall.Credential{Uid: uint32(m.UID), Gid: uint32(m.GID), Groups: []uint32{}},
+		SyncFunc: func(pid int) error {
+			id := []byte(strconv.Itoa(pid))
+			for _, fd := range cgroupFDs {
+				if _, err := unix.Write(fd, id); err != nil {
+					return fmt.Errorf("join run cgroup: %w", err)
+				}
+			}
+			return nil
+		},
+	}
+	start = monotonicNs()
+	pid, err = runner.Start()
+	if err != nil {
+		var ce forkexec.ChildError
+		if errors.As(err, &ce) && ce.Location == forkexec.LocExecve {
+			return 0, 0, true, fmt.Errorf("execute %q: %w", m.Argv[0], ce.Err)
+		}
+		return 0, 0, false, fmt.Errorf("start %q: %w", m.Argv[0], err)
+	}
+	return pid, start, false, nil
+}
+
+// openStdio opens the run's standard streams as the box user, so that a
+// path can reach only what the program itself could.
+func openStdio(m *initMessage) (files []*os.File, err error) {
+	prevGID, _ := unix.SetfsgidRetGid(m.GID)
+	prevUID, _ := unix.SetfsuidRetUid(m.UID)
+	defer func() {
+		unix.SetfsuidRetUid(prevUID)
+		unix.SetfsgidRetGid(prevGID)
+	}()
+	streams := []struct {
+		name, path string
+		write      bool
+	}{{"stdin", m.Stdin, false}, {"stdout", m.Stdout, true}, {"stderr", m.Stderr, true}}
+	opened := map[string]*os.File{}
+	for _, s := range streams {
+		p := "/dev/null"
+		if s.path != "" {
+			p = spec.BoxPath(s.path)
+		}
+		f, err := openStream(p, s.write, opened[p])
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, fmt.Errorf("open %s %q: %w", s.name, s.path, err)
+		}
+		if s.write {
+			opened[p] = f
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// openStream opens one stream. A FIFO or socket would block the init or
+// reach outside the run, so only regular files and devices are accepted.
+// stdout and stderr naming the same file share one open file.
+func openStream(p string, write bool, same *os.File) (*os.File, error) {
+	if same != nil {
+		fd, err := unix.FcntlInt(same.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		return os.NewFile(uintptr(fd), p), nil
+	}
+	flags := unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+	if write {
+		flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+	}
+	fd, err := unix.Open(p, flags, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFCHR {
+		unix.Close(fd)
+		return nil, fmt.Errorf("not a regular file or device")
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}
+
+// defaultPath is searched for a bare program name when the run's environment has no PATH.
+const defaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+// lookPath finds the file to execute inside the box: a name with a slash is a
+// path (relative to /space); a bare name is searched in PATH.
+func lookPath(name, pathEnv string) (string, error) {
+	if strings.Contains(name, "/") {
+		return spec.BoxPath(name), nil
+	}
+	if pathEnv == "" {
+		pathEnv = defaultPath
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := spec.BoxPath(path.Join(dir, name))
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no program %q in PATH %q", name, pathEnv)
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}

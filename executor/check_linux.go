@@ -1,0 +1,85 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"time"
+
+	"sandboxd/spec"
+)
+
+// Finding is one line of `sandboxd check`.
+type Finding struct {
+	Name   string
+	OK     bool
+	Detail string
+	// Required findings decide whether sandboxd can work on this host.
+	Required bool
+}
+
+// CheckHost reports what the host offers the native executor, and runs a
+// program in a real box to prove it. stateDir is used for that box.
+func CheckHost(stateDir string) []Finding {
+	var out []Finding
+	root := os.Geteuid() == 0
+	out = append(out, Finding{"root", root, fmt.Sprintf("euid %d", os.Geteuid()), true})
+
+	v2, controllers, err := DetectCgroups()
+	version := "v1"
+	if v2 {
+		version = "v2"
+	}
+	detail := fmt.Sprintf("%s, controllers: %s", version, strings.Join(controllers, " "))
+	if err != nil {
+		detail += ": " + err.Error()
+	}
+	out = append(out, Finding{"cgroups", err == nil, detail, true})
+
+	var missing []string
+	for _, ns := range []string{"pid", "mnt", "net", "ipc", "uts"} {
+		if _, err := os.Stat("/proc/self/ns/" + ns); err != nil {
+			missing = append(missing, ns)
+		}
+	}
+	out = append(out, Finding{"namespaces", len(missing) == 0, "pid mnt net ipc uts; missing: " + strings.Join(missing, " "), true})
+
+	if root && err == nil {
+		out = append(out, checkBox(stateDir))
+	}
+	if path, err := exec.LookPath("isolate"); err == nil {
+		v, _ := exec.Command(path, "--version").Output()
+		out = append(out, Finding{"isolate", true, path + ": " + firstLine(string(v)), false})
+	} else {
+		out = append(out, Finding{"isolate", false, "not on PATH (needed only for --executor=isolate)", false})
+	}
+	return out
+}
+
+func checkBox(stateDir string) Finding {
+	start := time.Now()
+	n, err := NewNative(NativeConfig{StateDir: stateDir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	if err != nil {
+		return Finding{"box", false, err.Error(), true}
+	}
+	defer n.Close()
+	opened := time.Since(start)
+	cpu, procs := 1.0, int64(1)
+	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: &cpu, Processes: &procs}}
+	start = time.Now()
+	res, err := n.Run(context.Background(), DefaultBox, req)
+	if err != nil {
+		return Finding{"box", false, "run /bin/true: " + err.Error(), true}
+	}
+	if res.Verdict != spec.VerdictOK {
+		return Finding{"box", false, "run /bin/true: verdict " + res.Verdict, true}
+	}
+	return Finding{"box", true, fmt.Sprintf("opened in %v, ran /bin/true in %v", opened.Round(time.Microsecond), time.Since(start).Round(time.Microsecond)), true}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}

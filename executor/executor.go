@@ -1,0 +1,34 @@
+// Package executor runs programs in boxes. An Executor owns the boxes and
+// their life; the native one builds them from Linux namespaces and cgroups,
+// the isolate one drives an installed ioi/isolate.
+package executor
+
+import (
+	"context"
+
+	"sandboxd/spec"
+)
+
+// Executor is the set of box operations the protocol needs. Calls on
+// different boxes may run in parallel; calls on one box are made one at a time.
+type Executor interface {
+	// OpenBox creates a box and returns its id.
+	OpenBox(opts spec.BoxOptions) (int, error)
+	// CloseBox kills whatever runs in the box and removes it.
+	CloseBox(id int) error
+	// ResetBox empties the box's /space and /tmp.
+	ResetBox(id int) error
+	// Box tells where the box's files are on the host.
+	Box(id int) (spec.BoxInfo, error)
+	// Run runs a validated request in the box and reports its verdict. When
+	// ctx ends first, the run is killed and an error returned.
+	Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error)
+	// Close kills every run, removes every box and what the executor made on the host.
+	Close() error
+}
+
+// DefaultBox is the box that exists from the start.
+const DefaultBox = 0
+
+// MaxBoxes bounds the number of boxes open at once.
+const MaxBoxes = 1000

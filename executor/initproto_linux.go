@@ -1,0 +1,132 @@
+package executor
+
+import (
+	"fmt"
+	"os"
+
+	json "github.com/goccy/go-json"
+	"golang.org/x/sys/unix"
+)
+
+// The host and a box's init process talk over a SOCK_SEQPACKET socket pair:
+// one JSON message per packet, with the run's cgroup files passed alongside a
+// run request as SCM_RIGHTS.
+
+// boxInitEnv carries an init's initConfig from the host; its presence makes
+// the sandboxd binary act as a box init (see RunBoxInitIfRequested).
+const boxInitEnv = "SANDBOXD_BOX_INIT"
+
+// initFD is the init's end of the socket pair.
+const initFD = 3
+
+// initConfig tells a box's init how to build the box's root.
+type initConfig struct {
+	Root     string   // empty host directory where the new root is built
+	Space    string   // host directory shown as /space
+	Tmp      string   // host directory shown as /tmp
+	Dirs     []string // host directories shown read-only
+	NixStore string   // host /nix/store, shown on request; empty if absent
+	Hostname string
+}
+
+type initOp string
+
+const (
+	opRun     initOp = "run"     // host → init: start a program
+	opKill    initOp = "kill"    // host → init: kill every process of the run
+	opReady   initOp = "ready"   // init → host: the box is built
+	opStarted initOp = "started" // init → host: the program runs
+	opFailed  initOp = "failed"  // init → host: the box or the program could not start
+	opExited  initOp = "exited"  // init → host: the main process ended, every process is gone
+)
+
+type rlimitValue struct {
+	Resource int
+	Value    uint64
+}
+
+// initMessage is every message of the init protocol; each op uses some fields.
+type initMessage struct {
+	Op initOp
+
+	// opRun
+	Argv     []string
+	Env      []string
+	Stdin    string
+	Stdout   string
+	Stderr   string
+	UID, GID int
+	RLimits  []rlimitValue
+	NixStore bool
+
+	// opFailed
+	Error string
+	// ExecFailed tells a failure to start the program from a failure of the box.
+	ExecFailed bool
+
+	// opStarted (StartNs) and opExited (EndNs): CLOCK_MONOTONIC, shared by host and init.
+	StartNs, EndNs int64
+	// opExited: the wait status of the main process.
+	WaitStatus uint32
+}
+
+// maxInitMessage bounds one packet: argv and env of a run must fit.
+const maxInitMessage = 1 << 20
+
+func sendInit(sock int, m *initMessage, files []*os.File) error {
+	data, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode init message: %w", err)
+	}
+	if len(data) > maxInitMessage {
+		return fmt.Errorf("init message of %d bytes is over the %d limit", len(data), maxInitMessage)
+	}
+	var oob []byte
+	if len(files) > 0 {
+		fds := make([]int, len(files))
+		for i, f := range files {
+			fds[i] = int(f.Fd())
+		}
+		oob = unix.UnixRights(fds...)
+	}
+	return unix.Sendmsg(sock, data, oob, nil, 0)
+}
+
+// recvInit reads one message and any file descriptors sent with it.
+func recvInit(sock int, buf []byte) (*initMessage, []int, error) {
+	oob := make([]byte, unix.CmsgSpace(4*8))
+	n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, nil, err
+	}
+	if n == 0 {
+		return nil, nil, fmt.Errorf("init socket closed")
+	}
+	var fds []int
+	if oobn > 0 {
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil {
+			return nil, nil, fmt.Errorf("parse control message: %w", err)
+		}
+		for _, cm := range msgs {
+			rights, err := unix.ParseUnixRights(&cm)
+			if err == nil {
+				fds = append(fds, rights...)
+			}
+		}
+	}
+	m := new(initMessage)
+	if err := json.Unmarshal(buf[:n], m); err != nil {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, nil, fmt.Errorf("decode init message: %w", err)
+	}
+	return m, fds, nil
+}
+
+func monotonicNs() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}

@@ -1,0 +1,596 @@
+package executor
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"golang.org/x/sys/unix"
+
+	"sandboxd/spec"
+)
+
+// NativeConfig configures the native executor.
+type NativeConfig struct {
+	// StateDir holds the boxes' directories; one sandboxd instance owns it at a time.
+	StateDir string
+	// UIDBase is the uid and gid of box 0; box n runs as UIDBase+n.
+	UIDBase int
+	// Dirs are the host directories shown read-only in a box unless open_box names others.
+	Dirs []string
+}
+
+// Native is the executor that builds boxes itself.
+type Native struct {
+	cfg     NativeConfig
+	cgroups *Cgroups
+	lock    *os.File
+	hasNix  bool
+
+	mu    sync.Mutex
+	boxes map[int]*nativeBox
+}
+
+// NewNative takes ownership of the state directory, removes what a previous
+// instance left there (mounts, cgroups, box directories) and opens box 0.
+func NewNative(cfg NativeConfig) (*Native, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("the native executor must run as root")
+	}
+	stateDir, err := filepath.Abs(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.StateDir = stateDir
+	if err := os.MkdirAll(filepath.Join(stateDir, "boxes"), 0o755); err != nil {
+		return nil, fmt.Errorf("create state dir: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open state lock: %w", err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("state dir %s is in use by another sandboxd: %w", stateDir, err)
+	}
+	n := &Native{cfg: cfg, lock: lock, boxes: map[int]*nativeBox{}}
+	if _, err := os.Stat("/nix/store"); err == nil {
+		n.hasNix = true
+	}
+	if err := removeStaleBoxes(filepath.Join(stateDir, "boxes")); err != nil {
+		n.Close()
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(stateDir))
+	if n.cgroups, err = NewCgroups("sandboxd-" + hex.EncodeToString(sum[:4])); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if _, err := n.openBox(DefaultBox, spec.BoxOptions{}); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// removeStaleBoxes unmounts and deletes box directories a killed instance left.
+func removeStaleBoxes(boxesDir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	var mounts []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], boxesDir+"/") {
+			mounts = append(mounts, f[4])
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(mounts))) // children before parents
+	for _, m := range mounts {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
+			return fmt.Errorf("unmount stale %s: %w", m, err)
+		}
+	}
+	entries, err := os.ReadDir(boxesDir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", boxesDir, err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(boxesDir, e.Name())); err != nil {
+			return fmt.Errorf("remove stale box: %w", err)
+		}
+	}
+	return nil
+}
+
+// OpenBox creates a box with the lowest free id.
+func (n *Native) OpenBox(opts spec.BoxOptions) (int, error) {
+	n.mu.Lock()
+	id := -1
+	for i := 1; i < MaxBoxes; i++ {
+		if _, used := n.boxes[i]; !used {
+			id = i
+			break
+		}
+	}
+	if id < 0 {
+		n.mu.Unlock()
+		return 0, spec.Errorf(spec.CodeTooManyBoxes, "all %d boxes are open", MaxBoxes)
+	}
+	n.boxes[id] = nil // reserved while it is built
+	n.mu.Unlock()
+	return n.openBox(id, opts)
+}
+
+func (n *Native) openBox(id int, opts spec.BoxOptions) (int, error) {
+	if opts.Dirs == nil {
+		opts.Dirs = n.cfg.Dirs
+	}
+	opts = opts.WithDefaults()
+	b, err := startBox(n.boxConfig(id, opts))
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err != nil {
+		delete(n.boxes, id)
+		return 0, fmt.Errorf("open box %d: %w", id, err)
+	}
+	n.boxes[id] = b
+	return id, nil
+}
+
+func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {
+	dir := filepath.Join(n.cfg.StateDir, "boxes", fmt.Sprint(id))
+	c := boxConfig{
+		id:   id,
+		dir:  dir,
+		uid:  n.cfg.UIDBase + id,
+		opts: opts,
+		init: initConfig{
+			Root:     filepath.Join(dir, "root"),
+			Space:    filepath.Join(dir, "space"),
+			Tmp:      filepath.Join(dir, "tmp"),
+			Dirs:     opts.Dirs,
+			Hostname: "sandbox",
+		},
+	}
+	if n.hasNix {
+		c.init.NixStore = "/nix/store"
+	}
+	return c
+}
+
+func (n *Native) box(id int) (*nativeBox, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	b := n.boxes[id]
+	if b == nil {
+		return nil, spec.Errorf(spec.CodeNoSuchBox, "no box %d is open", id)
+	}
+	return b, nil
+}
+
+// CloseBox removes a box. Box 0 stays for the life of the executor.
+func (n *Native) CloseBox(id int) error {
+	if id == DefaultBox {
+		return spec.Errorf(spec.CodeInvalidArgument, "box 0 always exists; use reset_box to empty it")
+	}
+	b, err := n.box(id)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	delete(n.boxes, id)
+	n.mu.Unlock()
+	return b.close()
+}
+
+// ResetBox empties the box's /space and /tmp.
+func (n *Native) ResetBox(id int) error {
+	b, err := n.box(id)
+	if err != nil {
+		return err
+	}
+	return b.reset()
+}
+
+// Box tells where a box's /space is on the host.
+func (n *Native) Box(id int) (spec.BoxInfo, error) {
+	b, err := n.box(id)
+	if err != nil {
+		return spec.BoxInfo{}, err
+	}
+	return spec.BoxInfo{SpaceDir: b.init.Space, UID: b.uid, GID: b.uid}, nil
+}
+
+// Run runs a program in a box.
+func (n *Native) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error) {
+	b, err := n.box(id)
+	if err != nil {
+		return spec.RunResult{}, err
+	}
+	return b.run(ctx, n.cgroups, req)
+}
+
+// Close removes every box and the instance's cgroups, and releases the state dir.
+func (n *Native) Close() error {
+	n.mu.Lock()
+	boxes := n.boxes
+	n.boxes = map[int]*nativeBox{}
+	n.mu.Unlock()
+	var errs []error
+	for _, b := range boxes {
+		if b != nil {
+			errs = append(errs, b.close())
+		}
+	}
+	if n.cgroups != nil {
+		errs = append(errs, n.cgroups.Remove())
+	}
+	if n.lock != nil {
+		n.lock.Close()
+	}
+	return errors.Join(errs...)
+}
+
+type boxConfig struct {
+	id   int
+	dir  string
+	uid  int
+	opts spec.BoxOptions
+	init initConfig
+}
+
+// nativeBox is a running box: its init process and the host end of its socket.
+type nativeBox struct {
+	boxConfig
+	initProc *exec.Cmd
+	sock  int
+	// msgs delivers the init's messages; it is closed when the init is gone.
+	msgs chan *initMessage
+	// mu makes the box's operations one at a time.
+	mu sync.Mutex
+}
+
+// startBox makes the box's directories, mounts its /space and /tmp on the
+// host (so that judges can reach the files), and starts its init.
+func startBox(c boxConfig) (b *nativeBox, err error) {
+	b = &nativeBox{boxConfig: c, sock: -1}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	for _, d := range []string{c.init.Root, c.init.Space, c.init.Tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create box dir: %w", err)
+		}
+	}
+	for _, d := range []struct {
+		dir  string
+		mode string
+	}{{c.init.Space, "0755"}, {c.init.Tmp, "1777"}} {
+		data := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%s,uid=%d,gid=%d", c.opts.QuotaSpace, c.opts.QuotaInodes, d.mode, c.uid, c.uid)
+		if err := unix.Mount("tmpfs", d.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+			return nil, fmt.Errorf("mount box tmpfs %s: %w", d.dir, err)
+		}
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("socketpair: %w", err)
+	}
+	b.sock = fds[0]
+	initEnd := os.NewFile(uintptr(fds[1]), "box-init")
+	defer initEnd.Close()
+	cfgJSON, err := json.Marshal(c.init)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"sandboxd-box-" + fmt.Sprint(c.id)}
+	cmd.Env = []string{boxInitEnv + "=" + string(cfgJSON)}
+	cmd.ExtraFiles = []*os.File{initEnd}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
+		// The box dies with sandboxd, even when sandboxd is killed outright.
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start box init: %w", err)
+	}
+	b.initProc = cmd
+	b.msgs = make(chan *initMessage, 4)
+	go b.readMessages()
+	select {
+	case m, ok := <-b.msgs:
+		if !ok {
+			return nil, fmt.Errorf("box init exited while building the box")
+		}
+		if m.Op != opReady {
+			return nil, fmt.Errorf("build box: %s", m.Error)
+		}
+	case <-time.After(30 * time.Second):
+		return nil, fmt.Errorf("box init did not answer in 30 s")
+	}
+	return b, nil
+}
+
+func (b *nativeBox) readMessages() {
+	defer close(b.msgs)
+	buf := make([]byte, maxInitMessage)
+	for {
+		m, fds, err := recvInit(b.sock, buf)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		b.msgs <- m
+	}
+}
+
+// close kills the box's init (and with it every process of the box), then
+// removes the box's mounts and directories.
+func (b *nativeBox) close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.initProc != nil && b.initProc.Process != nil {
+		b.initProc.Process.Kill()
+		b.initProc.Wait()
+		b.initProc = nil
+	}
+	if b.sock >= 0 {
+		unix.Close(b.sock)
+		b.sock = -1
+	}
+	var errs []error
+	for _, d := range []string{b.init.Space, b.init.Tmp} {
+		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", d, err))
+		}
+	}
+	if len(errs) == 0 {
+		errs = append(errs, os.RemoveAll(b.dir))
+	}
+	return errors.Join(errs...)
+}
+
+func (b *nativeBox) reset() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, d := range []string{b.init.Space, b.init.Tmp} {
+		if err := emptyDir(d); err != nil {
+			return fmt.Errorf("reset box %d: %w", b.id, err)
+		}
+	}
+	return nil
+}
+
+// emptyDir removes everything inside dir; symlinks are removed, never followed.
+func emptyDir(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Check intervals of the limit watch: never sleep longer than the maximum, so
+// that a stalled reading is retried; never shorter than the minimum, so that
+// the watch does not burn the CPU the program is measured on.
+const (
+	maxCheckInterval = 100 * time.Millisecond
+	minCheckInterval = 250 * time.Microsecond
+)
+
+func (b *nativeBox) run(ctx context.Context, cgroups *Cgroups, req *spec.RunRequest) (spec.RunResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.initProc == nil {
+		return spec.RunResult{}, fmt.Errorf("box %d is closed", b.id)
+	}
+	l := req.Limits
+	rl := runLimits{processes: *l.Processes}
+	if l.Memory != nil {
+		rl.memory = *l.Memory
+	}
+	group, err := cgroups.NewRun(fmt.Sprintf("box%d", b.id), rl)
+	if err != nil {
+		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
+	}
+	defer group.Remove()
+	msg := &initMessage{
+		Op:       opRun,
+		Argv:     req.Argv,
+		Env:      runEnv(req.Env),
+		Stdin:    req.Stdin,
+		Stdout:   req.Stdout,
+		Stderr:   req.Stderr,
+		UID:      b.uid,
+		GID:      b.uid,
+		RLimits:  b.rlimits(l),
+		NixStore: req.NixStore,
+	}
+	if err := sendInit(b.sock, msg, group.procsFiles()); err != nil {
+		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
+	}
+	m, ok := <-b.msgs
+	switch {
+	case !ok:
+		return spec.RunResult{}, fmt.Errorf("box %d: init is gone", b.id)
+	case m.Op == opFailed && m.ExecFailed:
+		return spec.RunResult{}, spec.Errorf(spec.CodeExecFailed, "%s", m.Error)
+	case m.Op != opStarted:
+		return spec.RunResult{}, fmt.Errorf("box %d: %s", b.id, m.Error)
+	}
+	out, err := b.watch(ctx, group, l, m.StartNs)
+	if err != nil {
+		return spec.RunResult{}, err
+	}
+	return spec.Decide(l, out), nil
+}
+
+// rlimits are the per-process limits of a run. CPU time is enforced through
+// the cgroup; RLIMIT_CPU only stands behind it in case sandboxd stalls.
+func (b *nativeBox) rlimits(l spec.Limits) []rlimitValue {
+	stack := uint64(unix.RLIM_INFINITY)
+	if l.Memory != nil {
+		stack = uint64(*l.Memory)
+	}
+	cpu := uint64(math.Ceil(*l.CPUTime)) + 1
+	return []rlimitValue{
+		{unix.RLIMIT_CORE, 0},
+		{unix.RLIMIT_CPU, cpu},
+		{unix.RLIMIT_FSIZE, uint64(b.opts.QuotaSpace)},
+		{unix.RLIMIT_NOFILE, 1024},
+		{unix.RLIMIT_STACK, stack},
+	}
+}
+
+// runEnv is the environment of a run: exactly env when given, else sandboxd's own.
+func runEnv(env map[string]string) []string {
+	if env == nil {
+		return os.Environ()
+	}
+	list := make([]string, 0, len(env))
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	sort.Strings(list)
+	return list
+}
+
+// watch enforces the time limits until the init reports the end of the run.
+// CPU time is read from the run's cgroup at intervals that shrink as the
+// limit nears: CPU time grows at most as fast as wall time times the CPUs
+// the run can use, so a check can be put off by (limit - used) / CPUs
+// without missing the limit.
+func (b *nativeBox) watch(ctx context.Context, g *runGroup, l spec.Limits, startNs int64) (spec.Outcome, error) {
+	cpus := runtime.NumCPU()
+	if int64(cpus) > *l.Processes {
+		cpus = int(*l.Processes)
+	}
+	killedFor := spec.NoLimit
+	interrupted := false
+	kill := func() { sendInit(b.sock, &initMessage{Op: opKill}, nil) }
+	timer := time.NewTimer(nextCheck(l, 0, 0, cpus))
+	defer timer.Stop()
+	done := ctx.Done()
+	for {
+		select {
+		case m, ok := <-b.msgs:
+			if !ok {
+				return spec.Outcome{}, fmt.Errorf("box %d: init died during a run", b.id)
+			}
+			if m.Op != opExited {
+				continue
+			}
+			if interrupted {
+				return spec.Outcome{}, spec.Errorf(spec.CodeShuttingDown, "the run was killed: sandboxd is shutting down")
+			}
+			return b.outcome(g, m, startNs, killedFor)
+		case <-timer.C:
+			if killedFor != spec.NoLimit {
+				continue
+			}
+			used, err := g.CPUTime()
+			if err != nil {
+				kill()
+				return spec.Outcome{}, err
+			}
+			cpu := used.Seconds()
+			elapsed := float64(monotonicNs()-startNs) / 1e9
+			if killedFor = exceededLimit(l, cpu, elapsed); killedFor != spec.NoLimit {
+				kill()
+				continue
+			}
+			timer.Reset(nextCheck(l, cpu, elapsed, cpus))
+		case <-done:
+			done = nil
+			interrupted = true
+			kill()
+		}
+	}
+}
+
+// exceededLimit tells which time limit, if any, a run has gone past, in the
+// order of verdict priority.
+func exceededLimit(l spec.Limits, cpu, elapsed float64) spec.Limit {
+	switch {
+	case cpu >= *l.CPUTime:
+		return spec.LimitCPUTime
+	case l.RealTime != nil && elapsed >= *l.RealTime:
+		return spec.LimitRealTime
+	case l.IdlenessTime != nil && spec.IdlenessOf(elapsed, cpu) >= *l.IdlenessTime:
+		return spec.LimitIdlenessTime
+	}
+	return spec.NoLimit
+}
+
+func nextCheck(l spec.Limits, cpu, elapsed float64, cpus int) time.Duration {
+	wait := maxCheckInterval.Seconds()
+	wait = math.Min(wait, (*l.CPUTime-cpu)/float64(cpus))
+	if l.RealTime != nil {
+		wait = math.Min(wait, *l.RealTime-elapsed)
+	}
+	if l.IdlenessTime != nil {
+		wait = math.Min(wait, *l.IdlenessTime-spec.IdlenessOf(elapsed, cpu))
+	}
+	d := time.Duration(wait * float64(time.Second))
+	if d < minCheckInterval {
+		d = minCheckInterval
+	}
+	return d
+}
+
+// outcome gathers the metrics of a finished run from its cgroup.
+func (b *nativeBox) outcome(g *runGroup, m *initMessage, startNs int64, killedFor spec.Limit) (spec.Outcome, error) {
+	used, err := g.CPUTime()
+	if err != nil {
+		return spec.Outcome{}, err
+	}
+	peak, err := g.MemoryPeak()
+	if err != nil {
+		return spec.Outcome{}, err
+	}
+	ooms, err := g.OOMKills()
+	if err != nil {
+		return spec.Outcome{}, err
+	}
+	real := float64(m.EndNs-startNs) / 1e9
+	cpu := used.Seconds()
+	ws := unix.WaitStatus(m.WaitStatus)
+	out := spec.Outcome{
+		KilledFor: killedFor,
+		OOMKilled: ooms > 0,
+		Metrics:   spec.Metrics{RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: peak},
+	}
+	if ws.Signaled() {
+		out.Signal = int(ws.Signal())
+	} else {
+		out.ExitCode = ws.ExitStatus()
+	}
+	return out, nil
+}

@@ -1,0 +1,282 @@
+package protocol
+
+import (
+	"context"
+	"encoding/base64"
+	"os"
+	"unicode/utf8"
+
+	"sandboxd/boxfs"
+	"sandboxd/spec"
+)
+
+// Runtimes gives runs the environment of an installed runtime.
+type Runtimes interface {
+	// Environment returns the captured environment of the runtime called
+	// name, or an error with code no_such_runtime.
+	Environment(name string) (map[string]string, error)
+}
+
+// command is one protocol command. perBox commands are ordered per box.
+type command struct {
+	perBox bool
+	handle func(ctx context.Context, s *Server, line []byte) (any, error)
+}
+
+var commands map[string]*command
+
+func init() {
+	commands = map[string]*command{
+		"run":         {perBox: true, handle: handleRun},
+		"open_box":    {perBox: false, handle: handleOpenBox},
+		"close_box":   {perBox: true, handle: handleCloseBox},
+		"reset_box":   {perBox: true, handle: handleResetBox},
+		"box_path":    {perBox: true, handle: handleBoxPath},
+		"write_file":  {perBox: true, handle: handleWriteFile},
+		"read_file":   {perBox: true, handle: handleReadFile},
+		"list_files":  {perBox: true, handle: handleListFiles},
+		"remove_file": {perBox: true, handle: handleRemoveFile},
+		"version":     {perBox: false, handle: handleVersion},
+	}
+}
+
+// boxArg is the optional box field of box commands; the default is box 0.
+type boxArg struct {
+	Box int `json:"box"`
+}
+
+type empty struct{}
+
+func handleRun(ctx context.Context, s *Server, line []byte) (any, error) {
+	var args struct {
+		envelope
+		boxArg
+		spec.RunRequest
+	}
+	if err := decodeArgs(line, &args); err != nil {
+		return nil, err
+	}
+	req := &args.RunRequest
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if req.Runtime != "" {
+		if s.Runtimes == nil {
+			return nil, spec.Errorf(spec.CodeNoSuchRuntime, "no runtime %q: this sandboxd has no runtime store", req.Runtime)
+		}
+		base, err := s.Runtimes.Environment(req.Runtime)
+		if err != nil {
+			return nil, err
+		}
+		for k, v := range req.Env {
+			base[k] = v
+		}
+		req.Env, req.NixStore = base, true
+	}
+	return s.Exec.Run(ctx, args.Box, req)
+}
+
+func handleOpenBox(_ context.Context, s *Server, line []byte) (any, error) {
+	var args struct {
+		envelope
+		spec.BoxOptions
+	}
+	if err := decodeArgs(line, &args); err != nil {
+		return nil, err
+	}
+	if err := args.BoxOptions.Validate(); err != nil {
+		return nil, err
+	}
+	id, err := s.Exec.OpenBox(args.BoxOptions)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Box int `json:"box"`
+	}{id}, nil
+}
+
+func handleCloseBox(_ context.Context, s *Server, line []byte) (any, error) {
+	var args struct {
+		envelope
+		Box *int `json:"box"`
+	}
+	if err := decodeArgs(line, &args); err != nil {
+		return nil, err
+	}
+	if args.Box == nil {
+		return nil, spec.Errorf(spec.CodeInvalidArgument, "close_box needs the box to close")
+	}
+	return empty{}, s.Exec.CloseBox(*args.Box)
+}
+
+func handleResetBox(_ context.Context, s *Server, line []byte) (any, error) {
+	var args struct {
+		envelope
+		boxArg
+	}
+	if err := decodeArgs(line, &args); err != nil {
+		return nil, err
+	}
+	return empty{}, s.Exec.ResetBox(args.Box)
+}
+
+func handleBoxPath(_ context.Context, s *Server, line []byte) (any, error) {
+	var args struct {
+		envelope
+		boxArg
+	}
+	if err := decodeArgs(line, &args); err != nil {
+		return nil, err
+	}
+	info, err := s.Exec.Box(args.Box)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Path string `json:"path"`
+	}{info.SpaceDir}, nil
+}
+
+// space decodes a file command and finds its box.
+func space(s *Server, line []byte, args interface{ box() int }) (boxfs.Space, error) {
+	if err := decodeArgs(line, args); err != nil {
+		return boxfs.Space{}, err
+	}
+	info, err := s.Exec.Box(args.box())
+	return boxfs.Space{BoxInfo: info}, err
+}
+
+func (b boxArg) box() int { return b.Box }
+
+type writeFileArgs struct {
+	envelope
+	boxArg
+	Path          string  `json:"path"`
+	Content       *string `json:"content"`
+	ContentBase64 *string `json:"content_base64"`
+	Mode          *uint32 `json:"mode"`
+}
+
+func handleWriteFile(_ context.Context, s *Server, line []byte) (any, error) {
+	var args writeFileArgs
+	sp, err := space(s, line, &args)
+	if err != nil {
+		return nil, err
+	}
+	var data []byte
+	switch {
+	case args.Content != nil && args.ContentBase64 != nil:
+		return nil, spec.Errorf(spec.CodeInvalidArgument, "give content or content_base64, not both")
+	case args.Content != nil:
+		data = []byte(*args.Content)
+	case args.ContentBase64 != nil:
+		if data, err = base64.StdEncoding.DecodeString(*args.ContentBase64); err != nil {
+			return nil, spec.Errorf(spec.CodeInvalidArgument, "content_base64: %v", err)
+		}
+	}
+	mode := os.FileMode(0o644)
+	if args.Mode != nil {
+		if *args.Mode > 0o777 {
+			return nil, spec.Errorf(spec.CodeInvalidArgument, "mode must be permission bits, 0 to 0777 (511)")
+		}
+		mode = os.FileMode(*args.Mode)
+	}
+	n, err := sp.WriteFile(args.Path, data, mode)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Size int64 `json:"size"`
+	}{n}, nil
+}
+
+// Read sizes: the default, and the most one reply carries (larger files go
+// through box_path).
+const (
+	defaultReadBytes = 1 << 20
+	maxReadBytes     = 8 << 20
+)
+
+type readFileArgs struct {
+	envelope
+	boxArg
+	Path     string `json:"path"`
+	Offset   int64  `json:"offset"`
+	MaxBytes *int64 `json:"max_bytes"`
+	Encoding string `json:"encoding"`
+}
+
+func handleReadFile(_ context.Context, s *Server, line []byte) (any, error) {
+	var args readFileArgs
+	sp, err := space(s, line, &args)
+	if err != nil {
+		return nil, err
+	}
+	max := int64(defaultReadBytes)
+	if args.MaxBytes != nil {
+		max = *args.MaxBytes
+	}
+	if max < 0 || max > maxReadBytes || args.Offset < 0 {
+		return nil, spec.Errorf(spec.CodeInvalidArgument, "max_bytes must be 0 to %d and offset at least 0", maxReadBytes)
+	}
+	if args.Encoding != "" && args.Encoding != "utf8" && args.Encoding != "base64" {
+		return nil, spec.Errorf(spec.CodeInvalidArgument, "encoding must be \"utf8\" or \"base64\"")
+	}
+	data, size, truncated, err := sp.ReadFile(args.Path, args.Offset, max)
+	if err != nil {
+		return nil, err
+	}
+	content := string(data)
+	if args.Encoding == "base64" {
+		content = base64.StdEncoding.EncodeToString(data)
+	} else if !utf8.Valid(data) {
+		return nil, spec.Errorf(spec.CodeInvalidArgument, "%q is not valid UTF-8 text: read it with \"encoding\": \"base64\"", args.Path)
+	}
+	return struct {
+		Content   string `json:"content"`
+		Size      int64  `json:"size"`
+		Truncated bool   `json:"truncated"`
+	}{content, size, truncated}, nil
+}
+
+type pathArgs struct {
+	envelope
+	boxArg
+	Path string `json:"path"`
+}
+
+func handleListFiles(_ context.Context, s *Server, line []byte) (any, error) {
+	var args pathArgs
+	sp, err := space(s, line, &args)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := sp.ListFiles(args.Path)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Entries []boxfs.Entry `json:"entries"`
+	}{entries}, nil
+}
+
+func handleRemoveFile(_ context.Context, s *Server, line []byte) (any, error) {
+	var args pathArgs
+	sp, err := space(s, line, &args)
+	if err != nil {
+		return nil, err
+	}
+	return empty{}, sp.RemoveFile(args.Path)
+}
+
+func handleVersion(_ context.Context, s *Server, line []byte) (any, error) {
+	var args struct{ envelope }
+	if err := decodeArgs(line, &args); err != nil {
+		return nil, err
+	}
+	return struct {
+		Version  string `json:"version"`
+		Protocol int    `json:"protocol"`
+	}{s.Version, 1}, nil
+}

@@ -1,0 +1,83 @@
+package protocol
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+
+	json "github.com/goccy/go-json"
+
+	"sandboxd/spec"
+)
+
+// envelope holds the fields every request may carry. Each command's argument
+// struct embeds it, so that decoding a whole line strictly accepts them.
+type envelope struct {
+	Command string          `json:"command"`
+	ID      json.RawMessage `json:"id"`
+}
+
+// header is what the dispatcher needs to know of a request before running it.
+type header struct {
+	envelope
+	Box *int `json:"box"`
+}
+
+// validID tells whether a raw id is a JSON string or integer.
+func validID(raw json.RawMessage) bool {
+	if len(raw) == 0 {
+		return true
+	}
+	switch raw[0] {
+	case '"':
+		var s string
+		return json.Unmarshal(raw, &s) == nil
+	case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
+		var n int64
+		return json.Unmarshal(raw, &n) == nil
+	}
+	return false
+}
+
+// decodeArgs decodes a request line strictly into v: unknown fields and
+// values of the wrong type are errors with their protocol codes.
+func decodeArgs(line []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return argsError(err)
+	}
+	return nil
+}
+
+func argsError(err error) error {
+	msg := err.Error()
+	if rest, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return spec.Errorf(spec.CodeUnknownField, "unknown field %s", rest)
+	}
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) && typeErr.Field != "" {
+		return spec.Errorf(spec.CodeInvalidArgument, "field %q: expected %s, got JSON %s", typeErr.Field, typeName(typeErr.Type.String()), typeErr.Value)
+	}
+	return spec.Errorf(spec.CodeInvalidArgument, "%s", strings.TrimPrefix(msg, "json: "))
+}
+
+// typeName says a Go type the way a judge author reads the protocol.
+func typeName(goType string) string {
+	switch {
+	case strings.Contains(goType, "float"):
+		return "a number"
+	case strings.Contains(goType, "int"):
+		return "an integer"
+	case strings.Contains(goType, "string") && strings.HasPrefix(goType, "map"), strings.HasPrefix(goType, "map"):
+		return "an object"
+	case strings.HasPrefix(goType, "[]") || strings.HasPrefix(goType, "*[]"):
+		return "a list"
+	case strings.Contains(goType, "string"):
+		return "a string"
+	case strings.Contains(goType, "bool"):
+		return "a boolean"
+	}
+	return fmt.Sprintf("a value of another type (%s)", goType)
+}

@@ -1,0 +1,235 @@
+// Package protocol speaks sandboxd's protocol: JSON objects, one per line,
+// both ways. It frames and decodes requests, dispatches them (one at a time
+// per box, boxes in parallel), and writes one reply line per request line.
+package protocol
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"runtime"
+	"sync"
+
+	json "github.com/goccy/go-json"
+
+	"sandboxd/executor"
+	"sandboxd/spec"
+)
+
+// Server serves one protocol stream.
+type Server struct {
+	Exec executor.Executor
+	// Runtimes resolves and manages installed runtimes; nil when the host has none.
+	Runtimes Runtimes
+	// Parallel bounds the requests executed at once (default: the number of CPUs).
+	Parallel int
+	// MaxLine bounds a request line in bytes (default DefaultMaxLine).
+	MaxLine int
+	// Version is reported by the `version` command.
+	Version string
+
+	out  *bufio.Writer
+	outM sync.Mutex
+	sem  chan struct{}
+
+	queuesM sync.Mutex
+	queues  map[int]*boxQueue
+	wg      sync.WaitGroup
+}
+
+// boxQueue holds the requests waiting for one box, in arrival order.
+type boxQueue struct {
+	pending []*request
+}
+
+type request struct {
+	line []byte
+	id   json.RawMessage
+	cmd  *command
+	box  int
+}
+
+// Serve reads requests from in and writes replies to out until the end of
+// input, then waits for every request in flight and returns nil. When ctx
+// ends, runs in flight are killed and answered with an error, requests not
+// yet started are answered with shutting_down, and Serve returns ctx's error.
+func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
+	if s.Parallel <= 0 {
+		s.Parallel = runtime.NumCPU()
+	}
+	if s.MaxLine <= 0 {
+		s.MaxLine = DefaultMaxLine
+	}
+	s.out = bufio.NewWriterSize(out, 64<<10)
+	s.sem = make(chan struct{}, s.Parallel)
+	s.queues = map[int]*boxQueue{}
+
+	lines := make(chan []byte)
+	readErr := make(chan error, 1)
+	go func() {
+		lr := newLineReader(in, s.MaxLine)
+		for {
+			line, err := lr.next()
+			if err == errLineTooLong {
+				lines <- nil
+				continue
+			}
+			if err != nil {
+				readErr <- err
+				return
+			}
+			lines <- append([]byte(nil), line...)
+		}
+	}()
+	for {
+		select {
+		case line := <-lines:
+			if line == nil {
+				s.reply(nil, nil, spec.Errorf(spec.CodeLineTooLong, "request line longer than %d bytes was skipped", s.MaxLine))
+				continue
+			}
+			s.accept(ctx, line)
+		case err := <-readErr:
+			s.wg.Wait()
+			if err == io.EOF {
+				return nil
+			}
+			return err
+		case <-ctx.Done():
+			s.wg.Wait()
+			return ctx.Err()
+		}
+	}
+}
+
+// accept parses a request far enough to dispatch it, answering at once
+// what cannot be dispatched.
+func (s *Server) accept(ctx context.Context, line []byte) {
+	if len(bytesTrimSpace(line)) == 0 {
+		return // blank lines are not requests
+	}
+	var h header
+	if err := json.Unmarshal(line, &h); err != nil {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(line, &m) != nil {
+			s.reply(nil, nil, spec.Errorf(spec.CodeBadJSON, "request is not a JSON object: %v", err))
+			return
+		}
+		// A JSON object whose command, id or box has the wrong type.
+		if id := m["id"]; validID(id) {
+			h.ID = id
+		}
+		s.reply(h.ID, nil, argsError(err))
+		return
+	}
+	if !validID(h.ID) {
+		s.reply(nil, nil, spec.Errorf(spec.CodeInvalidArgument, "id must be a string or an integer"))
+		return
+	}
+	cmd, ok := commands[h.Command]
+	if !ok {
+		if h.Command == "" {
+			s.reply(h.ID, nil, spec.Errorf(spec.CodeInvalidArgument, "request has no command"))
+		} else {
+			s.reply(h.ID, nil, spec.Errorf(spec.CodeUnknownCommand, "unknown command %q", h.Command))
+		}
+		return
+	}
+	req := &request{line: line, id: h.ID, cmd: cmd}
+	s.wg.Add(1)
+	if !cmd.perBox {
+		go func() {
+			defer s.wg.Done()
+			s.execute(ctx, req)
+		}()
+		return
+	}
+	if h.Box != nil {
+		req.box = *h.Box
+	}
+	s.queuesM.Lock()
+	q, busy := s.queues[req.box]
+	if !busy {
+		q = &boxQueue{}
+		s.queues[req.box] = q
+	}
+	q.pending = append(q.pending, req)
+	s.queuesM.Unlock()
+	if !busy {
+		go s.drain(ctx, req.box, q)
+	}
+}
+
+// drain executes a box's requests in order until its queue is empty.
+func (s *Server) drain(ctx context.Context, box int, q *boxQueue) {
+	for {
+		s.queuesM.Lock()
+		if len(q.pending) == 0 {
+			delete(s.queues, box)
+			s.queuesM.Unlock()
+			return
+		}
+		req := q.pending[0]
+		q.pending = q.pending[1:]
+		s.queuesM.Unlock()
+		s.execute(ctx, req)
+		s.wg.Done()
+	}
+}
+
+func (s *Server) execute(ctx context.Context, req *request) {
+	if ctx.Err() == nil {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+	}
+	if ctx.Err() != nil {
+		s.reply(req.id, nil, spec.Errorf(spec.CodeShuttingDown, "not started: sandboxd is shutting down"))
+		return
+	}
+	defer func() { <-s.sem }()
+	result, err := req.cmd.handle(ctx, s, req.line)
+	s.reply(req.id, result, err)
+}
+
+type errorBody struct {
+	Code    spec.Code `json:"code"`
+	Message string    `json:"message"`
+}
+
+// reply writes one reply line: {"id":…, …result} or {"id":…, "error":{…}}.
+func (s *Server) reply(id json.RawMessage, result any, err error) {
+	var body []byte
+	if err != nil {
+		body, _ = json.Marshal(struct {
+			Error errorBody `json:"error"`
+		}{errorBody{spec.CodeOf(err), err.Error()}})
+	} else if body, err = json.Marshal(result); err != nil {
+		body, _ = json.Marshal(struct {
+			Error errorBody `json:"error"`
+		}{errorBody{spec.CodeInternal, "encode reply: " + err.Error()}})
+	}
+	s.outM.Lock()
+	defer s.outM.Unlock()
+	if len(id) > 0 {
+		s.out.WriteString(`{"id":`)
+		s.out.Write(id)
+		if len(body) > 2 {
+			s.out.WriteByte(',')
+		}
+		s.out.Write(body[1:])
+	} else {
+		s.out.Write(body)
+	}
+	s.out.WriteByte('\n')
+	s.out.Flush()
+}
+
+func bytesTrimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r') {
+		b = b[1:]
+	}
+	return b
+}
+

@@ -1,0 +1,53 @@
+package spec
+
+// BoxOptions are the arguments of `open_box`. Zero values take the defaults.
+type BoxOptions struct {
+	// QuotaSpace bounds the bytes of /space (and, separately, of /tmp).
+	QuotaSpace int64 `json:"quota_space"`
+	// QuotaInodes bounds the number of files of /space (and of /tmp).
+	QuotaInodes int64 `json:"quota_inodes"`
+	// Dirs replaces the host directories shown read-only in the box.
+	Dirs []string `json:"dirs"`
+}
+
+// Default box options.
+const (
+	DefaultQuotaSpace  = 512 << 20
+	DefaultQuotaInodes = 16384
+)
+
+// DefaultDirs are the host directories a box shows read-only.
+var DefaultDirs = []string{"/usr", "/bin", "/lib", "/lib64"}
+
+// WithDefaults fills unset options with the defaults.
+func (o BoxOptions) WithDefaults() BoxOptions {
+	if o.QuotaSpace == 0 {
+		o.QuotaSpace = DefaultQuotaSpace
+	}
+	if o.QuotaInodes == 0 {
+		o.QuotaInodes = DefaultQuotaInodes
+	}
+	if o.Dirs == nil {
+		o.Dirs = DefaultDirs
+	}
+	return o
+}
+
+// Validate checks box options that a judge sent.
+func (o BoxOptions) Validate() error {
+	if o.QuotaSpace < 0 || o.QuotaInodes < 0 {
+		return Errorf(CodeInvalidArgument, "quota_space and quota_inodes must be positive")
+	}
+	for _, d := range o.Dirs {
+		if len(d) == 0 || d[0] != '/' {
+			return Errorf(CodeInvalidArgument, "dirs: %q is not an absolute path", d)
+		}
+	}
+	return nil
+}
+
+// BoxInfo tells where a box's files live on the host and whom they belong to.
+type BoxInfo struct {
+	SpaceDir string // host path of the box's /space
+	UID, GID int    // owner of files in the box
+}

@@ -1,0 +1,51 @@
+package spec
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Code is a protocol error code: a short snake_case word documented in PROTOCOL.md.
+type Code string
+
+const (
+	CodeBadJSON         Code = "bad_json"
+	CodeLineTooLong     Code = "line_too_long"
+	CodeUnknownCommand  Code = "unknown_command"
+	CodeUnknownField    Code = "unknown_field"
+	CodeInvalidArgument Code = "invalid_argument"
+	CodeMissingLimit    Code = "missing_limit"
+	CodeNoSuchBox       Code = "no_such_box"
+	CodeNoSuchFile      Code = "no_such_file"
+	CodeNoSuchRuntime   Code = "no_such_runtime"
+	CodeRuntimeExists   Code = "runtime_exists"
+	CodeNixUnavailable  Code = "nix_unavailable"
+	CodeExecFailed      Code = "exec_failed"
+	CodeQuotaExceeded   Code = "quota_exceeded"
+	CodeTooManyBoxes    Code = "too_many_boxes"
+	CodeShuttingDown    Code = "shutting_down"
+	CodeInternal        Code = "internal"
+)
+
+// Error is an error that carries a protocol code. Errors from anywhere in
+// sandboxd may wrap one; the protocol replies with the innermost code found.
+type Error struct {
+	Code    Code
+	Message string
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Errorf builds an *Error with a formatted message.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// CodeOf returns the protocol code carried by err, or CodeInternal.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}

@@ -1,0 +1,103 @@
+package spec
+
+import (
+	"math"
+	"path"
+	"strings"
+)
+
+// Limits are the per-run limits of the seed spec. A nil field is not enforced.
+type Limits struct {
+	RealTime     *float64 `json:"real_time_limit"`     // seconds
+	CPUTime      *float64 `json:"cpu_time_limit"`      // seconds
+	IdlenessTime *float64 `json:"idleness_time_limit"` // seconds
+	Memory       *int64   `json:"memory_limit"`        // bytes
+	Processes    *int64   `json:"processes_limit"`     // processes at once, including the program itself
+}
+
+// Stdio names the files a program's standard streams are connected to, as
+// paths inside the box (relative to /space). Empty means /dev/null.
+type Stdio struct {
+	Stdin  string `json:"stdin"`
+	Stdout string `json:"stdout"`
+	Stderr string `json:"stderr"`
+}
+
+// RunRequest is the `run` command of the seed spec plus sandboxd's extensions.
+type RunRequest struct {
+	Argv []string `json:"argv"`
+	// Env replaces the environment when non-nil; nil means "inherit".
+	Env map[string]string `json:"env"`
+	Stdio
+	Limits
+	// Runtime names an installed runtime whose environment is the base of the
+	// run's environment; resolved by the protocol before the executor sees it.
+	Runtime string `json:"runtime"`
+	// NixStore makes the host's /nix/store visible read-only for this run.
+	// Set from Runtime, never from the wire.
+	NixStore bool `json:"-"`
+}
+
+// MaxTimeLimit bounds every time limit: a day is longer than any judge waits,
+// and it keeps durations far from overflow.
+const MaxTimeLimit = 86400.0
+
+// Validate checks a run request against the rules of the spec: a non-empty
+// argv, the required CPU time and processes limits, and positive finite
+// values everywhere.
+func (r *RunRequest) Validate() error {
+	if len(r.Argv) == 0 || r.Argv[0] == "" {
+		return Errorf(CodeInvalidArgument, "argv must be a non-empty list whose first element names the program")
+	}
+	for _, a := range r.Argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return Errorf(CodeInvalidArgument, "argv elements must not contain NUL bytes")
+		}
+	}
+	for k, v := range r.Env {
+		if k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(v, 0) >= 0 {
+			return Errorf(CodeInvalidArgument, "env: invalid variable %q", k)
+		}
+	}
+	for _, p := range []struct{ name, value string }{{"stdin", r.Stdin}, {"stdout", r.Stdout}, {"stderr", r.Stderr}} {
+		if strings.IndexByte(p.value, 0) >= 0 {
+			return Errorf(CodeInvalidArgument, "%s: path must not contain NUL bytes", p.name)
+		}
+	}
+	if r.CPUTime == nil {
+		return Errorf(CodeMissingLimit, "cpu_time_limit is required: CPU time must always be limited")
+	}
+	if r.Processes == nil {
+		return Errorf(CodeMissingLimit, "processes_limit is required: the number of processes must always be limited")
+	}
+	for _, t := range []struct {
+		name  string
+		value *float64
+	}{{"real_time_limit", r.RealTime}, {"cpu_time_limit", r.CPUTime}, {"idleness_time_limit", r.IdlenessTime}} {
+		if t.value == nil {
+			continue
+		}
+		if v := *t.value; math.IsNaN(v) || v <= 0 || v > MaxTimeLimit {
+			return Errorf(CodeInvalidArgument, "%s must be a positive number of seconds up to %g", t.name, MaxTimeLimit)
+		}
+	}
+	if r.Memory != nil && *r.Memory <= 0 {
+		return Errorf(CodeInvalidArgument, "memory_limit must be a positive number of bytes")
+	}
+	if *r.Processes <= 0 || *r.Processes > math.MaxInt32 {
+		return Errorf(CodeInvalidArgument, "processes_limit must be a positive integer")
+	}
+	return nil
+}
+
+// BoxPath turns a path given relative to /space (or absolute inside the box)
+// into a clean absolute path inside the box.
+func BoxPath(p string) string {
+	if !path.IsAbs(p) {
+		p = path.Join(SpaceDir, p)
+	}
+	return path.Clean(p)
+}
+
+// SpaceDir is the working directory of every program, inside its box.
+const SpaceDir = "/space"
