@@ -1,0 +1,302 @@
+package tests
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The conformance cases of the seed spec, run through the protocol against
+// real boxes. Timing tolerances are stated per case; SANDBOXD_FUNCTIONAL_ONLY
+// keeps the verdicts and drops the timing checks (for emulated machines).
+
+func TestExitCode(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(run("./probe", "exit", "123"))
+	expectVerdict(t, r, "OK", code(123))
+	for _, k := range []string{"real_time", "cpu_time", "idleness_time", "memory"} {
+		if num(t, r, k) < 0 {
+			t.Errorf("%s is negative: %v", k, r)
+		}
+	}
+}
+
+func TestSignals(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	for _, c := range []struct {
+		behaviour string
+		signal    int
+	}{{"segv", 11}, {"abort", 6}, {"sigterm", 15}} {
+		t.Run(c.behaviour, func(t *testing.T) {
+			r := s.ok(run("./probe", c.behaviour))
+			expectVerdict(t, r, "Signaled", code(-c.signal))
+		})
+	}
+}
+
+func TestCPUTimeLimit(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "spin", "0"), "cpu_time_limit", 0.5))
+	expectVerdict(t, r, "CPUTimeLimitExceeded", nil)
+	if !functionalOnly {
+		within(t, "cpu_time", num(t, r, "cpu_time"), 0.5, 0.03)
+	}
+}
+
+func TestCPUTimeLimitCountsEveryThread(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "threads", "2"), "cpu_time_limit", 1.0))
+	expectVerdict(t, r, "CPUTimeLimitExceeded", nil)
+	if !functionalOnly {
+		within(t, "cpu_time", num(t, r, "cpu_time"), 1.0, 0.03)
+		// Two CPUs burn the second of CPU time in half a second; allow for
+		// a machine where the other CPU is sometimes busy elsewhere.
+		if real := num(t, r, "real_time"); real < 0.49 || real > 0.7 {
+			t.Errorf("real_time: got %.3f, want about 0.5 (two threads on two CPUs)", real)
+		}
+	}
+}
+
+func TestRealTimeLimit(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "pause"), "real_time_limit", 0.3))
+	expectVerdict(t, r, "RealTimeLimitExceeded", nil)
+	if !functionalOnly {
+		within(t, "real_time", num(t, r, "real_time"), 0.3, 0.03)
+	}
+}
+
+func TestIdlenessTimeLimit(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "spin-pause", "0.1"), "idleness_time_limit", 0.2))
+	expectVerdict(t, r, "IdlenessTimeLimitExceeded", nil)
+	if !functionalOnly {
+		within(t, "cpu_time", num(t, r, "cpu_time"), 0.1, 0.02)
+		within(t, "idleness_time", num(t, r, "idleness_time"), 0.2, 0.03)
+	}
+}
+
+func TestMetricsOfAFinishedRun(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "spin-sleep", "0.1", "0.2"), "idleness_time_limit", 1.0))
+	expectVerdict(t, r, "OK", code(0))
+	if !functionalOnly {
+		within(t, "cpu_time", num(t, r, "cpu_time"), 0.1, 0.02)
+		within(t, "idleness_time", num(t, r, "idleness_time"), 0.2, 0.03)
+		within(t, "real_time", num(t, r, "real_time"), 0.3, 0.04)
+	}
+}
+
+func TestMemoryLimit(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "mem", "512"), "memory_limit", 100_000_000))
+	expectVerdict(t, r, "MemoryLimitExceeded", nil)
+	if m := num(t, r, "memory"); m > 100_000_000 || m < 90_000_000 {
+		t.Errorf("memory: got %.0f, want the peak near the 100 MB limit", m)
+	}
+}
+
+func TestMemoryMetric(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "mem", "10"), "memory_limit", 64<<20))
+	expectVerdict(t, r, "OK", code(0))
+	if m := num(t, r, "memory"); m < 10<<20 || m > 14<<20 {
+		t.Errorf("memory: got %.0f bytes, want about 10 MiB", m)
+	}
+}
+
+func TestForkBombIsContained(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "forkbomb"), "processes_limit", 10, "stdout", "fork.txt"))
+	expectVerdict(t, r, "OK", code(0))
+	out := s.ok(obj{"command": "read_file", "path": "fork.txt"})
+	if out["content"] != "forked 9\n" {
+		t.Errorf("with processes_limit 10 the program (1 process) could fork 9 more; it says %q", out["content"])
+	}
+	// Nothing of the run is left: the next run sees only itself in /proc.
+	r = s.ok(with(run("./probe", "pids"), "stdout", "pids.txt"))
+	expectVerdict(t, r, "OK", code(0))
+	pids := strings.Fields(s.ok(obj{"command": "read_file", "path": "pids.txt"})["content"].(string))
+	if len(pids) != 2 { // the box's init and the probe itself
+		t.Errorf("after the fork bomb, /proc shows %v", pids)
+	}
+}
+
+func TestDaemonDiesWithTheRun(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	expectVerdict(t, s.ok(run("./probe", "daemon")), "OK", code(0))
+	s.ok(with(run("./probe", "pids"), "stdout", "pids.txt"))
+	pids := strings.Fields(s.ok(obj{"command": "read_file", "path": "pids.txt"})["content"].(string))
+	if len(pids) != 2 {
+		t.Errorf("a daemonised child outlived its run: /proc shows %v", pids)
+	}
+}
+
+func TestStdioRedirection(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	s.ok(obj{"command": "write_file", "path": "in/data.txt", "content": "line one\nline two\n"})
+	r := s.ok(with(run("./probe", "cat"), "stdin", "in/data.txt", "stdout", "out.txt", "stderr", "/space/err.txt"))
+	expectVerdict(t, r, "OK", code(0))
+	if got := s.ok(obj{"command": "read_file", "path": "out.txt"})["content"]; got != "line one\nline two\n" {
+		t.Errorf("stdout file: %q", got)
+	}
+	if got := s.ok(obj{"command": "read_file", "path": "err.txt"})["content"]; got != "done\n" {
+		t.Errorf("stderr file: %q", got)
+	}
+	// stdout and stderr may name one file; neither overwrites the other.
+	s.ok(with(run("sh", "-c", "echo out; echo err >&2"), "stdout", "both.txt", "stderr", "both.txt"))
+	if got := s.ok(obj{"command": "read_file", "path": "both.txt"})["content"]; got != "out\nerr\n" {
+		t.Errorf("shared stdout/stderr file: %q", got)
+	}
+	// A missing stdin file is an error reply, not a verdict.
+	expectError(t, s.call(with(run("./probe", "cat"), "stdin", "missing.txt")), "exec_failed")
+}
+
+func TestEnvReplacesTheEnvironment(t *testing.T) {
+	s := startServer(t)
+	s.ok(obj{"command": "write_file", "path": "env.py", "content": "import os\nfor k in sorted(os.environ):\n    print(k + '=' + os.environ[k])\n"})
+	r := s.ok(with(run("/usr/bin/python3", "env.py"), "env", obj{"ONLY": "this", "PATH": "/usr/bin", "LC_ALL": "C.UTF-8"}, "stdout", "env.txt"))
+	expectVerdict(t, r, "OK", code(0))
+	got := s.ok(obj{"command": "read_file", "path": "env.txt"})["content"]
+	if got != "LC_ALL=C.UTF-8\nONLY=this\nPATH=/usr/bin\n" {
+		t.Errorf("environment seen by the program: %q", got)
+	}
+	// Without env, the program inherits sandboxd's environment.
+	s.ok(with(run("/usr/bin/python3", "env.py"), "stdout", "env.txt"))
+	got = s.ok(obj{"command": "read_file", "path": "env.txt"})["content"]
+	if !strings.Contains(got.(string), "PATH="+os.Getenv("PATH")+"\n") {
+		t.Errorf("inherited environment lacks sandboxd's PATH: %q", got)
+	}
+}
+
+func TestNoNetwork(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "connect", port), "stdout", "net.txt"))
+	expectVerdict(t, r, "OK", code(1))
+	if got := s.ok(obj{"command": "read_file", "path": "net.txt"})["content"]; !strings.Contains(got.(string), "unreachable") {
+		t.Logf("connect failed with: %q", got)
+	}
+}
+
+func TestHostDirsAreReadOnly(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	for _, p := range []string{"/usr/evil", "/bin/evil", "/lib/evil", "/evil", "/dev/evil", "/proc/evil"} {
+		r := s.ok(with(run("./probe", "create", p), "stdout", "create.txt"))
+		expectVerdict(t, r, "OK", code(1))
+	}
+	for _, p := range []string{"/space/ok", "/tmp/ok"} {
+		expectVerdict(t, s.ok(run("./probe", "create", p)), "OK", code(0))
+	}
+}
+
+func TestRunsAsAnUnprivilegedUser(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	s.ok(with(run("./probe", "id"), "stdout", "id.txt"))
+	ids := strings.Fields(s.ok(obj{"command": "read_file", "path": "id.txt"})["content"].(string))
+	if len(ids) != 2 || ids[0] == "0" || ids[1] == "0" {
+		t.Errorf("uid and gid in the box: %v", ids)
+	}
+}
+
+func TestProcShowsOnlyTheBox(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	s.ok(with(run("./probe", "pids"), "stdout", "pids.txt"))
+	pids := strings.Fields(s.ok(obj{"command": "read_file", "path": "pids.txt"})["content"].(string))
+	if len(pids) != 2 || pids[0] != "1" {
+		t.Errorf("/proc in the box shows pids %v, want the box's init (1) and the program", pids)
+	}
+}
+
+func TestHugeOutputIsBounded(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	box := s.ok(obj{"command": "open_box", "quota_space": 64 << 20})["box"]
+	s.installProbe(int(box.(float64)))
+	r := s.ok(with(run("./probe", "flood", "1024"), "box", box, "stdout", "flood.txt"))
+	if r["limit_verdict"] == "OK" && r["exit_code"] == 0.0 {
+		t.Fatalf("1 GiB written into a 64 MiB box succeeded: %v", r)
+	}
+	list := s.ok(obj{"command": "list_files", "box": box})["entries"].([]any)
+	for _, e := range list {
+		if e := e.(map[string]any); e["name"] == "flood.txt" && e["size"].(float64) > 64<<20 {
+			t.Errorf("flood.txt grew past the quota: %v", e)
+		}
+	}
+	// The server goes on.
+	expectVerdict(t, s.ok(run("./probe", "exit", "0")), "OK", code(0))
+}
+
+func TestBadRequestsGetErrorReplies(t *testing.T) {
+	s := startServer(t)
+	cases := []struct {
+		line, code string
+	}{
+		{`{"command":"run","argv":["/bin/true"],"processes_limit":1}`, "missing_limit"},
+		{`{"command":"run","argv":["/bin/true"],"cpu_time_limit":1}`, "missing_limit"},
+		{`{"command":"run","argv":["/bin/true"],"cpu_limit":1,"cpu_time_limit":1,"processes_limit":1}`, "unknown_field"},
+		{`{"command":"run","argv":["/bin/true"],"cpu_time_limit":-1,"processes_limit":1}`, "invalid_argument"},
+		{`{"command":"run","argv":["/bin/true"],"cpu_time_limit":"1","processes_limit":1}`, "invalid_argument"},
+		{`{"command":"run","argv":[],"cpu_time_limit":1,"processes_limit":1}`, "invalid_argument"},
+		{`{"command":"run","argv":["/no/such/program"],"cpu_time_limit":1,"processes_limit":1}`, "exec_failed"},
+		{`{"command":"run","argv":["no-such-program"],"cpu_time_limit":1,"processes_limit":1}`, "exec_failed"},
+		{`{"command":"run","box":7,"argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1}`, "no_such_box"},
+		{`{"command":"fly"}`, "unknown_command"},
+		{`{"command":"read_file","path":"../../etc/passwd"}`, "invalid_argument"},
+		{`{"command":"read_file","path":"nothing-here"}`, "no_such_file"},
+		{`{not json`, "bad_json"},
+		{`[1,2]`, "bad_json"},
+	}
+	for _, c := range cases {
+		expectError(t, s.call(c.line), c.code)
+	}
+	// Ids are echoed, also on errors.
+	r := s.call(`{"command":"fly","id":"req-7"}`)
+	if r["id"] != "req-7" {
+		t.Errorf("id not echoed: %v", r)
+	}
+	// The server still works after all of that.
+	expectVerdict(t, s.ok(run("/bin/true")), "OK", code(0))
+}
+
+func TestLongLineIsSkipped(t *testing.T) {
+	s := startServer(t, "--max-line", "1000")
+	expectError(t, s.call(`{"command":"run","argv":["`+strings.Repeat("a", 2000)+`"]}`), "line_too_long")
+	expectVerdict(t, s.ok(run("/bin/true")), "OK", code(0))
+}
+
+func TestEndOfInputLeavesNothing(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	s.ok(obj{"command": "open_box"})
+	s.ok(run("./probe", "daemon"))
+	if code := s.wait(); code != 0 {
+		t.Fatalf("exit code %d at end of input (stderr: %s)", code, s.stderr.String())
+	}
+	if left := leftovers(s.stateDir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
