@@ -258,7 +258,7 @@ type boxConfig struct {
 type nativeBox struct {
 	boxConfig
 	initProc *exec.Cmd
-	sock  int
+	sock     int
 	// msgs delivers the init's messages; it is closed when the init is gone.
 	msgs chan *initMessage
 	// mu makes the box's operations one at a time.

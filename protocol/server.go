@@ -232,4 +232,3 @@ func bytesTrimSpace(b []byte) []byte {
 	}
 	return b
 }
-
