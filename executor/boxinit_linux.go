@@ -7,7 +7,6 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -27,9 +26,8 @@ import (
 // never PID 1, so it gets the default signal behaviour of any process.
 //
 // Programs are started with go-sandbox's forkexec, which does in the child
-// what Go's syscall.ForkExec cannot: rlimits, no_new_privs, dropping every
-// capability, and a pause before execve while the init places the child in
-// the run's cgroups.
+// what Go's syscall.ForkExec cannot: rlimits, no_new_privs and dropping every
+// capability, in a vfork (clone3 into the run's cgroup on cgroup v2).
 
 // RunBoxInitIfRequested turns this process into a box init when the host
 // started it as one; it never returns then. Call it first thing in main.
@@ -347,15 +345,10 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		NoNewPrivs: true,
 		DropCaps:   true,
 		Credential: &syscall.Credential{Uid: uint32(m.UID), Gid: uint32(m.GID), Groups: []uint32{}},
-		SyncFunc: func(pid int) error {
-			id := []byte(strconv.Itoa(pid))
-			for _, fd := range cgroupFDs {
-				if _, err := unix.Write(fd, id); err != nil {
-					return fmt.Errorf("join run cgroup: %w", err)
-				}
-			}
-			return nil
-		},
+	}
+	if len(cgroupFDs) > 0 {
+		// Born in the run's cgroup (v2); on v1 the init's own cgroups hold it.
+		runner.CgroupFd = uintptr(cgroupFDs[0])
 	}
 	start = monotonicNs()
 	pid, err = runner.Start()

@@ -109,143 +109,278 @@ func (cg *Cgroups) Remove() error {
 	return errors.Join(errs...)
 }
 
-// runLimits are the limits a run's group enforces.
+// runLimits are the limits a run's cgroup enforces.
 type runLimits struct {
 	memory    int64 // bytes, 0 for none
 	processes int64
 }
 
-// runGroup is the cgroup of one run: one directory per hierarchy.
-type runGroup struct {
-	v2    bool
-	dirs  []string
-	procs []*os.File // cgroup.procs of each directory, for the child to be placed in
-	cpu   *os.File   // kept open: it is read many times while the run is watched
+// runUsage is what a run used, as its cgroup accounted it.
+type runUsage struct {
+	cpuTime    time.Duration
+	peakMemory int64
+	oomKills   int64
 }
 
-// NewRun creates the group of a run named name with the given limits.
-func (cg *Cgroups) NewRun(name string, l runLimits) (g *runGroup, err error) {
-	g = &runGroup{v2: cg.V2}
-	defer func() {
-		if err != nil {
-			g.Remove()
-		}
-	}()
-	for _, base := range cg.base {
-		dir := filepath.Join(base, name)
-		if err := os.Mkdir(dir, 0o755); err != nil {
-			if !errors.Is(err, os.ErrExist) {
-				return nil, fmt.Errorf("create run cgroup: %w", err)
-			}
-			// Left by a run whose cleanup failed: start from a fresh group.
-			if err := removeCgroupTree(dir); err != nil {
-				return nil, err
-			}
-			if err := os.Mkdir(dir, 0o755); err != nil {
-				return nil, fmt.Errorf("create run cgroup: %w", err)
-			}
-		}
-		g.dirs = append(g.dirs, dir)
+// boxAccounting limits and measures the runs of one box.
+//
+// Moving a process into a cgroup (writing cgroup.procs) costs an RCU grace
+// period, about a millisecond, more than a whole run of a small program; so
+// no process is moved per run. On cgroup v2 the program is born in a fresh
+// cgroup of its own (clone3 with CLONE_INTO_CGROUP). Cgroup v1 has no such
+// thing, so the box's init lives in the box's groups and the program is born
+// there; each run resets the counters, and memory is measured and limited
+// above what the box held when the run began (files in /space, the init).
+type boxAccounting interface {
+	// Begin prepares a run. It returns the cgroup directory the program must
+	// be born in, or nil when the init's own cgroups already hold it.
+	Begin(l runLimits) (*os.File, error)
+	// CPUTime is the CPU time used by the run so far.
+	CPUTime() (time.Duration, error)
+	// End reports what the run used (CPU time included) and clears what Begin made; call it
+	// after every Begin, once every process of the run is gone.
+	End() (runUsage, error)
+	// Remove deletes the box's groups; its init must be gone.
+	Remove() error
+}
+
+// NewBox creates the accounting of a box whose init has host pid initPid.
+func (cg *Cgroups) NewBox(name string, initPid int) (boxAccounting, error) {
+	if cg.V2 {
+		return newV2Box(filepath.Join(cg.base[0], name))
 	}
-	if err := g.setLimits(l); err != nil {
+	return newV1Box(cg.base, name, initPid)
+}
+
+// v2Box gives every run a fresh cgroup under the box's.
+type v2Box struct {
+	dir string
+	run string
+	cpu *os.File
+}
+
+func newV2Box(dir string) (*v2Box, error) {
+	if err := removeCgroupTree(dir); err != nil {
 		return nil, err
 	}
-	for _, dir := range g.dirs {
-		f, err := os.OpenFile(filepath.Join(dir, "cgroup.procs"), os.O_WRONLY, 0)
-		if err != nil {
-			return nil, fmt.Errorf("open run cgroup: %w", err)
-		}
-		g.procs = append(g.procs, f)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create box cgroup: %w", err)
 	}
-	cpuFile := g.file("cpu.stat", "cpuacct", "cpuacct.usage")
-	if g.cpu, err = os.Open(cpuFile); err != nil {
+	if err := enableControllers(dir); err != nil {
+		return nil, err
+	}
+	return &v2Box{dir: dir, run: filepath.Join(dir, "run")}, nil
+}
+
+func (b *v2Box) Begin(l runLimits) (dir *os.File, err error) {
+	if err := os.Mkdir(b.run, 0o755); err != nil {
+		return nil, fmt.Errorf("create run cgroup: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			b.End()
+		}
+	}()
+	if err := writeControl(b.run, "pids.max", strconv.FormatInt(l.processes, 10)); err != nil {
+		return nil, err
+	}
+	if l.memory > 0 {
+		if err := writeControl(b.run, "memory.max", strconv.FormatInt(l.memory, 10)); err != nil {
+			return nil, err
+		}
+		// No swap (the file is absent when the kernel has no swap accounting).
+		if err := writeControl(b.run, "memory.swap.max", "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if b.cpu, err = os.Open(filepath.Join(b.run, "cpu.stat")); err != nil {
 		return nil, fmt.Errorf("open cpu accounting: %w", err)
 	}
-	return g, nil
-}
-
-// file names a control file: name2 in cgroup v2, or name1 in the v1 hierarchy ctrl.
-func (g *runGroup) file(name2, ctrl, name1 string) string {
-	if g.v2 {
-		return filepath.Join(g.dirs[0], name2)
+	if dir, err = os.Open(b.run); err != nil {
+		return nil, fmt.Errorf("open run cgroup: %w", err)
 	}
-	return filepath.Join(g.dirs[indexOf(v1Controllers, ctrl)], name1)
+	return dir, nil
 }
 
-func (g *runGroup) setLimits(l runLimits) error {
-	write := func(path, value string, optional bool) error {
-		err := os.WriteFile(path, []byte(value), 0)
-		if err != nil && !(optional && errors.Is(err, os.ErrNotExist)) {
-			return fmt.Errorf("set %s: %w", filepath.Base(path), err)
+func (b *v2Box) CPUTime() (time.Duration, error) {
+	data, err := readAt(b.cpu)
+	if err != nil {
+		return 0, fmt.Errorf("read cpu usage: %w", err)
+	}
+	us, err := statField(data, "usage_usec")
+	return time.Duration(us) * time.Microsecond, err
+}
+
+func (b *v2Box) End() (u runUsage, err error) {
+	if b.cpu != nil {
+		u.cpuTime, err = b.CPUTime()
+		b.cpu.Close()
+		b.cpu = nil
+	}
+	if err == nil {
+		u.peakMemory, err = readInt(filepath.Join(b.run, "memory.peak"))
+	}
+	if err == nil {
+		u.oomKills, err = readStatField(filepath.Join(b.run, "memory.events"), "oom_kill")
+	}
+	return u, errors.Join(err, removeCgroupTree(b.run))
+}
+
+func (b *v2Box) Remove() error { return removeCgroupTree(b.dir) }
+
+// v1Box holds the box's init, and so every program it starts, in one group
+// per hierarchy.
+type v1Box struct {
+	dirs    []string // in the order of v1Controllers
+	cpu     *os.File
+	memBase int64 // memory the box held when the run began
+	oomBase int64
+}
+
+// pidsSlack lets the init's own threads be in the box's pids group: the
+// exact processes limit is RLIMIT_NPROC on the box's own uid; this group is
+// the backstop.
+const pidsSlack = 64
+
+func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
+	b = &v1Box{}
+	defer func() {
+		if err != nil {
+			b.Remove()
+		}
+	}()
+	for _, base := range bases {
+		dir := filepath.Join(base, name)
+		if err := removeCgroupTree(dir); err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create box cgroup: %w", err)
+		}
+		b.dirs = append(b.dirs, dir)
+		if err := writeControl(dir, "cgroup.procs", strconv.Itoa(initPid)); err != nil {
+			return nil, err
+		}
+	}
+	if b.cpu, err = os.Open(filepath.Join(b.dir("cpuacct"), "cpuacct.usage")); err != nil {
+		return nil, fmt.Errorf("open cpu accounting: %w", err)
+	}
+	return b, nil
+}
+
+func (b *v1Box) dir(controller string) string { return b.dirs[indexOf(v1Controllers, controller)] }
+
+func (b *v1Box) Begin(l runLimits) (*os.File, error) {
+	mem := b.dir("memory")
+	if err := writeControl(b.dir("pids"), "pids.max", strconv.FormatInt(l.processes+pidsSlack, 10)); err != nil {
+		return nil, err
+	}
+	if err := writeControl(mem, "memory.max_usage_in_bytes", "0"); err != nil { // resets it to the usage now
+		return nil, err
+	}
+	base, err := readInt(filepath.Join(mem, "memory.max_usage_in_bytes"))
+	if err != nil {
+		return nil, err
+	}
+	b.memBase = base
+	limit := "-1"
+	if l.memory > 0 {
+		limit = strconv.FormatInt(base+l.memory, 10)
+	}
+	// memory+swap may never be below memory: lift it, set memory, then cap
+	// memory+swap at the same figure (no swap). Absent without swap accounting.
+	memsw := func(v string) error {
+		if err := writeControl(mem, "memory.memsw.limit_in_bytes", v); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
 		}
 		return nil
 	}
-	if err := write(g.file("pids.max", "pids", "pids.max"), strconv.FormatInt(l.processes, 10), false); err != nil {
-		return err
+	if err := memsw("-1"); err != nil {
+		return nil, err
 	}
-	if l.memory > 0 {
-		mem := strconv.FormatInt(l.memory, 10)
-		if err := write(g.file("memory.max", "memory", "memory.limit_in_bytes"), mem, false); err != nil {
-			return err
-		}
-		// No swap: memory+swap is capped at the same figure (absent when swap accounting is off).
-		if g.v2 {
-			return write(g.file("memory.swap.max", "", ""), "0", true)
-		}
-		return write(g.file("", "memory", "memory.memsw.limit_in_bytes"), mem, true)
+	if err := writeControl(mem, "memory.limit_in_bytes", limit); err != nil {
+		return nil, err
+	}
+	if err := memsw(limit); err != nil {
+		return nil, err
+	}
+	if b.oomBase, err = readStatField(filepath.Join(mem, "memory.oom_control"), "oom_kill"); err != nil {
+		return nil, err
+	}
+	if err := writeControl(b.dir("cpuacct"), "cpuacct.usage", "0"); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func (b *v1Box) CPUTime() (time.Duration, error) {
+	data, err := readAt(b.cpu)
+	if err != nil {
+		return 0, fmt.Errorf("read cpu usage: %w", err)
+	}
+	ns, err := strconv.ParseInt(string(bytes.TrimSpace(data)), 10, 64)
+	return time.Duration(ns), err
+}
+
+func (b *v1Box) End() (u runUsage, err error) {
+	cpu, err := b.CPUTime()
+	if err != nil {
+		return u, err
+	}
+	mem := b.dir("memory")
+	peak, err := readInt(filepath.Join(mem, "memory.max_usage_in_bytes"))
+	if err != nil {
+		return u, err
+	}
+	ooms, err := readStatField(filepath.Join(mem, "memory.oom_control"), "oom_kill")
+	if err != nil {
+		return u, err
+	}
+	return runUsage{cpuTime: cpu, peakMemory: max(peak-b.memBase, 0), oomKills: ooms - b.oomBase}, nil
+}
+
+func (b *v1Box) Remove() error {
+	if b.cpu != nil {
+		b.cpu.Close()
+	}
+	var errs []error
+	for _, dir := range b.dirs {
+		errs = append(errs, removeCgroupTree(dir))
+	}
+	return errors.Join(errs...)
+}
+
+func writeControl(dir, file, value string) error {
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0); err != nil {
+		return fmt.Errorf("set %s: %w", file, err)
 	}
 	return nil
 }
 
-// procsFiles are the cgroup.procs files the run's main process is written into.
-func (g *runGroup) procsFiles() []*os.File { return g.procs }
-
-// CPUTime is the CPU time (user + system) used by every process of the run so far.
-func (g *runGroup) CPUTime() (time.Duration, error) {
-	var buf [512]byte
-	n, err := g.cpu.ReadAt(buf[:], 0)
+// readAt reads a small control file kept open, from its start.
+func readAt(f *os.File) ([]byte, error) {
+	buf := make([]byte, 1024)
+	n, err := f.ReadAt(buf, 0)
 	if n == 0 && err != nil {
-		return 0, fmt.Errorf("read cpu usage: %w", err)
+		return nil, err
 	}
-	if !g.v2 {
-		ns, err := strconv.ParseInt(string(bytes.TrimSpace(buf[:n])), 10, 64)
-		return time.Duration(ns), err
-	}
-	us, err := statField(buf[:n], "usage_usec")
-	return time.Duration(us) * time.Microsecond, err
+	return buf[:n], nil
 }
 
-// MemoryPeak is the peak memory use of the run, in bytes.
-func (g *runGroup) MemoryPeak() (int64, error) {
-	data, err := os.ReadFile(g.file("memory.peak", "memory", "memory.max_usage_in_bytes"))
+func readInt(path string) (int64, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("read memory peak: %w", err)
+		return 0, fmt.Errorf("read %s: %w", filepath.Base(path), err)
 	}
 	return strconv.ParseInt(string(bytes.TrimSpace(data)), 10, 64)
 }
 
-// OOMKills counts the processes the kernel killed for the run's memory limit.
-func (g *runGroup) OOMKills() (int64, error) {
-	data, err := os.ReadFile(g.file("memory.events", "memory", "memory.oom_control"))
+func readStatField(path, key string) (int64, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return 0, fmt.Errorf("read oom events: %w", err)
+		return 0, fmt.Errorf("read %s: %w", filepath.Base(path), err)
 	}
-	return statField(data, "oom_kill")
-}
-
-// Remove closes the group's files and deletes its directories.
-func (g *runGroup) Remove() error {
-	for _, f := range g.procs {
-		f.Close()
-	}
-	if g.cpu != nil {
-		g.cpu.Close()
-	}
-	var errs []error
-	for _, dir := range g.dirs {
-		errs = append(errs, removeCgroupTree(dir))
-	}
-	return errors.Join(errs...)
+	return statField(data, key)
 }
 
 // statField reads "key value" lines, as in cpu.stat and memory.events.

@@ -141,7 +141,7 @@ func (n *Native) openBox(id int, opts spec.BoxOptions) (int, error) {
 		opts.Dirs = n.cfg.Dirs
 	}
 	opts = opts.WithDefaults()
-	b, err := startBox(n.boxConfig(id, opts))
+	b, err := startBox(n.boxConfig(id, opts), n.cgroups)
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if err != nil {
@@ -222,7 +222,7 @@ func (n *Native) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.Ru
 	if err != nil {
 		return spec.RunResult{}, err
 	}
-	return b.run(ctx, n.cgroups, req)
+	return b.run(ctx, req)
 }
 
 // Close removes every box and the instance's cgroups, and releases the state dir.
@@ -258,6 +258,7 @@ type boxConfig struct {
 type nativeBox struct {
 	boxConfig
 	initProc *exec.Cmd
+	acct     boxAccounting
 	sock     int
 	// msgs delivers the init's messages; it is closed when the init is gone.
 	msgs chan *initMessage
@@ -267,7 +268,7 @@ type nativeBox struct {
 
 // startBox makes the box's directories, mounts its /space and /tmp on the
 // host (so that judges can reach the files), and starts its init.
-func startBox(c boxConfig) (b *nativeBox, err error) {
+func startBox(c boxConfig, cgroups *Cgroups) (b *nativeBox, err error) {
 	b = &nativeBox{boxConfig: c, sock: -1}
 	defer func() {
 		if err != nil {
@@ -325,6 +326,9 @@ func startBox(c boxConfig) (b *nativeBox, err error) {
 	case <-time.After(30 * time.Second):
 		return nil, fmt.Errorf("box init did not answer in 30 s")
 	}
+	if b.acct, err = cgroups.NewBox(fmt.Sprintf("box%d", c.id), cmd.Process.Pid); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -356,17 +360,21 @@ func (b *nativeBox) close() error {
 		b.initProc.Wait()
 		b.initProc = nil
 	}
+	var errs []error
+	if b.acct != nil {
+		errs = append(errs, b.acct.Remove())
+		b.acct = nil
+	}
 	if b.sock >= 0 {
 		unix.Close(b.sock)
 		b.sock = -1
 	}
-	var errs []error
 	for _, d := range []string{b.init.Space, b.init.Tmp} {
 		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", d, err))
 		}
 	}
-	if len(errs) == 0 {
+	if errors.Join(errs...) == nil {
 		errs = append(errs, os.RemoveAll(b.dir))
 	}
 	return errors.Join(errs...)
@@ -405,7 +413,7 @@ const (
 	minCheckInterval = 250 * time.Microsecond
 )
 
-func (b *nativeBox) run(ctx context.Context, cgroups *Cgroups, req *spec.RunRequest) (spec.RunResult, error) {
+func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.initProc == nil {
@@ -416,11 +424,21 @@ func (b *nativeBox) run(ctx context.Context, cgroups *Cgroups, req *spec.RunRequ
 	if l.Memory != nil {
 		rl.memory = *l.Memory
 	}
-	group, err := cgroups.NewRun(fmt.Sprintf("box%d", b.id), rl)
+	cgroupDir, err := b.acct.Begin(rl)
 	if err != nil {
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
-	defer group.Remove()
+	ended := false
+	defer func() {
+		if !ended {
+			b.acct.End()
+		}
+	}()
+	var files []*os.File
+	if cgroupDir != nil {
+		defer cgroupDir.Close()
+		files = append(files, cgroupDir)
+	}
 	msg := &initMessage{
 		Op:       opRun,
 		Argv:     req.Argv,
@@ -433,7 +451,7 @@ func (b *nativeBox) run(ctx context.Context, cgroups *Cgroups, req *spec.RunRequ
 		RLimits:  b.rlimits(l),
 		NixStore: req.NixStore,
 	}
-	if err := sendInit(b.sock, msg, group.procsFiles()); err != nil {
+	if err := sendInit(b.sock, msg, files); err != nil {
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
 	m, ok := <-b.msgs
@@ -445,11 +463,16 @@ func (b *nativeBox) run(ctx context.Context, cgroups *Cgroups, req *spec.RunRequ
 	case m.Op != opStarted:
 		return spec.RunResult{}, fmt.Errorf("box %d: %s", b.id, m.Error)
 	}
-	out, err := b.watch(ctx, group, l, m.StartNs)
+	exited, killedFor, err := b.watch(ctx, l, m.StartNs)
 	if err != nil {
 		return spec.RunResult{}, err
 	}
-	return spec.Decide(l, out), nil
+	ended = true
+	usage, err := b.acct.End()
+	if err != nil {
+		return spec.RunResult{}, fmt.Errorf("box %d: %w", b.id, err)
+	}
+	return spec.Decide(l, outcome(exited, m.StartNs, killedFor, usage)), nil
 }
 
 // rlimits are the per-process limits of a run. CPU time is enforced through
@@ -465,6 +488,8 @@ func (b *nativeBox) rlimits(l spec.Limits) []rlimitValue {
 		{unix.RLIMIT_CPU, cpu},
 		{unix.RLIMIT_FSIZE, uint64(b.opts.QuotaSpace)},
 		{unix.RLIMIT_NOFILE, 1024},
+		// Exact per box: each box has a uid of its own (see boxAccounting).
+		{unix.RLIMIT_NPROC, uint64(*l.Processes)},
 		{unix.RLIMIT_STACK, stack},
 	}
 }
@@ -487,12 +512,12 @@ func runEnv(env map[string]string) []string {
 // limit nears: CPU time grows at most as fast as wall time times the CPUs
 // the run can use, so a check can be put off by (limit - used) / CPUs
 // without missing the limit.
-func (b *nativeBox) watch(ctx context.Context, g *runGroup, l spec.Limits, startNs int64) (spec.Outcome, error) {
+func (b *nativeBox) watch(ctx context.Context, l spec.Limits, startNs int64) (exited *initMessage, killedFor spec.Limit, err error) {
 	cpus := runtime.NumCPU()
 	if int64(cpus) > *l.Processes {
 		cpus = int(*l.Processes)
 	}
-	killedFor := spec.NoLimit
+	killedFor = spec.NoLimit
 	interrupted := false
 	kill := func() { sendInit(b.sock, &initMessage{Op: opKill}, nil) }
 	timer := time.NewTimer(nextCheck(l, 0, 0, cpus))
@@ -502,23 +527,23 @@ func (b *nativeBox) watch(ctx context.Context, g *runGroup, l spec.Limits, start
 		select {
 		case m, ok := <-b.msgs:
 			if !ok {
-				return spec.Outcome{}, fmt.Errorf("box %d: init died during a run", b.id)
+				return nil, 0, fmt.Errorf("box %d: init died during a run", b.id)
 			}
 			if m.Op != opExited {
 				continue
 			}
 			if interrupted {
-				return spec.Outcome{}, spec.Errorf(spec.CodeShuttingDown, "the run was killed: sandboxd is shutting down")
+				return nil, 0, spec.Errorf(spec.CodeShuttingDown, "the run was killed: sandboxd is shutting down")
 			}
-			return b.outcome(g, m, startNs, killedFor)
+			return m, killedFor, nil
 		case <-timer.C:
 			if killedFor != spec.NoLimit {
 				continue
 			}
-			used, err := g.CPUTime()
+			used, err := b.acct.CPUTime()
 			if err != nil {
 				kill()
-				return spec.Outcome{}, err
+				return nil, 0, err
 			}
 			cpu := used.Seconds()
 			elapsed := float64(monotonicNs()-startNs) / 1e9
@@ -565,32 +590,19 @@ func nextCheck(l spec.Limits, cpu, elapsed float64, cpus int) time.Duration {
 	return d
 }
 
-// outcome gathers the metrics of a finished run from its cgroup.
-func (b *nativeBox) outcome(g *runGroup, m *initMessage, startNs int64, killedFor spec.Limit) (spec.Outcome, error) {
-	used, err := g.CPUTime()
-	if err != nil {
-		return spec.Outcome{}, err
-	}
-	peak, err := g.MemoryPeak()
-	if err != nil {
-		return spec.Outcome{}, err
-	}
-	ooms, err := g.OOMKills()
-	if err != nil {
-		return spec.Outcome{}, err
-	}
-	real := float64(m.EndNs-startNs) / 1e9
-	cpu := used.Seconds()
-	ws := unix.WaitStatus(m.WaitStatus)
+// outcome puts together what is known of a finished run.
+func outcome(exited *initMessage, startNs int64, killedFor spec.Limit, u runUsage) spec.Outcome {
+	real := float64(exited.EndNs-startNs) / 1e9
+	cpu := u.cpuTime.Seconds()
 	out := spec.Outcome{
 		KilledFor: killedFor,
-		OOMKilled: ooms > 0,
-		Metrics:   spec.Metrics{RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: peak},
+		OOMKilled: u.oomKills > 0,
+		Metrics:   spec.Metrics{RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: u.peakMemory},
 	}
-	if ws.Signaled() {
+	if ws := unix.WaitStatus(exited.WaitStatus); ws.Signaled() {
 		out.Signal = int(ws.Signal())
 	} else {
 		out.ExitCode = ws.ExitStatus()
 	}
-	return out, nil
+	return out
 }

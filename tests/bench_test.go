@@ -1,0 +1,122 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"sort"
+	"testing"
+	"time"
+)
+
+// The benchmarks print their figures beside a baseline measured in the same
+// run: `make bench`. Latencies are medians over the iterations.
+
+func median(d []time.Duration) time.Duration {
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	return d[len(d)/2]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkRunTrue: `run /bin/true` in a reused box, end to end over the
+// protocol, against a bare fork+exec+wait of /bin/true from Go.
+func BenchmarkRunTrue(b *testing.B) {
+	t := &testing.T{}
+	s := startServer(t)
+	defer s.wait()
+	req, _ := json.Marshal(obj{"command": "run", "argv": []string{"/bin/true"}, "cpu_time_limit": 1.0, "processes_limit": 1, "real_time_limit": 5.0})
+	line := string(req)
+	for i := 0; i < 20; i++ { // warm up both paths
+		s.call(line)
+		exec.Command("/bin/true").Run()
+	}
+	var box, bare []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		start := time.Now()
+		if r := s.call(line); r["limit_verdict"] != "OK" {
+			b.Fatalf("run /bin/true: %v", r)
+		}
+		box = append(box, time.Since(start))
+		start = time.Now()
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			b.Fatal(err)
+		}
+		bare = append(bare, time.Since(start))
+	}
+	b.StopTimer()
+	mb, mbare := median(box), median(bare)
+	b.ReportMetric(ms(mb), "sandboxd-ms")
+	b.ReportMetric(ms(mbare), "bare-ms")
+	b.ReportMetric(float64(mb)/float64(mbare), "ratio")
+	fmt.Printf("run /bin/true over the protocol: median %.3f ms; bare fork+exec+wait: %.3f ms; ratio %.2f (target <= 1 ms, <= 1.5x)\n",
+		ms(mb), ms(mbare), float64(mb)/float64(mbare))
+}
+
+// BenchmarkCPULimitKill: a busy loop under a 1 s CPU limit. A single thread
+// gains CPU time at the rate of wall time, so real_time - 1 s is how long
+// after the limit the kill landed.
+func BenchmarkCPULimitKill(b *testing.B) {
+	t := &testing.T{}
+	s := startServer(t)
+	defer s.wait()
+	s.installProbe(0)
+	var cpu, late []float64
+	for i := 0; i < b.N; i++ {
+		r := s.call(obj{"command": "run", "argv": []string{"./probe", "spin", "0"}, "cpu_time_limit": 1.0, "processes_limit": 1})
+		if r["limit_verdict"] != "CPUTimeLimitExceeded" {
+			b.Fatalf("busy loop: %v", r)
+		}
+		cpu = append(cpu, r["cpu_time"].(float64))
+		late = append(late, r["real_time"].(float64)-1)
+	}
+	sort.Float64s(cpu)
+	sort.Float64s(late)
+	b.ReportMetric(cpu[len(cpu)/2], "cpu-s")
+	b.ReportMetric(cpu[len(cpu)-1], "max-cpu-s")
+	b.ReportMetric(late[len(late)-1]*1000, "max-late-ms")
+	fmt.Printf("1 s CPU limit over %d runs: cpu_time median %.4f s, max %.4f s (target [1.000, 1.010]); killed at most %.1f ms after the limit (target 15 ms; isolate 80-100, go-judge 40-100)\n",
+		len(cpu), cpu[len(cpu)/2], cpu[len(cpu)-1], late[len(late)-1]*1000)
+}
+
+// BenchmarkTwoBoxes: pipelined short runs on one box, then spread over two
+// boxes; two CPUs should nearly double the throughput.
+func BenchmarkTwoBoxes(b *testing.B) {
+	t := &testing.T{}
+	s := startServer(t)
+	defer s.wait()
+	s.installProbe(0)
+	s.ok(obj{"command": "open_box"})
+	s.installProbe(1)
+	const batch = 40
+	throughput := func(boxes int) float64 {
+		start := time.Now()
+		for i := 0; i < batch; i++ {
+			s.send(mustJSON(obj{"command": "run", "id": i, "box": i % boxes, "argv": []string{"./probe", "spin", "0.01"}, "cpu_time_limit": 1.0, "processes_limit": 1}))
+		}
+		for i := 0; i < batch; i++ {
+			if r := s.recv(); r["limit_verdict"] != "OK" {
+				b.Fatalf("run: %v", r)
+			}
+		}
+		return batch / time.Since(start).Seconds()
+	}
+	var one, two float64
+	for i := 0; i < b.N; i++ {
+		one += throughput(1)
+		two += throughput(2)
+	}
+	b.ReportMetric(one/float64(b.N), "runs/s-1box")
+	b.ReportMetric(two/float64(b.N), "runs/s-2boxes")
+	b.ReportMetric(two/one, "speedup")
+	fmt.Printf("10 ms CPU runs: one box %.1f runs/s, two boxes %.1f runs/s: %.2fx (target >= 1.8x)\n", one/float64(b.N), two/float64(b.N), two/one)
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
