@@ -139,13 +139,7 @@ func removeStaleBoxes(boxesDir string) error {
 // OpenBox creates a box with the lowest free id.
 func (n *Native) OpenBox(opts spec.BoxOptions) (int, error) {
 	n.mu.Lock()
-	id := -1
-	for i := 1; i < MaxBoxes; i++ {
-		if _, used := n.boxes[i]; !used {
-			id = i
-			break
-		}
-	}
+	id := lowestFree(1, MaxBoxes, func(i int) bool { _, used := n.boxes[i]; return used })
 	if id < 0 {
 		n.mu.Unlock()
 		return 0, spec.Errorf(spec.CodeTooManyBoxes, "all %d boxes are open", MaxBoxes)
