@@ -27,7 +27,10 @@ func TestIsolateConformance(t *testing.T) {
 			t.Skip("no isolate binary: put isolate on PATH or set SANDBOXD_ISOLATE=/path/to/isolate")
 		}
 	}
-	x, err := NewIsolate(IsolateConfig{Path: path, StateDir: t.TempDir(), FirstUID: 60000, Dirs: spec.DefaultDirs})
+	// Box uids from 60500 on: the native backend's tests, which go test may
+	// run at the same time, use 60000 and up, and processes_limit (isolate's
+	// RLIMIT_NPROC) counts every process of a uid.
+	x, err := NewIsolate(IsolateConfig{Path: path, StateDir: t.TempDir(), FirstUID: 60000, FirstBox: 500, Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)
 	}

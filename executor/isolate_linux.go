@@ -27,6 +27,9 @@ type IsolateConfig struct {
 	StateDir string
 	// FirstUID must be isolate's first_uid and first_gid: isolate box i runs as FirstUID+i.
 	FirstUID int
+	// FirstBox is the lowest isolate box id sandboxd takes; lower ones are
+	// left to other users of isolate (or of the uids) on the host.
+	FirstBox int
 	// Dirs are the host directories shown read-only in a box unless open_box names others.
 	Dirs []string
 	// LockDir holds a lock file per isolate box id, shared by every sandboxd of
@@ -255,7 +258,7 @@ func (x *Isolate) takeIsolateID() (int, *os.File, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var lock *os.File
-	isoID := lowestFree(0, MaxBoxes, func(i int) bool {
+	isoID := lowestFree(x.cfg.FirstBox, x.cfg.FirstBox+MaxBoxes, func(i int) bool {
 		if x.isoUsed[i] {
 			return true
 		}
@@ -264,7 +267,7 @@ func (x *Isolate) takeIsolateID() (int, *os.File, error) {
 		return err != nil
 	})
 	if isoID < 0 {
-		return 0, nil, spec.Errorf(spec.CodeTooManyBoxes, "every isolate box id below %d is taken", MaxBoxes)
+		return 0, nil, spec.Errorf(spec.CodeTooManyBoxes, "every isolate box id from %d to %d is taken", x.cfg.FirstBox, x.cfg.FirstBox+MaxBoxes-1)
 	}
 	x.isoUsed[isoID] = true
 	return isoID, lock, nil

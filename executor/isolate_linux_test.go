@@ -438,3 +438,16 @@ func TestIsolateRenewsCgroup(t *testing.T) {
 		})
 	}
 }
+
+func TestIsolateFirstBox(t *testing.T) {
+	f := newFakeIsolate(t, "1.10.1")
+	x, err := NewIsolate(IsolateConfig{Path: f.path, StateDir: f.state, FirstUID: 60000, FirstBox: 40, Dirs: spec.DefaultDirs, LockDir: f.locks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	expectCalls(t, f.calls(t), []string{"--version"}, cmdLine(cgArgs(1), "--box-id=40", "--init"))
+	if info, _ := x.Box(0); info.UID != 60040 {
+		t.Errorf("box 0 runs as uid %d, want isolate box 40's 60040", info.UID)
+	}
+}

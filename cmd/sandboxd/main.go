@@ -31,6 +31,7 @@ type options struct {
 	stateDir  string
 	executor  string
 	isolate   string
+	firstBox  int
 	maxLine   int
 	uidBase   int
 	dirs      string
@@ -60,6 +61,7 @@ Flags:
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/sandboxd", "directory for boxes and state; one sandboxd at a time per directory")
 	fs.StringVar(&o.executor, "executor", "native", "sandbox backend: native, or isolate (drives an installed ioi/isolate)")
 	fs.StringVar(&o.isolate, "isolate-path", "isolate", "isolate binary for --executor=isolate: a path, or a name looked up on PATH")
+	fs.IntVar(&o.firstBox, "isolate-first-box", 0, "lowest isolate box id that --executor=isolate takes; lower ones are left to other isolate users")
 	fs.IntVar(&o.maxLine, "max-line", protocol.DefaultMaxLine, "longest request line accepted, in bytes")
 	fs.IntVar(&o.uidBase, "uid-base", 60000, "uid and gid of box 0; box n runs as uid-base+n (with --executor=isolate: isolate's first_uid)")
 	fs.StringVar(&o.dirs, "dirs", strings.Join(spec.DefaultDirs, ","), "host directories shown read-only in every box, comma-separated")
@@ -145,6 +147,7 @@ func newExecutor(o *options) (executor.Executor, error) {
 			Path:     o.isolate,
 			StateDir: o.stateDir,
 			FirstUID: o.uidBase,
+			FirstBox: o.firstBox,
 			Dirs:     splitList(o.dirs),
 		})
 	}
