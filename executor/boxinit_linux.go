@@ -4,10 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 
 	"github.com/criyle/go-sandbox/pkg/forkexec"
@@ -323,7 +321,7 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		}
 	}()
 	env := m.Env
-	exe, err := lookPath(m.Argv[0], envValue(env, "PATH"))
+	exe, err := lookPath(m.Argv[0], envValue(env, "PATH"), isExecutableFile)
 	if err != nil {
 		return 0, 0, true, err
 	}
@@ -429,37 +427,4 @@ func openStream(p string, write bool, same *os.File) (*os.File, error) {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), p), nil
-}
-
-// defaultPath is searched for a bare program name when the run's environment has no PATH.
-const defaultPath = "/usr/local/bin:/usr/bin:/bin"
-
-// lookPath finds the file to execute inside the box: a name with a slash is a
-// path (relative to /space); a bare name is searched in PATH.
-func lookPath(name, pathEnv string) (string, error) {
-	if strings.Contains(name, "/") {
-		return spec.BoxPath(name), nil
-	}
-	if pathEnv == "" {
-		pathEnv = defaultPath
-	}
-	for _, dir := range filepath.SplitList(pathEnv) {
-		if dir == "" {
-			dir = "."
-		}
-		p := spec.BoxPath(path.Join(dir, name))
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("no program %q in PATH %q", name, pathEnv)
-}
-
-func envValue(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
 }

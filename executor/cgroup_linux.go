@@ -237,11 +237,6 @@ type v1Box struct {
 	oomBase int64
 }
 
-// pidsSlack lets the init's own threads be in the box's pids group: the
-// exact processes limit is RLIMIT_NPROC on the box's own uid; this group is
-// the backstop.
-const pidsSlack = 64
-
 func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 	b = &v1Box{}
 	defer func() {
@@ -271,8 +266,13 @@ func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 func (b *v1Box) dir(controller string) string { return b.dirs[indexOf(v1Controllers, controller)] }
 
 func (b *v1Box) Begin(l runLimits) (*os.File, error) {
-	mem := b.dir("memory")
-	if err := writeControl(b.dir("pids"), "pids.max", strconv.FormatInt(l.processes+pidsSlack, 10)); err != nil {
+	mem, pids := b.dir("memory"), b.dir("pids")
+	// Between runs the box's pids group holds only the init's threads.
+	initTasks, err := readInt(filepath.Join(pids, "pids.current"))
+	if err != nil {
+		return nil, err
+	}
+	if err := writeControl(pids, "pids.max", strconv.FormatInt(initTasks+l.processes, 10)); err != nil {
 		return nil, err
 	}
 	if err := writeControl(mem, "memory.max_usage_in_bytes", "0"); err != nil { // resets it to the usage now

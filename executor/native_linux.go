@@ -50,22 +50,11 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("the native executor must run as root")
 	}
-	stateDir, err := filepath.Abs(cfg.StateDir)
+	stateDir, lock, err := takeStateDir(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
 	cfg.StateDir = stateDir
-	if err := os.MkdirAll(filepath.Join(stateDir, "boxes"), 0o755); err != nil {
-		return nil, fmt.Errorf("create state dir: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open state lock: %w", err)
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("state dir %s is in use by another sandboxd: %w", stateDir, err)
-	}
 	n := &Native{cfg: cfg, lock: lock, boxes: map[int]*nativeBox{}}
 	if _, err := os.Stat("/nix/store"); err == nil {
 		n.hasNix = true
@@ -84,6 +73,36 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// takeStateDir creates the state directory with its boxes/ subdirectory and
+// locks it for this instance; the lock lasts as long as the returned file.
+func takeStateDir(dir string) (abs string, lock *os.File, err error) {
+	abs, err = filepath.Abs(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(abs, "boxes"), 0o755); err != nil {
+		return "", nil, fmt.Errorf("create state dir: %w", err)
+	}
+	if lock, err = tryLock(filepath.Join(abs, "lock")); err != nil {
+		return "", nil, fmt.Errorf("state dir %s is in use by another sandboxd: %w", abs, err)
+	}
+	return abs, lock, nil
+}
+
+// tryLock takes an exclusive lock on a file, without waiting. The kernel
+// drops it when the file is closed or the process dies.
+func tryLock(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // removeStaleBoxes unmounts and deletes box directories a killed instance left.
@@ -120,13 +139,7 @@ func removeStaleBoxes(boxesDir string) error {
 // OpenBox creates a box with the lowest free id.
 func (n *Native) OpenBox(opts spec.BoxOptions) (int, error) {
 	n.mu.Lock()
-	id := -1
-	for i := 1; i < MaxBoxes; i++ {
-		if _, used := n.boxes[i]; !used {
-			id = i
-			break
-		}
-	}
+	id := lowestFree(1, MaxBoxes, func(i int) bool { _, used := n.boxes[i]; return used })
 	if id < 0 {
 		n.mu.Unlock()
 		return 0, spec.Errorf(spec.CodeTooManyBoxes, "all %d boxes are open", MaxBoxes)
@@ -488,8 +501,6 @@ func (b *nativeBox) rlimits(l spec.Limits) []rlimitValue {
 		{unix.RLIMIT_CPU, cpu},
 		{unix.RLIMIT_FSIZE, uint64(b.opts.QuotaSpace)},
 		{unix.RLIMIT_NOFILE, 1024},
-		// Exact per box: each box has a uid of its own (see boxAccounting).
-		{unix.RLIMIT_NPROC, uint64(*l.Processes)},
 		{unix.RLIMIT_STACK, stack},
 	}
 }

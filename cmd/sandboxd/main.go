@@ -30,6 +30,8 @@ type options struct {
 	logLevel  string
 	stateDir  string
 	executor  string
+	isolate   string
+	firstBox  int
 	maxLine   int
 	uidBase   int
 	dirs      string
@@ -57,9 +59,11 @@ Flags:
 	fs.IntVar(&o.parallel, "parallel", runtime.NumCPU(), "requests executed at once (boxes run in parallel, one request at a time each)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level on stderr: debug, info, warn, error")
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/sandboxd", "directory for boxes and state; one sandboxd at a time per directory")
-	fs.StringVar(&o.executor, "executor", "native", "sandbox backend: native")
+	fs.StringVar(&o.executor, "executor", "native", "sandbox backend: native, or isolate (drives an installed ioi/isolate)")
+	fs.StringVar(&o.isolate, "isolate-path", "isolate", "isolate binary for --executor=isolate: a path, or a name looked up on PATH")
+	fs.IntVar(&o.firstBox, "isolate-first-box", 0, "lowest isolate box id that --executor=isolate takes; lower ones are left to other isolate users")
 	fs.IntVar(&o.maxLine, "max-line", protocol.DefaultMaxLine, "longest request line accepted, in bytes")
-	fs.IntVar(&o.uidBase, "uid-base", 60000, "uid and gid of box 0; box n runs as uid-base+n")
+	fs.IntVar(&o.uidBase, "uid-base", 60000, "uid and gid of box 0; box n runs as uid-base+n (with --executor=isolate: isolate's first_uid)")
 	fs.StringVar(&o.dirs, "dirs", strings.Join(spec.DefaultDirs, ","), "host directories shown read-only in every box, comma-separated")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if len(args) > 0 && args[0] == "check" {
@@ -72,8 +76,8 @@ Flags:
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see sandboxd --help)", fs.Arg(0))
 	}
-	if o.executor != "native" {
-		return nil, fmt.Errorf("unknown --executor %q: the backends are: native", o.executor)
+	if o.executor != "native" && o.executor != "isolate" {
+		return nil, fmt.Errorf("unknown --executor %q: the backends are: native, isolate", o.executor)
 	}
 	if o.parallel < 1 {
 		return nil, fmt.Errorf("--parallel must be at least 1")
@@ -108,13 +112,9 @@ func run(args []string) int {
 		return 1
 	}
 
-	exec, err := executor.NewNative(executor.NativeConfig{
-		StateDir: o.stateDir,
-		UIDBase:  o.uidBase,
-		Dirs:     splitList(o.dirs),
-	})
+	exec, err := newExecutor(o)
 	if err != nil {
-		log.Error().Err(err).Msg("cannot start the native executor (run `sandboxd check`)")
+		log.Error().Err(err).Msgf("cannot start the %s executor (run `sandboxd check`)", o.executor)
 		return 1
 	}
 	log.Info().Str("version", version).Str("state_dir", o.stateDir).Int("parallel", o.parallel).Msg("serving on stdin/stdout")
@@ -139,6 +139,23 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+func newExecutor(o *options) (executor.Executor, error) {
+	if o.executor == "isolate" {
+		return executor.NewIsolate(executor.IsolateConfig{
+			Path:     o.isolate,
+			StateDir: o.stateDir,
+			FirstUID: o.uidBase,
+			FirstBox: o.firstBox,
+			Dirs:     splitList(o.dirs),
+		})
+	}
+	return executor.NewNative(executor.NativeConfig{
+		StateDir: o.stateDir,
+		UIDBase:  o.uidBase,
+		Dirs:     splitList(o.dirs),
+	})
 }
 
 func check(o *options) int {
