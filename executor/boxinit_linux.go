@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/criyle/go-sandbox/pkg/forkexec"
@@ -38,7 +39,8 @@ func RunBoxInitIfRequested() {
 }
 
 func boxInit(cfgJSON string) int {
-	syscall.CloseOnExec(initFD)
+	syscall.CloseOnExec(initCtlFD)
+	syscall.CloseOnExec(initKillFD)
 	var cfg initConfig
 	err := json.Unmarshal([]byte(cfgJSON), &cfg)
 	if err == nil {
@@ -48,10 +50,10 @@ func boxInit(cfgJSON string) int {
 		err = dropInitPrivileges()
 	}
 	if err != nil {
-		sendInit(initFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
+		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
 		return 1
 	}
-	if err := sendInit(initFD, &initMessage{Op: opReady}, nil); err != nil {
+	if err := sendInit(initCtlFD, &initMessage{Op: opReady}, nil); err != nil {
 		return 1
 	}
 	serveInit(&cfg)
@@ -222,11 +224,17 @@ func pivotInto(root string) error {
 	return nil
 }
 
-// serveInit handles run requests until the host closes the socket.
+// currentRun names the run in progress (0: none), so that a kill request
+// that arrives late cannot end the next run.
+var currentRun atomic.Uint64
+
+// serveInit runs programs one after another until the host closes the
+// socket; then it kills everything and returns, and the box is gone.
 func serveInit(cfg *initConfig) {
+	go serveKills()
 	buf := make([]byte, maxInitMessage)
 	for {
-		m, fds, err := recvInit(initFD, buf)
+		m, fds, err := recvInit(initCtlFD, buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -234,11 +242,8 @@ func serveInit(cfg *initConfig) {
 			unix.Kill(-1, unix.SIGKILL)
 			return
 		}
-		switch m.Op {
-		case opRun:
+		if m.Op == opRun {
 			runProgram(cfg, m, fds)
-		case opKill:
-			unix.Kill(-1, unix.SIGKILL)
 		}
 		for _, fd := range fds {
 			unix.Close(fd)
@@ -246,12 +251,29 @@ func serveInit(cfg *initConfig) {
 	}
 }
 
-// runProgram starts the program of a run and, in the background, waits for
-// it: when the main process ends, everything else in the box is killed and
-// reaped before the host hears that the run is over.
+// serveKills kills every process of the box (but the init) on request.
+func serveKills() {
+	buf := make([]byte, 4096)
+	for {
+		m, _, err := recvInit(initKillFD, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		if m.Op == opKill && m.Run == currentRun.Load() {
+			unix.Kill(-1, unix.SIGKILL)
+		}
+	}
+}
+
+// runProgram starts the program of a run and waits for it: when the main
+// process ends, everything else in the box is killed and reaped before the
+// host hears that the run is over.
 func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 	fail := func(execFailed bool, err error) {
-		sendInit(initFD, &initMessage{Op: opFailed, Error: err.Error(), ExecFailed: execFailed}, nil)
+		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error(), ExecFailed: execFailed}, nil)
 	}
 	if m.NixStore {
 		if cfg.NixStore == "" {
@@ -262,27 +284,20 @@ func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 			fail(false, fmt.Errorf("show /nix/store: %w", err))
 			return
 		}
+		defer unix.Unmount("/nix/store", unix.MNT_DETACH)
 	}
+	currentRun.Store(m.Run)
+	defer currentRun.Store(0)
 	pid, start, execFailed, err := startProgram(m, cgroupFDs)
 	if err != nil {
-		hideNixStore(m)
 		fail(execFailed, err)
 		return
 	}
-	if err := sendInit(initFD, &initMessage{Op: opStarted, StartNs: start}, nil); err != nil {
+	if err := sendInit(initCtlFD, &initMessage{Op: opStarted, StartNs: start}, nil); err != nil {
 		unix.Kill(-1, unix.SIGKILL)
 	}
-	go func() {
-		status, end := reapRun(pid)
-		hideNixStore(m)
-		sendInit(initFD, &initMessage{Op: opExited, EndNs: end, WaitStatus: uint32(status)}, nil)
-	}()
-}
-
-func hideNixStore(m *initMessage) {
-	if m.NixStore {
-		unix.Unmount("/nix/store", unix.MNT_DETACH)
-	}
+	status, end := reapRun(pid)
+	sendInit(initCtlFD, &initMessage{Op: opExited, EndNs: end, WaitStatus: uint32(status)}, nil)
 }
 
 // reapRun waits for the main process, then kills and reaps every other process.

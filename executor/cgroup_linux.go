@@ -241,6 +241,9 @@ type v1Box struct {
 	oomBase     int64
 }
 
+// pidsSlack is room in a v1 box's pids group for the init's threads.
+const pidsSlack = 64
+
 func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 	b = &v1Box{memLimitSet: -1}
 	defer func() {
@@ -288,12 +291,15 @@ func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 func (b *v1Box) dir(controller string) string { return b.dirs[indexOf(v1Controllers, controller)] }
 
 func (b *v1Box) Begin(l runLimits) (*os.File, error) {
-	// Between runs the box's pids group holds only the init's threads.
+	// The init's threads share the pids group with the program, and the Go
+	// runtime starts threads when it likes; so the exact processes limit is
+	// RLIMIT_NPROC on the box's own uid, and this group is a backstop the
+	// program cannot fill, that never stops the init.
 	initTasks, err := readIntAt(b.pidsCurrent)
 	if err != nil {
 		return nil, err
 	}
-	if err := writeAt(b.pidsMax, strconv.FormatInt(initTasks+l.processes, 10)); err != nil {
+	if err := writeAt(b.pidsMax, strconv.FormatInt(initTasks+l.processes+pidsSlack, 10)); err != nil {
 		return nil, err
 	}
 	if err := writeAt(b.maxUsage, "0"); err != nil { // resets it to the usage now
