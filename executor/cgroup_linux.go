@@ -237,7 +237,7 @@ type v1Box struct {
 	cpuUsage, maxUsage, memLimit, memswLimit, oomControl, pidsCurrent, pidsMax *os.File
 
 	memLimitSet int64 // what memory.limit_in_bytes holds; -1 is no limit
-	memBase     int64  // memory the box held when the run began
+	memBase     int64 // memory the box held when the run began
 	oomBase     int64
 }
 
