@@ -252,6 +252,8 @@ func serveInit(cfg *initConfig) {
 }
 
 // serveKills kills every process of the box (but the init) on request.
+// When sandboxd is gone, so is the box: the socket's end is the lifeline that
+// holds even while the init waits for a program.
 func serveKills() {
 	buf := make([]byte, 4096)
 	for {
@@ -260,7 +262,8 @@ func serveKills() {
 			continue
 		}
 		if err != nil {
-			return
+			unix.Kill(-1, unix.SIGKILL)
+			os.Exit(1)
 		}
 		if m.Op == opKill && m.Run == currentRun.Load() {
 			unix.Kill(-1, unix.SIGKILL)
@@ -383,6 +386,9 @@ func openStdio(m *initMessage) (files []*os.File, err error) {
 	defer func() {
 		unix.SetfsuidRetUid(prevUID)
 		unix.SetfsgidRetGid(prevGID)
+		// A change of file-system identity clears the thread's parent-death
+		// signal, which the host set so that the box dies with sandboxd.
+		unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
 	}()
 	streams := []struct {
 		name, path string

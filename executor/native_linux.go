@@ -332,10 +332,6 @@ func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
 		return nil, fmt.Errorf("start box init: %w", err)
 	}
 	b.initProc = cmd
-	// The init shares the box's memory group on cgroup v1: the OOM killer
-	// should pick the program, not the init. Best effort: a host that denies
-	// CAP_SYS_RESOURCE to root refuses it, and the init is small anyway.
-	os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", cmd.Process.Pid), []byte("-1000"), 0)
 	b.buf = make([]byte, maxInitMessage)
 	m, err := b.recv(initAnswerTimeout)
 	if err != nil {

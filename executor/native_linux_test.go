@@ -3,6 +3,8 @@ package executor
 import (
 	"context"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"sandboxd/spec"
@@ -30,12 +32,38 @@ func newNative(t *testing.T) *Native {
 	return n
 }
 
-func TestNativeRunsTrue(t *testing.T) {
-	n := newNative(t)
-	req := &spec.RunRequest{Argv: []string{"sh", "-c", "exit 123"}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(4)}}
-	res, err := n.Run(context.Background(), 0, req)
+// A killed sandboxd leaves mounts, cgroups and box directories; the next
+// instance on the same state dir removes them and starts clean.
+func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
+	dir := t.TempDir()
+	first, err := NewNative(NativeConfig{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%+v exit=%v", res, *res.ExitCode)
+	if _, err := first.OpenBox(spec.BoxOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// As if killed: the lock goes with the process, nothing else is cleaned.
+	first.lock.Close()
+	for _, b := range first.boxes {
+		b.initProc.Process.Kill()
+		b.initProc.Wait()
+	}
+	second, err := NewNative(NativeConfig{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	if err != nil {
+		t.Fatalf("a new instance on the state dir of a killed one: %v", err)
+	}
+	defer second.Close()
+	entries, _ := os.ReadDir(filepath.Join(dir, "boxes"))
+	if len(entries) != 1 || entries[0].Name() != "0" {
+		t.Errorf("boxes after restart: %v, want only box 0", entries)
+	}
+	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}}
+	if res, err := second.Run(context.Background(), DefaultBox, req); err != nil || res.Verdict != spec.VerdictOK {
+		t.Errorf("run after restart: %+v, %v", res, err)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if n := strings.Count(string(mounts), filepath.Join(dir, "boxes", "1")); n > 0 {
+		t.Errorf("%d mounts of the killed instance's box 1 remain", n)
+	}
 }

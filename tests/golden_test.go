@@ -24,8 +24,15 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden sessions with the replies of this sandboxd")
 
 // Metric tolerances: time figures within 50 ms plus 20 %, memory within a
-// factor of two plus 1 MiB (a shell's footprint varies with the host).
+// factor of two plus 1 MiB (a shell's footprint varies with the host). An
+// emulated machine (functionalOnly) checks only that the metrics are there.
 func metricClose(key string, got, want float64) bool {
+	switch key {
+	case "real_time", "cpu_time", "idleness_time", "memory":
+		if functionalOnly {
+			return got >= 0
+		}
+	}
 	switch key {
 	case "real_time", "cpu_time", "idleness_time":
 		return math.Abs(got-want) <= 0.05+0.2*want

@@ -90,6 +90,14 @@ func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	s := &server{t: t, stateDir: t.TempDir()}
 	s.cmd = exec.Command(sandboxdBin, append([]string{"--state-dir", s.stateDir, "--log-level", "warn"}, args...)...)
+	s.start()
+	return s
+}
+
+// start starts s.cmd with its stdin and stdout piped to the test.
+func (s *server) start() {
+	t := s.t
+	t.Helper()
 	s.cmd.Stderr = &s.stderr
 	var err error
 	if s.in, err = s.cmd.StdinPipe(); err != nil {
@@ -109,7 +117,6 @@ func startServer(t *testing.T, args ...string) *server {
 			s.wait()
 		}
 	})
-	return s
 }
 
 // send writes one raw request line.
