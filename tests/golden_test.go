@@ -134,4 +134,3 @@ func keys(m map[string]any) []string {
 	}
 	return out
 }
-
