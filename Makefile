@@ -15,9 +15,12 @@ build:
 deps:
 	./scripts/install-deps.sh
 
-# Run sandboxd on its embedded defaults, serving the protocol on stdin/stdout.
-serve: deps build
-	$(BIN)
+# Run sandboxd on its embedded defaults, serving the protocol on stdin/stdout
+# (everything else make prints goes to stderr, so stdout stays the protocol's).
+serve:
+	@./scripts/install-deps.sh >&2
+	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sandboxd >&2
+	@exec $(BIN)
 
 # Everything CI runs: unit and conformance tests on this host, then the
 # functional conformance cases under a pure cgroup v2 kernel.
