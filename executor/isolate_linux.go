@@ -58,8 +58,8 @@ type Isolate struct {
 	peakResets bool
 	lock       *os.File
 
+	boxes   *boxTable[isolateBox]
 	mu      sync.Mutex
-	boxes   map[int]*isolateBox
 	isoUsed map[int]bool // isolate box ids taken by this instance
 }
 
@@ -117,7 +117,7 @@ func NewIsolate(cfg IsolateConfig) (*Isolate, error) {
 		cfg:        cfg,
 		cg:         cgErr == nil && (major >= 2) == hostV2,
 		peakResets: major < 2,
-		boxes:      map[int]*isolateBox{},
+		boxes:      newBoxTable[isolateBox](),
 		isoUsed:    map[int]bool{},
 	}
 	if x.cfg.StateDir, x.lock, err = takeStateDir(cfg.StateDir); err != nil {
@@ -127,7 +127,7 @@ func NewIsolate(cfg IsolateConfig) (*Isolate, error) {
 		x.Close()
 		return nil, err
 	}
-	if _, err := x.openBox(DefaultBox, spec.BoxOptions{}); err != nil {
+	if _, err := x.boxes.open(DefaultBox, x.builder(spec.BoxOptions{})); err != nil {
 		x.Close()
 		return nil, err
 	}
@@ -226,30 +226,13 @@ func (x *Isolate) renewBox(isoID int) error {
 
 // OpenBox creates a box with the lowest free id.
 func (x *Isolate) OpenBox(opts spec.BoxOptions) (int, error) {
-	x.mu.Lock()
-	id := lowestFree(1, MaxBoxes, func(i int) bool { _, used := x.boxes[i]; return used })
-	if id < 0 {
-		x.mu.Unlock()
-		return 0, spec.Errorf(spec.CodeTooManyBoxes, "all %d boxes are open", MaxBoxes)
-	}
-	x.boxes[id] = nil // reserved while it is built
-	x.mu.Unlock()
-	return x.openBox(id, opts)
+	return x.boxes.open(anyBox, x.builder(opts))
 }
 
-func (x *Isolate) openBox(id int, opts spec.BoxOptions) (int, error) {
-	if opts.Dirs == nil {
-		opts.Dirs = x.cfg.Dirs
-	}
-	b, err := x.newBox(id, opts.WithDefaults())
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if err != nil {
-		delete(x.boxes, id)
-		return 0, fmt.Errorf("open box %d: %w", id, err)
-	}
-	x.boxes[id] = b
-	return id, nil
+// builder returns the builder of a box with the given options.
+func (x *Isolate) builder(opts spec.BoxOptions) func(id int) (*isolateBox, error) {
+	opts = opts.WithDefaults(x.cfg.Dirs)
+	return func(id int) (*isolateBox, error) { return x.newBox(id, opts) }
 }
 
 // takeIsolateID reserves the lowest isolate box id that neither this nor
@@ -349,28 +332,12 @@ func (b *isolateBox) isolateDirArgs() []string {
 	return args
 }
 
-func (x *Isolate) box(id int) (*isolateBox, error) {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	b := x.boxes[id]
-	if b == nil {
-		return nil, spec.Errorf(spec.CodeNoSuchBox, "no box %d is open", id)
-	}
-	return b, nil
-}
-
 // CloseBox removes a box. Box 0 stays for the life of the executor.
 func (x *Isolate) CloseBox(id int) error {
-	if id == DefaultBox {
-		return spec.Errorf(spec.CodeInvalidArgument, "box 0 always exists; use reset_box to empty it")
-	}
-	b, err := x.box(id)
+	b, err := x.boxes.remove(id)
 	if err != nil {
 		return err
 	}
-	x.mu.Lock()
-	delete(x.boxes, id)
-	x.mu.Unlock()
 	return x.closeBox(b)
 }
 
@@ -390,7 +357,7 @@ func (x *Isolate) closeBox(b *isolateBox) error {
 
 // ResetBox empties the box's /space and /tmp.
 func (x *Isolate) ResetBox(id int) error {
-	b, err := x.box(id)
+	b, err := x.boxes.get(id)
 	if err != nil {
 		return err
 	}
@@ -406,7 +373,7 @@ func (x *Isolate) ResetBox(id int) error {
 
 // Box tells where a box's /space is on the host.
 func (x *Isolate) Box(id int) (spec.BoxInfo, error) {
-	b, err := x.box(id)
+	b, err := x.boxes.get(id)
 	if err != nil {
 		return spec.BoxInfo{}, err
 	}
@@ -415,15 +382,9 @@ func (x *Isolate) Box(id int) (spec.BoxInfo, error) {
 
 // Close removes every box and releases the state dir.
 func (x *Isolate) Close() error {
-	x.mu.Lock()
-	boxes := x.boxes
-	x.boxes = map[int]*isolateBox{}
-	x.mu.Unlock()
 	var errs []error
-	for _, b := range boxes {
-		if b != nil {
-			errs = append(errs, x.closeBox(b))
-		}
+	for _, b := range x.boxes.removeAll() {
+		errs = append(errs, x.closeBox(b))
 	}
 	if x.lock != nil {
 		x.lock.Close()
@@ -433,7 +394,7 @@ func (x *Isolate) Close() error {
 
 // Run runs a program in a box with isolate --run.
 func (x *Isolate) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error) {
-	b, err := x.box(id)
+	b, err := x.boxes.get(id)
 	if err != nil {
 		return spec.RunResult{}, err
 	}

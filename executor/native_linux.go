@@ -40,8 +40,7 @@ type Native struct {
 	lock    *os.File
 	hasNix  bool
 
-	mu    sync.Mutex
-	boxes map[int]*nativeBox
+	boxes *boxTable[nativeBox]
 }
 
 // NewNative takes ownership of the state directory, removes what a previous
@@ -55,7 +54,7 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 		return nil, err
 	}
 	cfg.StateDir = stateDir
-	n := &Native{cfg: cfg, lock: lock, boxes: map[int]*nativeBox{}}
+	n := &Native{cfg: cfg, lock: lock, boxes: newBoxTable[nativeBox]()}
 	if _, err := os.Stat("/nix/store"); err == nil {
 		n.hasNix = true
 	}
@@ -68,7 +67,7 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 		n.Close()
 		return nil, err
 	}
-	if _, err := n.openBox(DefaultBox, spec.BoxOptions{}); err != nil {
+	if _, err := n.boxes.open(DefaultBox, n.startBox(spec.BoxOptions{})); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -138,31 +137,13 @@ func removeStaleBoxes(boxesDir string) error {
 
 // OpenBox creates a box with the lowest free id.
 func (n *Native) OpenBox(opts spec.BoxOptions) (int, error) {
-	n.mu.Lock()
-	id := lowestFree(1, MaxBoxes, func(i int) bool { _, used := n.boxes[i]; return used })
-	if id < 0 {
-		n.mu.Unlock()
-		return 0, spec.Errorf(spec.CodeTooManyBoxes, "all %d boxes are open", MaxBoxes)
-	}
-	n.boxes[id] = nil // reserved while it is built
-	n.mu.Unlock()
-	return n.openBox(id, opts)
+	return n.boxes.open(anyBox, n.startBox(opts))
 }
 
-func (n *Native) openBox(id int, opts spec.BoxOptions) (int, error) {
-	if opts.Dirs == nil {
-		opts.Dirs = n.cfg.Dirs
-	}
-	opts = opts.WithDefaults()
-	b, err := startBox(n.boxConfig(id, opts), n.cgroups)
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err != nil {
-		delete(n.boxes, id)
-		return 0, fmt.Errorf("open box %d: %w", id, err)
-	}
-	n.boxes[id] = b
-	return id, nil
+// startBox returns the builder of a box with the given options.
+func (n *Native) startBox(opts spec.BoxOptions) func(id int) (*nativeBox, error) {
+	opts = opts.WithDefaults(n.cfg.Dirs)
+	return func(id int) (*nativeBox, error) { return startBox(n.boxConfig(id, opts), n.cgroups) }
 }
 
 func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {
@@ -186,34 +167,18 @@ func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 	return c
 }
 
-func (n *Native) box(id int) (*nativeBox, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	b := n.boxes[id]
-	if b == nil {
-		return nil, spec.Errorf(spec.CodeNoSuchBox, "no box %d is open", id)
-	}
-	return b, nil
-}
-
 // CloseBox removes a box. Box 0 stays for the life of the executor.
 func (n *Native) CloseBox(id int) error {
-	if id == DefaultBox {
-		return spec.Errorf(spec.CodeInvalidArgument, "box 0 always exists; use reset_box to empty it")
-	}
-	b, err := n.box(id)
+	b, err := n.boxes.remove(id)
 	if err != nil {
 		return err
 	}
-	n.mu.Lock()
-	delete(n.boxes, id)
-	n.mu.Unlock()
 	return b.close()
 }
 
 // ResetBox empties the box's /space and /tmp.
 func (n *Native) ResetBox(id int) error {
-	b, err := n.box(id)
+	b, err := n.boxes.get(id)
 	if err != nil {
 		return err
 	}
@@ -222,7 +187,7 @@ func (n *Native) ResetBox(id int) error {
 
 // Box tells where a box's /space is on the host.
 func (n *Native) Box(id int) (spec.BoxInfo, error) {
-	b, err := n.box(id)
+	b, err := n.boxes.get(id)
 	if err != nil {
 		return spec.BoxInfo{}, err
 	}
@@ -231,7 +196,7 @@ func (n *Native) Box(id int) (spec.BoxInfo, error) {
 
 // Run runs a program in a box.
 func (n *Native) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error) {
-	b, err := n.box(id)
+	b, err := n.boxes.get(id)
 	if err != nil {
 		return spec.RunResult{}, err
 	}
@@ -240,15 +205,9 @@ func (n *Native) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.Ru
 
 // Close removes every box and the instance's cgroups, and releases the state dir.
 func (n *Native) Close() error {
-	n.mu.Lock()
-	boxes := n.boxes
-	n.boxes = map[int]*nativeBox{}
-	n.mu.Unlock()
 	var errs []error
-	for _, b := range boxes {
-		if b != nil {
-			errs = append(errs, b.close())
-		}
+	for _, b := range n.boxes.removeAll() {
+		errs = append(errs, b.close())
 	}
 	if n.cgroups != nil {
 		errs = append(errs, n.cgroups.Remove())

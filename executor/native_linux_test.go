@@ -45,7 +45,7 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 	}
 	// As if killed: the lock goes with the process, nothing else is cleaned.
 	first.lock.Close()
-	for _, b := range first.boxes {
+	for _, b := range first.boxes.boxes {
 		b.initProc.Process.Kill()
 		b.initProc.Wait()
 	}

@@ -19,8 +19,9 @@ const (
 // DefaultDirs are the host directories a box shows read-only.
 var DefaultDirs = []string{"/usr", "/bin", "/lib", "/lib64"}
 
-// WithDefaults fills unset options with the defaults.
-func (o BoxOptions) WithDefaults() BoxOptions {
+// WithDefaults fills unset options with the defaults; dirs are the
+// directories shown when the options name none.
+func (o BoxOptions) WithDefaults(dirs []string) BoxOptions {
 	if o.QuotaSpace == 0 {
 		o.QuotaSpace = DefaultQuotaSpace
 	}
@@ -28,7 +29,7 @@ func (o BoxOptions) WithDefaults() BoxOptions {
 		o.QuotaInodes = DefaultQuotaInodes
 	}
 	if o.Dirs == nil {
-		o.Dirs = DefaultDirs
+		o.Dirs = dirs
 	}
 	return o
 }
