@@ -4,8 +4,10 @@ go 1.26.8
 
 require (
 	github.com/criyle/go-sandbox v0.13.6
+	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/goccy/go-json v0.12.0
 	github.com/rs/zerolog v1.35.1
+	golang.org/x/net v0.62.0
 	golang.org/x/sys v0.49.0
 )
 

@@ -25,8 +25,8 @@ import (
 // never PID 1, so it gets the default signal behaviour of any process.
 //
 // Programs are started with go-sandbox's forkexec, which does in the child
-// what Go's syscall.ForkExec cannot: rlimits, no_new_privs and dropping every
-// capability, in a vfork (clone3 into the run's cgroup on cgroup v2).
+// what Go's syscall.ForkExec cannot: rlimits, no_new_privs, dropping every
+// capability and a seccomp filter (seccomp_linux.go), in a vfork (clone3 into the run's cgroup on cgroup v2).
 
 // RunBoxInitIfRequested turns this process into a box init when the host
 // started it as one; it never returns then. Call it first thing in main.
@@ -38,6 +38,9 @@ func RunBoxInitIfRequested() {
 	os.Exit(boxInit(cfg))
 }
 
+// filter is the seccomp filter every program of the box gets.
+var filter *syscall.SockFprog
+
 func boxInit(cfgJSON string) int {
 	syscall.CloseOnExec(initCtlFD)
 	syscall.CloseOnExec(initKillFD)
@@ -48,6 +51,9 @@ func boxInit(cfgJSON string) int {
 	}
 	if err == nil {
 		err = dropInitPrivileges()
+	}
+	if err == nil {
+		filter, err = boxSeccompFilter()
 	}
 	if err != nil {
 		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
@@ -360,6 +366,7 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		RLimits:    rl,
 		NoNewPrivs: true,
 		DropCaps:   true,
+		Seccomp:    filter,
 		Credential: &syscall.Credential{Uid: uint32(m.UID), Gid: uint32(m.GID), Groups: []uint32{}},
 	}
 	if len(cgroupFDs) > 0 {

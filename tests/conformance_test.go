@@ -211,6 +211,16 @@ func TestHostDirsAreReadOnly(t *testing.T) {
 	}
 }
 
+func TestNoNewNamespaces(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "escape"), "stdout", "escape.txt"))
+	out := s.ok(obj{"command": "read_file", "path": "escape.txt"})["content"]
+	if r["exit_code"] != 0.0 || strings.Count(out.(string), "Operation not permitted") != 4 {
+		t.Errorf("a program made a namespace (where it would be root): %v\n%s", r, out)
+	}
+}
+
 func TestRunsAsAnUnprivilegedUser(t *testing.T) {
 	s := startServer(t)
 	s.installProbe(0)
