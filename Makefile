@@ -25,13 +25,16 @@ test: deps build test-host test-cg2
 
 test-host:
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -p 1 -count=1 -timeout 30m ./...
 
 test-cg2:
 	./scripts/test-cg2.sh
 
+# Figures beside baselines measured in the same run (see tests/bench_test.go).
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchtime 2000x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench RunTrue -benchtime 2000x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench CPULimitKill -benchtime 10x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench TwoBoxes -benchtime 3x -count 1 ./tests/
 
 clean:
 	rm -rf bin build

@@ -4,10 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path"
 	"path/filepath"
 	"runtime"
-	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/criyle/go-sandbox/pkg/forkexec"
@@ -40,7 +39,8 @@ func RunBoxInitIfRequested() {
 }
 
 func boxInit(cfgJSON string) int {
-	syscall.CloseOnExec(initFD)
+	syscall.CloseOnExec(initCtlFD)
+	syscall.CloseOnExec(initKillFD)
 	var cfg initConfig
 	err := json.Unmarshal([]byte(cfgJSON), &cfg)
 	if err == nil {
@@ -50,10 +50,10 @@ func boxInit(cfgJSON string) int {
 		err = dropInitPrivileges()
 	}
 	if err != nil {
-		sendInit(initFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
+		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
 		return 1
 	}
-	if err := sendInit(initFD, &initMessage{Op: opReady}, nil); err != nil {
+	if err := sendInit(initCtlFD, &initMessage{Op: opReady}, nil); err != nil {
 		return 1
 	}
 	serveInit(&cfg)
@@ -267,11 +267,17 @@ func pivotInto(root string) error {
 	return nil
 }
 
-// serveInit handles run requests until the host closes the socket.
+// currentRun names the run in progress (0: none), so that a kill request
+// that arrives late cannot end the next run.
+var currentRun atomic.Uint64
+
+// serveInit runs programs one after another until the host closes the
+// socket; then it kills everything and returns, and the box is gone.
 func serveInit(cfg *initConfig) {
+	go serveKills()
 	buf := make([]byte, maxInitMessage)
 	for {
-		m, fds, err := recvInit(initFD, buf)
+		m, fds, err := recvInit(initCtlFD, buf)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -279,11 +285,8 @@ func serveInit(cfg *initConfig) {
 			unix.Kill(-1, unix.SIGKILL)
 			return
 		}
-		switch m.Op {
-		case opRun:
+		if m.Op == opRun {
 			runProgram(cfg, m, fds)
-		case opKill:
-			unix.Kill(-1, unix.SIGKILL)
 		}
 		for _, fd := range fds {
 			unix.Close(fd)
@@ -291,12 +294,29 @@ func serveInit(cfg *initConfig) {
 	}
 }
 
-// runProgram starts the program of a run and, in the background, waits for
-// it: when the main process ends, everything else in the box is killed and
-// reaped before the host hears that the run is over.
+// serveKills kills every process of the box (but the init) on request.
+func serveKills() {
+	buf := make([]byte, 4096)
+	for {
+		m, _, err := recvInit(initKillFD, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return
+		}
+		if m.Op == opKill && m.Run == currentRun.Load() {
+			unix.Kill(-1, unix.SIGKILL)
+		}
+	}
+}
+
+// runProgram starts the program of a run and waits for it: when the main
+// process ends, everything else in the box is killed and reaped before the
+// host hears that the run is over.
 func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 	fail := func(execFailed bool, err error) {
-		sendInit(initFD, &initMessage{Op: opFailed, Error: err.Error(), ExecFailed: execFailed}, nil)
+		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error(), ExecFailed: execFailed}, nil)
 	}
 	views, err := requestedViews(cfg, m)
 	if err == nil {
@@ -306,20 +326,19 @@ func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 		fail(false, err)
 		return
 	}
+	defer hideViews(views)
+	currentRun.Store(m.Run)
+	defer currentRun.Store(0)
 	pid, start, execFailed, err := startProgram(m, cgroupFDs)
 	if err != nil {
-		hideViews(views)
 		fail(execFailed, err)
 		return
 	}
-	if err := sendInit(initFD, &initMessage{Op: opStarted, StartNs: start}, nil); err != nil {
+	if err := sendInit(initCtlFD, &initMessage{Op: opStarted, StartNs: start}, nil); err != nil {
 		unix.Kill(-1, unix.SIGKILL)
 	}
-	go func() {
-		status, end := reapRun(pid)
-		hideViews(views)
-		sendInit(initFD, &initMessage{Op: opExited, EndNs: end, WaitStatus: uint32(status)}, nil)
-	}()
+	status, end := reapRun(pid)
+	sendInit(initCtlFD, &initMessage{Op: opExited, EndNs: end, WaitStatus: uint32(status)}, nil)
 }
 
 // showViews binds views at their places; on failure none stays shown.
@@ -375,7 +394,7 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		}
 	}()
 	env := m.Env
-	exe, err := lookPath(m.Argv[0], envValue(env, "PATH"))
+	exe, err := lookPath(m.Argv[0], envValue(env, "PATH"), isExecutableFile)
 	if err != nil {
 		return 0, 0, true, err
 	}
@@ -481,37 +500,4 @@ func openStream(p string, write bool, same *os.File) (*os.File, error) {
 		return nil, err
 	}
 	return os.NewFile(uintptr(fd), p), nil
-}
-
-// defaultPath is searched for a bare program name when the run's environment has no PATH.
-const defaultPath = "/usr/local/bin:/usr/bin:/bin"
-
-// lookPath finds the file to execute inside the box: a name with a slash is a
-// path (relative to /space); a bare name is searched in PATH.
-func lookPath(name, pathEnv string) (string, error) {
-	if strings.Contains(name, "/") {
-		return spec.BoxPath(name), nil
-	}
-	if pathEnv == "" {
-		pathEnv = defaultPath
-	}
-	for _, dir := range filepath.SplitList(pathEnv) {
-		if dir == "" {
-			dir = "."
-		}
-		p := spec.BoxPath(path.Join(dir, name))
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("no program %q in PATH %q", name, pathEnv)
-}
-
-func envValue(env []string, key string) string {
-	for i := len(env) - 1; i >= 0; i-- {
-		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
-			return v
-		}
-	}
-	return ""
 }

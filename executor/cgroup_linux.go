@@ -229,21 +229,23 @@ func (b *v2Box) End() (u runUsage, err error) {
 func (b *v2Box) Remove() error { return removeCgroupTree(b.dir) }
 
 // v1Box holds the box's init, and so every program it starts, in one group
-// per hierarchy.
+// per hierarchy. Its control files stay open: a run reads and writes them a
+// dozen times, and opening each costs more than the access.
 type v1Box struct {
-	dirs    []string // in the order of v1Controllers
-	cpu     *os.File
-	memBase int64 // memory the box held when the run began
-	oomBase int64
+	dirs []string // in the order of v1Controllers
+	// control files, by name
+	cpuUsage, maxUsage, memLimit, memswLimit, oomControl, pidsCurrent, pidsMax *os.File
+
+	memLimitSet int64 // what memory.limit_in_bytes holds; -1 is no limit
+	memBase     int64 // memory the box held when the run began
+	oomBase     int64
 }
 
-// pidsSlack lets the init's own threads be in the box's pids group: the
-// exact processes limit is RLIMIT_NPROC on the box's own uid; this group is
-// the backstop.
+// pidsSlack is room in a v1 box's pids group for the init's threads.
 const pidsSlack = 64
 
 func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
-	b = &v1Box{}
+	b = &v1Box{memLimitSet: -1}
 	defer func() {
 		if err != nil {
 			b.Remove()
@@ -262,8 +264,26 @@ func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 			return nil, err
 		}
 	}
-	if b.cpu, err = os.Open(filepath.Join(b.dir("cpuacct"), "cpuacct.usage")); err != nil {
-		return nil, fmt.Errorf("open cpu accounting: %w", err)
+	mem, pids := b.dir("memory"), b.dir("pids")
+	for _, c := range []struct {
+		f    **os.File
+		path string
+	}{
+		{&b.cpuUsage, filepath.Join(b.dir("cpuacct"), "cpuacct.usage")},
+		{&b.maxUsage, filepath.Join(mem, "memory.max_usage_in_bytes")},
+		{&b.memLimit, filepath.Join(mem, "memory.limit_in_bytes")},
+		{&b.memswLimit, filepath.Join(mem, "memory.memsw.limit_in_bytes")},
+		{&b.oomControl, filepath.Join(mem, "memory.oom_control")},
+		{&b.pidsCurrent, filepath.Join(pids, "pids.current")},
+		{&b.pidsMax, filepath.Join(pids, "pids.max")},
+	} {
+		*c.f, err = os.OpenFile(c.path, os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) && c.f == &b.memswLimit {
+			err = nil // no swap accounting: nothing to cap
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", filepath.Base(c.path), err)
+		}
 	}
 	return b, nil
 }
@@ -271,83 +291,113 @@ func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 func (b *v1Box) dir(controller string) string { return b.dirs[indexOf(v1Controllers, controller)] }
 
 func (b *v1Box) Begin(l runLimits) (*os.File, error) {
-	mem := b.dir("memory")
-	if err := writeControl(b.dir("pids"), "pids.max", strconv.FormatInt(l.processes+pidsSlack, 10)); err != nil {
-		return nil, err
-	}
-	if err := writeControl(mem, "memory.max_usage_in_bytes", "0"); err != nil { // resets it to the usage now
-		return nil, err
-	}
-	base, err := readInt(filepath.Join(mem, "memory.max_usage_in_bytes"))
+	// The init's threads share the pids group with the program, and the Go
+	// runtime starts threads when it likes; so the exact processes limit is
+	// RLIMIT_NPROC on the box's own uid, and this group is a backstop the
+	// program cannot fill, that never stops the init.
+	initTasks, err := readIntAt(b.pidsCurrent)
 	if err != nil {
 		return nil, err
 	}
-	b.memBase = base
-	limit := "-1"
-	if l.memory > 0 {
-		limit = strconv.FormatInt(base+l.memory, 10)
+	if err := writeAt(b.pidsMax, strconv.FormatInt(initTasks+l.processes+pidsSlack, 10)); err != nil {
+		return nil, err
 	}
-	// memory+swap may never be below memory: lift it, set memory, then cap
-	// memory+swap at the same figure (no swap). Absent without swap accounting.
-	memsw := func(v string) error {
-		if err := writeControl(mem, "memory.memsw.limit_in_bytes", v); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	if err := writeAt(b.maxUsage, "0"); err != nil { // resets it to the usage now
+		return nil, err
+	}
+	if b.memBase, err = readIntAt(b.maxUsage); err != nil {
+		return nil, err
+	}
+	limit := int64(-1)
+	if l.memory > 0 {
+		limit = b.memBase + l.memory
+	}
+	if err := b.setMemoryLimit(limit); err != nil {
+		return nil, err
+	}
+	data, err := readAt(b.oomControl)
+	if err == nil {
+		b.oomBase, err = statField(data, "oom_kill")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read memory.oom_control: %w", err)
+	}
+	return nil, writeAt(b.cpuUsage, "0")
+}
+
+// setMemoryLimit caps memory, and memory+swap at the same figure (no swap).
+// memory+swap may never be below memory, so the order of the writes depends
+// on whether the limit goes up or down.
+func (b *v1Box) setMemoryLimit(limit int64) error {
+	if limit == b.memLimitSet {
 		return nil
 	}
-	if err := memsw("-1"); err != nil {
-		return nil, err
+	raising := limit == -1 || (b.memLimitSet != -1 && limit > b.memLimitSet)
+	files := []*os.File{b.memLimit, b.memswLimit}
+	if raising {
+		files = []*os.File{b.memswLimit, b.memLimit}
 	}
-	if err := writeControl(mem, "memory.limit_in_bytes", limit); err != nil {
-		return nil, err
+	for _, f := range files {
+		if f == nil {
+			continue
+		}
+		if err := writeAt(f, strconv.FormatInt(limit, 10)); err != nil {
+			return err
+		}
 	}
-	if err := memsw(limit); err != nil {
-		return nil, err
-	}
-	if b.oomBase, err = readStatField(filepath.Join(mem, "memory.oom_control"), "oom_kill"); err != nil {
-		return nil, err
-	}
-	if err := writeControl(b.dir("cpuacct"), "cpuacct.usage", "0"); err != nil {
-		return nil, err
-	}
-	return nil, nil
+	b.memLimitSet = limit
+	return nil
 }
 
 func (b *v1Box) CPUTime() (time.Duration, error) {
-	data, err := readAt(b.cpu)
-	if err != nil {
-		return 0, fmt.Errorf("read cpu usage: %w", err)
-	}
-	ns, err := strconv.ParseInt(string(bytes.TrimSpace(data)), 10, 64)
+	ns, err := readIntAt(b.cpuUsage)
 	return time.Duration(ns), err
 }
 
 func (b *v1Box) End() (u runUsage, err error) {
-	cpu, err := b.CPUTime()
+	if u.cpuTime, err = b.CPUTime(); err != nil {
+		return u, err
+	}
+	peak, err := readIntAt(b.maxUsage)
 	if err != nil {
 		return u, err
 	}
-	mem := b.dir("memory")
-	peak, err := readInt(filepath.Join(mem, "memory.max_usage_in_bytes"))
+	data, err := readAt(b.oomControl)
 	if err != nil {
-		return u, err
+		return u, fmt.Errorf("read memory.oom_control: %w", err)
 	}
-	ooms, err := readStatField(filepath.Join(mem, "memory.oom_control"), "oom_kill")
-	if err != nil {
-		return u, err
-	}
-	return runUsage{cpuTime: cpu, peakMemory: max(peak-b.memBase, 0), oomKills: ooms - b.oomBase}, nil
+	ooms, err := statField(data, "oom_kill")
+	u.peakMemory, u.oomKills = max(peak-b.memBase, 0), ooms-b.oomBase
+	return u, err
 }
 
 func (b *v1Box) Remove() error {
-	if b.cpu != nil {
-		b.cpu.Close()
+	for _, f := range []*os.File{b.cpuUsage, b.maxUsage, b.memLimit, b.memswLimit, b.oomControl, b.pidsCurrent, b.pidsMax} {
+		if f != nil {
+			f.Close()
+		}
 	}
 	var errs []error
 	for _, dir := range b.dirs {
 		errs = append(errs, removeCgroupTree(dir))
 	}
 	return errors.Join(errs...)
+}
+
+// writeAt writes a value to a control file kept open.
+func writeAt(f *os.File, value string) error {
+	if _, err := f.WriteAt([]byte(value), 0); err != nil {
+		return fmt.Errorf("set %s: %w", filepath.Base(f.Name()), err)
+	}
+	return nil
+}
+
+func readIntAt(f *os.File) (int64, error) {
+	data, err := readAt(f)
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", filepath.Base(f.Name()), err)
+	}
+	return strconv.ParseInt(string(bytes.TrimSpace(data)), 10, 64)
 }
 
 func writeControl(dir, file, value string) error {

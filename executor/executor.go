@@ -32,3 +32,13 @@ const DefaultBox = 0
 
 // MaxBoxes bounds the number of boxes open at once.
 const MaxBoxes = 1000
+
+// lowestFree is the lowest id in [from, to) that is not used, or -1.
+func lowestFree(from, to int, used func(id int) bool) int {
+	for i := from; i < to; i++ {
+		if !used(i) {
+			return i
+		}
+	}
+	return -1
+}

@@ -16,8 +16,12 @@ import (
 // the sandboxd binary act as a box init (see RunBoxInitIfRequested).
 const boxInitEnv = "SANDBOXD_BOX_INIT"
 
-// initFD is the init's end of the socket pair.
-const initFD = 3
+// The init's ends of the two socket pairs: run requests and replies on one,
+// kill requests on the other.
+const (
+	initCtlFD  = 3
+	initKillFD = 4
+)
 
 // initConfig tells a box's init how to build the box's root.
 type initConfig struct {
@@ -52,6 +56,8 @@ type rlimitValue struct {
 // initMessage is every message of the init protocol; each op uses some fields.
 type initMessage struct {
 	Op initOp
+	// Run names the run an opRun starts and an opKill ends.
+	Run uint64
 
 	// opRun
 	Argv     []string

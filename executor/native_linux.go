@@ -52,22 +52,11 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("the native executor must run as root")
 	}
-	stateDir, err := filepath.Abs(cfg.StateDir)
+	stateDir, lock, err := takeStateDir(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
 	cfg.StateDir = stateDir
-	if err := os.MkdirAll(filepath.Join(stateDir, "boxes"), 0o755); err != nil {
-		return nil, fmt.Errorf("create state dir: %w", err)
-	}
-	lock, err := os.OpenFile(filepath.Join(stateDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open state lock: %w", err)
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("state dir %s is in use by another sandboxd: %w", stateDir, err)
-	}
 	n := &Native{cfg: cfg, lock: lock, boxes: map[int]*nativeBox{}}
 	if _, err := os.Stat("/nix/store"); err == nil {
 		n.hasNix = true
@@ -89,6 +78,36 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 		return nil, err
 	}
 	return n, nil
+}
+
+// takeStateDir creates the state directory with its boxes/ subdirectory and
+// locks it for this instance; the lock lasts as long as the returned file.
+func takeStateDir(dir string) (abs string, lock *os.File, err error) {
+	abs, err = filepath.Abs(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := os.MkdirAll(filepath.Join(abs, "boxes"), 0o755); err != nil {
+		return "", nil, fmt.Errorf("create state dir: %w", err)
+	}
+	if lock, err = tryLock(filepath.Join(abs, "lock")); err != nil {
+		return "", nil, fmt.Errorf("state dir %s is in use by another sandboxd: %w", abs, err)
+	}
+	return abs, lock, nil
+}
+
+// tryLock takes an exclusive lock on a file, without waiting. The kernel
+// drops it when the file is closed or the process dies.
+func tryLock(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // removeStaleBoxes unmounts and deletes box directories a killed instance left.
@@ -125,13 +144,7 @@ func removeStaleBoxes(boxesDir string) error {
 // OpenBox creates a box with the lowest free id.
 func (n *Native) OpenBox(opts spec.BoxOptions) (int, error) {
 	n.mu.Lock()
-	id := -1
-	for i := 1; i < MaxBoxes; i++ {
-		if _, used := n.boxes[i]; !used {
-			id = i
-			break
-		}
-	}
+	id := lowestFree(1, MaxBoxes, func(i int) bool { _, used := n.boxes[i]; return used })
 	if id < 0 {
 		n.mu.Unlock()
 		return 0, spec.Errorf(spec.CodeTooManyBoxes, "all %d boxes are open", MaxBoxes)
@@ -262,22 +275,24 @@ type boxConfig struct {
 	init initConfig
 }
 
-// nativeBox is a running box: its init process and the host end of its socket.
+// nativeBox is a running box: its init process and the host ends of its sockets.
 type nativeBox struct {
 	boxConfig
 	initProc *exec.Cmd
 	acct     boxAccounting
-	sock     int
-	// msgs delivers the init's messages; it is closed when the init is gone.
-	msgs chan *initMessage
+	// ctl carries run requests and the init's replies; kill carries only
+	// kill requests, which the init must hear while it waits for a program.
+	ctl, kill int
+	buf       []byte
+	runs      uint64 // runs started, naming each run to the init
 	// mu makes the box's operations one at a time.
 	mu sync.Mutex
 }
 
 // startBox makes the box's directories, mounts its /space and /tmp on the
 // host (so that judges can reach the files), and starts its init.
-func startBox(c boxConfig, cgroups *Cgroups) (b *nativeBox, err error) {
-	b = &nativeBox{boxConfig: c, sock: -1}
+func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
+	b := &nativeBox{boxConfig: c, ctl: -1, kill: -1}
 	defer func() {
 		if err != nil {
 			b.close()
@@ -297,13 +312,17 @@ func startBox(c boxConfig, cgroups *Cgroups) (b *nativeBox, err error) {
 			return nil, fmt.Errorf("mount box tmpfs %s: %w", d.dir, err)
 		}
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("socketpair: %w", err)
+	var initEnds []*os.File
+	for _, host := range []*int{&b.ctl, &b.kill} {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("socketpair: %w", err)
+		}
+		*host = fds[0]
+		initEnd := os.NewFile(uintptr(fds[1]), "box-init")
+		defer initEnd.Close()
+		initEnds = append(initEnds, initEnd)
 	}
-	b.sock = fds[0]
-	initEnd := os.NewFile(uintptr(fds[1]), "box-init")
-	defer initEnd.Close()
 	cfgJSON, err := json.Marshal(c.init)
 	if err != nil {
 		return nil, err
@@ -311,7 +330,7 @@ func startBox(c boxConfig, cgroups *Cgroups) (b *nativeBox, err error) {
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"sandboxd-box-" + fmt.Sprint(c.id)}
 	cmd.Env = []string{boxInitEnv + "=" + string(cfgJSON)}
-	cmd.ExtraFiles = []*os.File{initEnd}
+	cmd.ExtraFiles = initEnds // initCtlFD, initKillFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
 		// The box dies with sandboxd, even when sandboxd is killed outright.
@@ -321,18 +340,17 @@ func startBox(c boxConfig, cgroups *Cgroups) (b *nativeBox, err error) {
 		return nil, fmt.Errorf("start box init: %w", err)
 	}
 	b.initProc = cmd
-	b.msgs = make(chan *initMessage, 4)
-	go b.readMessages()
-	select {
-	case m, ok := <-b.msgs:
-		if !ok {
-			return nil, fmt.Errorf("box init exited while building the box")
-		}
-		if m.Op != opReady {
-			return nil, fmt.Errorf("build box: %s", m.Error)
-		}
-	case <-time.After(30 * time.Second):
-		return nil, fmt.Errorf("box init did not answer in 30 s")
+	// The init shares the box's memory group on cgroup v1: the OOM killer
+	// should pick the program, not the init. Best effort: a host that denies
+	// CAP_SYS_RESOURCE to root refuses it, and the init is small anyway.
+	os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", cmd.Process.Pid), []byte("-1000"), 0)
+	b.buf = make([]byte, maxInitMessage)
+	m, err := b.recv(initAnswerTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("build box: %w", err)
+	}
+	if m.Op != opReady {
+		return nil, fmt.Errorf("build box: %s", m.Error)
 	}
 	if b.acct, err = cgroups.NewBox(fmt.Sprintf("box%d", c.id), cmd.Process.Pid); err != nil {
 		return nil, err
@@ -340,21 +358,40 @@ func startBox(c boxConfig, cgroups *Cgroups) (b *nativeBox, err error) {
 	return b, nil
 }
 
-func (b *nativeBox) readMessages() {
-	defer close(b.msgs)
-	buf := make([]byte, maxInitMessage)
+// initAnswerTimeout bounds the wait for an answer the init gives at once.
+const initAnswerTimeout = 30 * time.Second
+
+// errNoMessage is recv's answer when the timeout passed first.
+var errNoMessage = errors.New("no message from the box init")
+
+// recv waits up to timeout for the init's next message. It reads in the
+// caller's goroutine: a hand-off through another goroutine costs more than
+// a whole small run.
+func (b *nativeBox) recv(timeout time.Duration) (*initMessage, error) {
+	ts := unix.NsecToTimespec(timeout.Nanoseconds())
+	fds := []unix.PollFd{{Fd: int32(b.ctl), Events: unix.POLLIN}}
 	for {
-		m, fds, err := recvInit(b.sock, buf)
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-		if errors.Is(err, unix.EINTR) {
+		n, err := unix.Ppoll(fds, &ts, nil)
+		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return
+			return nil, fmt.Errorf("wait for the box init: %w", err)
 		}
-		b.msgs <- m
+		if n == 0 {
+			return nil, errNoMessage
+		}
+		m, fds, err := recvInit(b.ctl, b.buf)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("box init is gone: %w", err)
+		}
+		return m, nil
 	}
 }
 
@@ -373,9 +410,11 @@ func (b *nativeBox) close() error {
 		errs = append(errs, b.acct.Remove())
 		b.acct = nil
 	}
-	if b.sock >= 0 {
-		unix.Close(b.sock)
-		b.sock = -1
+	for _, fd := range []*int{&b.ctl, &b.kill} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
 	}
 	for _, d := range []string{b.init.Space, b.init.Tmp} {
 		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
@@ -414,8 +453,9 @@ func emptyDir(dir string) error {
 }
 
 // Check intervals of the limit watch: never sleep longer than the maximum, so
-// that a stalled reading is retried; never shorter than the minimum, so that
-// the watch does not burn the CPU the program is measured on.
+// that a stalled reading is retried and a shutdown is heard; never shorter
+// than the minimum, so that the watch does not burn the CPU the program is
+// measured on.
 const (
 	maxCheckInterval = 100 * time.Millisecond
 	minCheckInterval = 250 * time.Microsecond
@@ -447,8 +487,10 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 		defer cgroupDir.Close()
 		files = append(files, cgroupDir)
 	}
+	b.runs++
 	msg := &initMessage{
 		Op:       opRun,
+		Run:      b.runs,
 		Argv:     req.Argv,
 		Env:      runEnv(req.Env),
 		Stdin:    req.Stdin,
@@ -461,13 +503,13 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 
 		NixDaemon: req.NixDaemon,
 	}
-	if err := sendInit(b.sock, msg, files); err != nil {
+	if err := sendInit(b.ctl, msg, files); err != nil {
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
-	m, ok := <-b.msgs
+	m, err := b.recv(initAnswerTimeout)
 	switch {
-	case !ok:
-		return spec.RunResult{}, fmt.Errorf("box %d: init is gone", b.id)
+	case err != nil:
+		return spec.RunResult{}, fmt.Errorf("box %d: %w", b.id, err)
 	case m.Op == opFailed && m.ExecFailed:
 		return spec.RunResult{}, spec.Errorf(spec.CodeExecFailed, "%s", m.Error)
 	case m.Op != opStarted:
@@ -506,7 +548,8 @@ func (b *nativeBox) rlimits(req *spec.RunRequest) []rlimitValue {
 		{unix.RLIMIT_CPU, cpu},
 		{unix.RLIMIT_FSIZE, fsize},
 		{unix.RLIMIT_NOFILE, nofile},
-		// Exact per box: each box has a uid of its own (see boxAccounting).
+		// Processes are counted per uid, and each box has a uid of its own;
+		// this is exact on cgroup v1, where the pids group also holds the init.
 		{unix.RLIMIT_NPROC, uint64(*l.Processes)},
 		{unix.RLIMIT_STACK, stack},
 	}
@@ -529,52 +572,50 @@ func runEnv(env map[string]string) []string {
 // CPU time is read from the run's cgroup at intervals that shrink as the
 // limit nears: CPU time grows at most as fast as wall time times the CPUs
 // the run can use, so a check can be put off by (limit - used) / CPUs
-// without missing the limit.
+// without missing the limit. When ctx ends, the run is killed.
 func (b *nativeBox) watch(ctx context.Context, l spec.Limits, startNs int64) (exited *initMessage, killedFor spec.Limit, err error) {
 	cpus := runtime.NumCPU()
 	if int64(cpus) > *l.Processes {
 		cpus = int(*l.Processes)
 	}
 	killedFor = spec.NoLimit
-	interrupted := false
-	kill := func() { sendInit(b.sock, &initMessage{Op: opKill}, nil) }
-	timer := time.NewTimer(nextCheck(l, 0, 0, cpus))
-	defer timer.Stop()
-	done := ctx.Done()
+	killed := false
+	kill := func() {
+		sendInit(b.kill, &initMessage{Op: opKill, Run: b.runs}, nil)
+		killed = true
+	}
+	wait := nextCheck(l, 0, 0, cpus)
 	for {
-		select {
-		case m, ok := <-b.msgs:
-			if !ok {
-				return nil, 0, fmt.Errorf("box %d: init died during a run", b.id)
-			}
-			if m.Op != opExited {
-				continue
-			}
-			if interrupted {
+		m, err := b.recv(wait)
+		switch {
+		case err == nil && m.Op == opExited:
+			if killedFor == spec.NoLimit && ctx.Err() != nil {
 				return nil, 0, spec.Errorf(spec.CodeShuttingDown, "the run was killed: sandboxd is shutting down")
 			}
 			return m, killedFor, nil
-		case <-timer.C:
-			if killedFor != spec.NoLimit {
-				continue
-			}
-			used, err := b.acct.CPUTime()
-			if err != nil {
-				kill()
-				return nil, 0, err
-			}
-			cpu := used.Seconds()
-			elapsed := float64(monotonicNs()-startNs) / 1e9
-			if killedFor = exceededLimit(l, cpu, elapsed); killedFor != spec.NoLimit {
-				kill()
-				continue
-			}
-			timer.Reset(nextCheck(l, cpu, elapsed, cpus))
-		case <-done:
-			done = nil
-			interrupted = true
+		case err == nil:
+			continue
+		case err != errNoMessage:
+			return nil, 0, fmt.Errorf("box %d: %w", b.id, err)
+		case killed:
+			wait = maxCheckInterval
+			continue
+		case ctx.Err() != nil:
 			kill()
+			continue
 		}
+		used, err := b.acct.CPUTime()
+		if err != nil {
+			kill()
+			return nil, 0, err
+		}
+		cpu := used.Seconds()
+		elapsed := float64(monotonicNs()-startNs) / 1e9
+		if killedFor = exceededLimit(l, cpu, elapsed); killedFor != spec.NoLimit {
+			kill()
+			continue
+		}
+		wait = nextCheck(l, cpu, elapsed, cpus)
 	}
 }
 

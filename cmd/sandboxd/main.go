@@ -32,6 +32,8 @@ type options struct {
 	logLevel  string
 	stateDir  string
 	executor  string
+	isolate   string
+	firstBox  int
 	maxLine   int
 	uidBase   int
 	dirs      string
@@ -62,9 +64,11 @@ Flags:
 	fs.IntVar(&o.parallel, "parallel", runtime.NumCPU(), "requests executed at once (boxes run in parallel, one request at a time each)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level on stderr: debug, info, warn, error")
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/sandboxd", "directory for boxes and state; one sandboxd at a time per directory")
-	fs.StringVar(&o.executor, "executor", "native", "sandbox backend: native")
+	fs.StringVar(&o.executor, "executor", "native", "sandbox backend: native, or isolate (drives an installed ioi/isolate)")
+	fs.StringVar(&o.isolate, "isolate-path", "isolate", "isolate binary for --executor=isolate: a path, or a name looked up on PATH")
+	fs.IntVar(&o.firstBox, "isolate-first-box", 0, "lowest isolate box id that --executor=isolate takes; lower ones are left to other isolate users")
 	fs.IntVar(&o.maxLine, "max-line", protocol.DefaultMaxLine, "longest request line accepted, in bytes")
-	fs.IntVar(&o.uidBase, "uid-base", 60000, "uid and gid of box 0; box n runs as uid-base+n")
+	fs.IntVar(&o.uidBase, "uid-base", 60000, "uid and gid of box 0; box n runs as uid-base+n (with --executor=isolate: isolate's first_uid)")
 	fs.StringVar(&o.dirs, "dirs", strings.Join(spec.DefaultDirs, ","), "host directories shown read-only in every box, comma-separated")
 	fs.StringVar(&o.db, "db", "", "SQLite database of the installed runtimes (default <state-dir>/sandboxd.db)")
 	fs.StringVar(&o.nixConfig, "nix-config", "", "extra nix configuration for installs, as NIX_CONFIG (e.g. 'substituters =' without internet)")
@@ -80,8 +84,8 @@ Flags:
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q (see sandboxd --help)", fs.Arg(0))
 	}
-	if o.executor != "native" {
-		return nil, fmt.Errorf("unknown --executor %q: the backends are: native", o.executor)
+	if o.executor != "native" && o.executor != "isolate" {
+		return nil, fmt.Errorf("unknown --executor %q: the backends are: native, isolate", o.executor)
 	}
 	if o.parallel < 1 || o.installs < 1 {
 		return nil, fmt.Errorf("--parallel and --max-installs must be at least 1")
@@ -119,13 +123,9 @@ func run(args []string) int {
 		return 1
 	}
 
-	exec, err := executor.NewNative(executor.NativeConfig{
-		StateDir: o.stateDir,
-		UIDBase:  o.uidBase,
-		Dirs:     splitList(o.dirs),
-	})
+	exec, err := newExecutor(o)
 	if err != nil {
-		log.Error().Err(err).Msg("cannot start the native executor (run `sandboxd check`)")
+		log.Error().Err(err).Msgf("cannot start the %s executor (run `sandboxd check`)", o.executor)
 		return 1
 	}
 	rts, db, err := openRuntimes(o, exec)
@@ -177,6 +177,23 @@ func openRuntimes(o *options, exec executor.Executor) (*runtimes.Manager, store.
 		return nil, nil, err
 	}
 	return rts, db, nil
+}
+
+func newExecutor(o *options) (executor.Executor, error) {
+	if o.executor == "isolate" {
+		return executor.NewIsolate(executor.IsolateConfig{
+			Path:     o.isolate,
+			StateDir: o.stateDir,
+			FirstUID: o.uidBase,
+			FirstBox: o.firstBox,
+			Dirs:     splitList(o.dirs),
+		})
+	}
+	return executor.NewNative(executor.NativeConfig{
+		StateDir: o.stateDir,
+		UIDBase:  o.uidBase,
+		Dirs:     splitList(o.dirs),
+	})
 }
 
 func check(o *options) int {

@@ -1,0 +1,246 @@
+package executor
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"sandboxd/boxfs"
+	"sandboxd/spec"
+)
+
+// The conformance cases hold for every backend: the native one, and isolate
+// when an isolate binary is present.
+
+func TestNativeConformance(t *testing.T) {
+	conformance(t, newNative(t))
+}
+
+func TestIsolateConformance(t *testing.T) {
+	path := os.Getenv("SANDBOXD_ISOLATE")
+	if path == "" {
+		var err error
+		if path, err = exec.LookPath("isolate"); err != nil {
+			t.Skip("no isolate binary: put isolate on PATH or set SANDBOXD_ISOLATE=/path/to/isolate")
+		}
+	}
+	// Box uids from 60500 on: the native backend's tests, which go test may
+	// run at the same time, use 60000 and up, and processes_limit (isolate's
+	// RLIMIT_NPROC) counts every process of a uid.
+	x, err := NewIsolate(IsolateConfig{Path: path, StateDir: t.TempDir(), FirstUID: 60000, FirstBox: 500, Dirs: spec.DefaultDirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := x.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Logf("isolate %s, cgroups: %v", path, x.cg)
+	conformance(t, x)
+}
+
+func conformance(t *testing.T, e Executor) {
+	ctx := context.Background()
+	space := func(t *testing.T, box int) boxfs.Space {
+		t.Helper()
+		info, err := e.Box(box)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return boxfs.Space{BoxInfo: info}
+	}
+	run := func(t *testing.T, req *spec.RunRequest) spec.RunResult {
+		t.Helper()
+		if req.CPUTime == nil {
+			req.CPUTime = f64(5)
+		}
+		if req.Processes == nil {
+			req.Processes = i64(8)
+		}
+		if req.RealTime == nil {
+			req.RealTime = f64(20)
+		}
+		res, err := e.Run(ctx, DefaultBox, req)
+		if err != nil {
+			t.Fatalf("run %q: %v", req.Argv, err)
+		}
+		return res
+	}
+	sh := func(script string) *spec.RunRequest {
+		return &spec.RunRequest{Argv: []string{"/bin/sh", "-c", script}}
+	}
+	// expect checks the verdict, and the exit code, present exactly for OK and Signaled.
+	expect := func(t *testing.T, res spec.RunResult, verdict string, exitCode int) {
+		t.Helper()
+		want := "none"
+		if verdict == spec.VerdictOK || verdict == spec.VerdictSignaled {
+			want = strconv.Itoa(exitCode)
+		}
+		got := "none"
+		if res.ExitCode != nil {
+			got = strconv.Itoa(*res.ExitCode)
+		}
+		if res.Verdict != verdict || got != want {
+			t.Fatalf("got %s exit code %s, want %s exit code %s (%+v)", res.Verdict, got, verdict, want, res)
+		}
+	}
+	readFile := func(t *testing.T, box int, p string) string {
+		t.Helper()
+		data, _, _, err := space(t, box).ReadFile(p, 0, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	writeFile := func(t *testing.T, box int, p, content string, mode os.FileMode) {
+		t.Helper()
+		if _, err := space(t, box).WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("exit code", func(t *testing.T) {
+		expect(t, run(t, sh("exit 123")), spec.VerdictOK, 123)
+	})
+	t.Run("signal", func(t *testing.T) {
+		expect(t, run(t, sh("kill -SEGV $$")), spec.VerdictSignaled, -11)
+	})
+	t.Run("cpu time limit", func(t *testing.T) {
+		req := sh("while :; do :; done")
+		req.CPUTime = f64(0.5)
+		res := run(t, req)
+		expect(t, res, spec.VerdictCPUTimeLimit, 0)
+		if res.CPUTime < 0.45 || res.RealTime > 3 {
+			t.Errorf("cpu_time %.3f, real_time %.3f for a 0.5 s CPU limit", res.CPUTime, res.RealTime)
+		}
+	})
+	t.Run("real time limit", func(t *testing.T) {
+		req := sh("sleep 10")
+		req.RealTime = f64(0.3)
+		res := run(t, req)
+		expect(t, res, spec.VerdictRealTimeLimit, 0)
+		if res.RealTime < 0.25 || res.RealTime > 3 {
+			t.Errorf("real_time %.3f for a 0.3 s limit", res.RealTime)
+		}
+	})
+	t.Run("idleness time limit", func(t *testing.T) {
+		req := sh("sleep 10")
+		req.CPUTime, req.IdlenessTime = f64(1), f64(0.3)
+		res := run(t, req)
+		expect(t, res, spec.VerdictIdlenessTimeLimit, 0)
+		if res.IdlenessTime < 0.25 || res.RealTime > 3 {
+			t.Errorf("idleness_time %.3f, real_time %.3f for a 0.3 s idleness limit", res.IdlenessTime, res.RealTime)
+		}
+	})
+	// The shell keeps the output of $(...) in its memory.
+	const use100MB = `x=$(head -c 100000000 /dev/zero | tr '\0' a); echo ${#x}`
+	t.Run("memory limit", func(t *testing.T) {
+		req := sh(use100MB)
+		req.Memory = i64(32 << 20)
+		expect(t, run(t, req), spec.VerdictMemoryLimitExceeded, 0)
+		// Nothing of that run may mark the next one.
+		res := run(t, sh("exit 0"))
+		expect(t, res, spec.VerdictOK, 0)
+	})
+	t.Run("memory metric", func(t *testing.T) {
+		res := run(t, sh(use100MB))
+		expect(t, res, spec.VerdictOK, 0)
+		if res.Memory < 100e6 {
+			t.Errorf("memory %d for a run that held 100 MB", res.Memory)
+		}
+		if res = run(t, sh("exit 0")); res.Memory > 20e6 {
+			t.Errorf("memory %d for a shell that exits at once, after a run that used 100 MB", res.Memory)
+		}
+	})
+	t.Run("processes limit", func(t *testing.T) {
+		req := sh("/bin/true")
+		req.Processes = i64(1)
+		res := run(t, req)
+		if res.Verdict != spec.VerdictOK || *res.ExitCode == 0 {
+			t.Errorf("with processes_limit 1 the shell must fail to fork: %+v", res)
+		}
+		req.Processes = i64(2)
+		expect(t, run(t, req), spec.VerdictOK, 0)
+	})
+	t.Run("environment given", func(t *testing.T) {
+		req := sh(`test "$FOO" = bar && test "${EMPTY+set}" = set && test -z "${HOME+set}${LIBC_FATAL_STDERR_+set}"`)
+		req.Env = map[string]string{"FOO": "bar", "EMPTY": ""}
+		expect(t, run(t, req), spec.VerdictOK, 0)
+	})
+	t.Run("environment inherited", func(t *testing.T) {
+		t.Setenv("SANDBOXD_CONFORMANCE", "inherited")
+		expect(t, run(t, sh(`test "$SANDBOXD_CONFORMANCE" = inherited`)), spec.VerdictOK, 0)
+	})
+	t.Run("stdio and working directory", func(t *testing.T) {
+		writeFile(t, DefaultBox, "in.txt", "input\n", 0o644)
+		req := sh("pwd; cat; echo err >&2")
+		req.Stdio = spec.Stdio{Stdin: "in.txt", Stdout: "out.txt", Stderr: "/space/out.txt"}
+		expect(t, run(t, req), spec.VerdictOK, 0)
+		if got := readFile(t, DefaultBox, "out.txt"); got != "/space\ninput\nerr\n" {
+			t.Errorf("out.txt: %q", got)
+		}
+	})
+	t.Run("PATH lookup", func(t *testing.T) {
+		req := &spec.RunRequest{Argv: []string{"true"}, Env: map[string]string{"PATH": "/usr/bin:/bin"}}
+		expect(t, run(t, req), spec.VerdictOK, 0)
+		writeFile(t, DefaultBox, "bin/hello", "#!/bin/sh\necho hi >hi.txt\n", 0o755)
+		req = &spec.RunRequest{Argv: []string{"hello"}, Env: map[string]string{"PATH": "/space/bin"}}
+		expect(t, run(t, req), spec.VerdictOK, 0)
+		if got := readFile(t, DefaultBox, "hi.txt"); got != "hi\n" {
+			t.Errorf("hi.txt: %q", got)
+		}
+	})
+	t.Run("missing program", func(t *testing.T) {
+		for _, argv0 := range []string{"no-such-program", "/space/no-such-program"} {
+			req := &spec.RunRequest{Argv: []string{argv0}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}}
+			if _, err := e.Run(ctx, DefaultBox, req); spec.CodeOf(err) != spec.CodeExecFailed {
+				t.Errorf("run %q: got %v, want exec_failed", argv0, err)
+			}
+		}
+	})
+	t.Run("nothing outlives a run", func(t *testing.T) {
+		res := run(t, sh("sleep 30 & exit 0"))
+		expect(t, res, spec.VerdictOK, 0)
+		if res.RealTime > 3 {
+			t.Errorf("real_time %.3f: the run waited for its background process", res.RealTime)
+		}
+	})
+	t.Run("tmp persists until reset", func(t *testing.T) {
+		expect(t, run(t, sh("echo b >/tmp/g && echo a >/space/f")), spec.VerdictOK, 0)
+		expect(t, run(t, sh("test -f /tmp/g")), spec.VerdictOK, 0)
+		if err := e.ResetBox(DefaultBox); err != nil {
+			t.Fatal(err)
+		}
+		expect(t, run(t, sh("test -e /tmp/g || test -e /space/f")), spec.VerdictOK, 1)
+		if entries, err := space(t, DefaultBox).ListFiles(""); err != nil || len(entries) != 0 {
+			t.Errorf("/space after reset_box: %v, %v", entries, err)
+		}
+	})
+	t.Run("boxes are apart", func(t *testing.T) {
+		id, err := e.OpenBox(spec.BoxOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := space(t, id).SpaceDir
+		writeFile(t, id, "mine", "x", 0o644)
+		res, err := e.Run(ctx, id, &spec.RunRequest{Argv: []string{"/bin/sh", "-c", "test -f mine && ! test -e /space/in.txt"},
+			Limits: spec.Limits{CPUTime: f64(1), Processes: i64(2)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, res, spec.VerdictOK, 0)
+		if _, err := os.Stat(filepath.Join(space(t, DefaultBox).SpaceDir, "mine")); !os.IsNotExist(err) {
+			t.Errorf("a file of box %d is in box 0: %v", id, err)
+		}
+		if err := e.CloseBox(id); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("close_box left %s: %v", dir, err)
+		}
+	})
+}

@@ -1,0 +1,580 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"sandboxd/spec"
+)
+
+// IsolateConfig configures the isolate executor.
+type IsolateConfig struct {
+	// Path is the isolate binary: a path, or a name looked up on PATH ("isolate" when empty).
+	Path string
+	// StateDir holds each box's /space, /tmp and meta file; one sandboxd instance owns it at a time.
+	StateDir string
+	// FirstUID must be isolate's first_uid and first_gid: isolate box i runs as FirstUID+i.
+	FirstUID int
+	// FirstBox is the lowest isolate box id sandboxd takes; lower ones are
+	// left to other users of isolate (or of the uids) on the host.
+	FirstBox int
+	// Dirs are the host directories shown read-only in a box unless open_box names others.
+	Dirs []string
+	// LockDir holds a lock file per isolate box id, shared by every sandboxd of
+	// the host so that two instances never take the same isolate box.
+	LockDir string
+}
+
+// DefaultIsolateLockDir is the LockDir when none is configured.
+const DefaultIsolateLockDir = "/run/sandboxd-isolate"
+
+// isolateDefaultDirs are the host directories isolate shows in a box by default.
+var isolateDefaultDirs = []string{"/bin", "/lib", "/lib64", "/usr"}
+
+// Isolate is the executor that drives an installed ioi/isolate. Each sandboxd
+// box is one isolate box; its /space and /tmp are directories of the state
+// dir that isolate binds into the box, not isolate's own box directory: the
+// only way to reset the cgroup isolate keeps per box is --cleanup, which
+// deletes that directory (see isolateBox.stale).
+type Isolate struct {
+	cfg IsolateConfig
+	// cg tells whether isolate can use the host's cgroups: 1.x drives cgroup
+	// v1 hierarchies, 2.x the unified v2 one.
+	cg bool
+	// peakResets: isolate 1.x resets the cgroup's peak memory when it sets a
+	// memory limit; 2.x does not (cgroup v2's memory.peak cannot be reset).
+	peakResets bool
+	lock       *os.File
+
+	mu      sync.Mutex
+	boxes   map[int]*isolateBox
+	isoUsed map[int]bool // isolate box ids taken by this instance
+}
+
+type isolateBox struct {
+	id, isoID int
+	uid       int
+	dir       string // the box's directory in the state dir
+	space     string // host directory shown as /space
+	tmp       string // host directory shown as /tmp
+	meta      string
+	dirs      []string
+	dirArgs   []string // the --dir options of every run
+	quota     int64    // bytes, the largest file a run may write
+	idLock    *os.File
+
+	mu     sync.Mutex
+	closed bool
+	// stale tells that the isolate box's cgroup holds figures of an earlier
+	// run that isolate does not reset: its OOM-kill count never goes back to
+	// 0, and 2.x keeps the peak memory. The box is made afresh (--cleanup,
+	// --init, about 3 ms) before the next run, rather than before every run.
+	stale bool
+}
+
+// isolateIDFile records, in a box's directory, the isolate box it uses, so
+// that the next start can clean up what a killed instance left.
+const isolateIDFile = "isolate-box"
+
+// NewIsolate finds isolate and its version, takes ownership of the state
+// directory, cleans up what a killed instance left there, and opens box 0.
+func NewIsolate(cfg IsolateConfig) (*Isolate, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("the isolate executor must run as root")
+	}
+	if cfg.Path == "" {
+		cfg.Path = "isolate"
+	}
+	path, err := exec.LookPath(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("find isolate: %w", err)
+	}
+	cfg.Path = path
+	if cfg.LockDir == "" {
+		cfg.LockDir = DefaultIsolateLockDir
+	}
+	if err := os.MkdirAll(cfg.LockDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create isolate lock dir: %w", err)
+	}
+	major, err := isolateMajorVersion(path)
+	if err != nil {
+		return nil, err
+	}
+	hostV2, _, cgErr := DetectCgroups()
+	x := &Isolate{
+		cfg:        cfg,
+		cg:         cgErr == nil && (major >= 2) == hostV2,
+		peakResets: major < 2,
+		boxes:      map[int]*isolateBox{},
+		isoUsed:    map[int]bool{},
+	}
+	if x.cfg.StateDir, x.lock, err = takeStateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	if err := x.removeStaleBoxes(); err != nil {
+		x.Close()
+		return nil, err
+	}
+	if _, err := x.openBox(DefaultBox, spec.BoxOptions{}); err != nil {
+		x.Close()
+		return nil, err
+	}
+	return x, nil
+}
+
+// isolateMajorVersion reads the first line of `isolate --version`, "The
+// process isolator 1.10.1".
+func isolateMajorVersion(path string) (int, error) {
+	out, err := exec.Command(path, "--version").Output()
+	if err != nil {
+		return 0, fmt.Errorf("%s --version: %w", path, err)
+	}
+	version, ok := strings.CutPrefix(firstLine(string(out)), "The process isolator ")
+	if !ok {
+		return 0, fmt.Errorf("%s does not look like isolate: --version says %q", path, firstLine(string(out)))
+	}
+	major, err := strconv.Atoi(strings.SplitN(version, ".", 2)[0])
+	if err != nil {
+		return 0, fmt.Errorf("isolate version %q: %w", version, err)
+	}
+	return major, nil
+}
+
+// removeStaleBoxes cleans up the isolate boxes a killed instance used (unless
+// another instance has taken them since), then removes their directories.
+func (x *Isolate) removeStaleBoxes() error {
+	boxesDir := filepath.Join(x.cfg.StateDir, "boxes")
+	entries, err := os.ReadDir(boxesDir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", boxesDir, err)
+	}
+	for _, e := range entries {
+		data, err := os.ReadFile(filepath.Join(boxesDir, e.Name(), isolateIDFile))
+		if err != nil {
+			continue
+		}
+		isoID, err := strconv.Atoi(string(data))
+		if err != nil {
+			continue
+		}
+		lock, err := tryLock(x.lockPath(isoID))
+		if err != nil {
+			continue
+		}
+		_, err = x.isolate(isoID, "--cleanup")
+		lock.Close()
+		if err != nil {
+			return fmt.Errorf("clean up stale isolate box %d: %w", isoID, err)
+		}
+	}
+	return removeStaleBoxes(boxesDir)
+}
+
+func (x *Isolate) lockPath(isoID int) string {
+	return filepath.Join(x.cfg.LockDir, strconv.Itoa(isoID))
+}
+
+// isolate runs an isolate command on one of its boxes and returns its output.
+func (x *Isolate) isolate(isoID int, args ...string) (string, error) {
+	cmd := exec.Command(x.cfg.Path, append(x.boxArgs(isoID), args...)...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("isolate %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+func (x *Isolate) boxArgs(isoID int) []string {
+	args := []string{"--box-id=" + strconv.Itoa(isoID)}
+	if x.cg {
+		return append([]string{"--cg"}, args...)
+	}
+	return args
+}
+
+// initBox makes an isolate box. A box left by a killed instance makes --init
+// fail; it is made afresh.
+func (x *Isolate) initBox(isoID int) error {
+	if _, err := x.isolate(isoID, "--init"); err == nil {
+		return nil
+	}
+	return x.renewBox(isoID)
+}
+
+// renewBox deletes an isolate box, with its cgroup, and makes it again.
+func (x *Isolate) renewBox(isoID int) error {
+	if _, err := x.isolate(isoID, "--cleanup"); err != nil {
+		return err
+	}
+	_, err := x.isolate(isoID, "--init")
+	return err
+}
+
+// OpenBox creates a box with the lowest free id.
+func (x *Isolate) OpenBox(opts spec.BoxOptions) (int, error) {
+	x.mu.Lock()
+	id := lowestFree(1, MaxBoxes, func(i int) bool { _, used := x.boxes[i]; return used })
+	if id < 0 {
+		x.mu.Unlock()
+		return 0, spec.Errorf(spec.CodeTooManyBoxes, "all %d boxes are open", MaxBoxes)
+	}
+	x.boxes[id] = nil // reserved while it is built
+	x.mu.Unlock()
+	return x.openBox(id, opts)
+}
+
+func (x *Isolate) openBox(id int, opts spec.BoxOptions) (int, error) {
+	if opts.Dirs == nil {
+		opts.Dirs = x.cfg.Dirs
+	}
+	b, err := x.newBox(id, opts.WithDefaults())
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if err != nil {
+		delete(x.boxes, id)
+		return 0, fmt.Errorf("open box %d: %w", id, err)
+	}
+	x.boxes[id] = b
+	return id, nil
+}
+
+// takeIsolateID reserves the lowest isolate box id that neither this nor
+// another sandboxd holds.
+func (x *Isolate) takeIsolateID() (int, *os.File, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var lock *os.File
+	isoID := lowestFree(x.cfg.FirstBox, x.cfg.FirstBox+MaxBoxes, func(i int) bool {
+		if x.isoUsed[i] {
+			return true
+		}
+		var err error
+		lock, err = tryLock(x.lockPath(i))
+		return err != nil
+	})
+	if isoID < 0 {
+		return 0, nil, spec.Errorf(spec.CodeTooManyBoxes, "every isolate box id from %d to %d is taken", x.cfg.FirstBox, x.cfg.FirstBox+MaxBoxes-1)
+	}
+	x.isoUsed[isoID] = true
+	return isoID, lock, nil
+}
+
+func (x *Isolate) releaseIsolateID(isoID int, lock *os.File) {
+	lock.Close()
+	x.mu.Lock()
+	delete(x.isoUsed, isoID)
+	x.mu.Unlock()
+}
+
+func (x *Isolate) newBox(id int, opts spec.BoxOptions) (b *isolateBox, err error) {
+	isoID, lock, err := x.takeIsolateID()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(x.cfg.StateDir, "boxes", strconv.Itoa(id))
+	b = &isolateBox{
+		id:     id,
+		isoID:  isoID,
+		uid:    x.cfg.FirstUID + isoID,
+		dir:    dir,
+		space:  filepath.Join(dir, "space"),
+		tmp:    filepath.Join(dir, "tmp"),
+		meta:   filepath.Join(dir, "meta"),
+		dirs:   opts.Dirs,
+		quota:  opts.QuotaSpace,
+		idLock: lock,
+	}
+	b.dirArgs = b.isolateDirArgs()
+	defer func() {
+		if err != nil {
+			os.RemoveAll(dir)
+			x.releaseIsolateID(isoID, lock)
+		}
+	}()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create box dir: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, isolateIDFile), []byte(strconv.Itoa(isoID)), 0o644); err != nil {
+		return nil, fmt.Errorf("record isolate box id: %w", err)
+	}
+	// Owned by the box user, as the native backend's tmpfs mounts are.
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{b.space, 0o755}, {b.tmp, 0o777 | os.ModeSticky}} {
+		if err := os.Mkdir(d.path, 0o700); err != nil {
+			return nil, fmt.Errorf("create box dir: %w", err)
+		}
+		if err := os.Chown(d.path, b.uid, b.uid); err != nil {
+			return nil, fmt.Errorf("chown box dir: %w", err)
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return nil, fmt.Errorf("chmod box dir: %w", err)
+		}
+	}
+	if err := x.initBox(isoID); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// isolateDirArgs shows /space and /tmp from the box's directories, and the
+// box's read-only host directories in place of isolate's defaults.
+func (b *isolateBox) isolateDirArgs() []string {
+	args := []string{"--dir=" + spec.SpaceDir + "=" + b.space + ":rw", "--dir=/tmp=" + b.tmp + ":rw"}
+	for _, d := range isolateDefaultDirs {
+		if !slices.Contains(b.dirs, d) {
+			args = append(args, "--dir="+d+"=") // removes isolate's rule
+		}
+	}
+	for _, d := range b.dirs {
+		if !slices.Contains(isolateDefaultDirs, d) {
+			args = append(args, "--dir="+d)
+		}
+	}
+	return args
+}
+
+func (x *Isolate) box(id int) (*isolateBox, error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	b := x.boxes[id]
+	if b == nil {
+		return nil, spec.Errorf(spec.CodeNoSuchBox, "no box %d is open", id)
+	}
+	return b, nil
+}
+
+// CloseBox removes a box. Box 0 stays for the life of the executor.
+func (x *Isolate) CloseBox(id int) error {
+	if id == DefaultBox {
+		return spec.Errorf(spec.CodeInvalidArgument, "box 0 always exists; use reset_box to empty it")
+	}
+	b, err := x.box(id)
+	if err != nil {
+		return err
+	}
+	x.mu.Lock()
+	delete(x.boxes, id)
+	x.mu.Unlock()
+	return x.closeBox(b)
+}
+
+func (x *Isolate) closeBox(b *isolateBox) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	if _, err := x.isolate(b.isoID, "--cleanup"); err != nil {
+		return fmt.Errorf("close box %d: %w", b.id, err)
+	}
+	if err := os.RemoveAll(b.dir); err != nil {
+		return fmt.Errorf("close box %d: %w", b.id, err)
+	}
+	x.releaseIsolateID(b.isoID, b.idLock)
+	return nil
+}
+
+// ResetBox empties the box's /space and /tmp.
+func (x *Isolate) ResetBox(id int) error {
+	b, err := x.box(id)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, d := range []string{b.space, b.tmp} {
+		if err := emptyDir(d); err != nil {
+			return fmt.Errorf("reset box %d: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// Box tells where a box's /space is on the host.
+func (x *Isolate) Box(id int) (spec.BoxInfo, error) {
+	b, err := x.box(id)
+	if err != nil {
+		return spec.BoxInfo{}, err
+	}
+	return spec.BoxInfo{SpaceDir: b.space, UID: b.uid, GID: b.uid}, nil
+}
+
+// Close removes every box and releases the state dir.
+func (x *Isolate) Close() error {
+	x.mu.Lock()
+	boxes := x.boxes
+	x.boxes = map[int]*isolateBox{}
+	x.mu.Unlock()
+	var errs []error
+	for _, b := range boxes {
+		if b != nil {
+			errs = append(errs, x.closeBox(b))
+		}
+	}
+	if x.lock != nil {
+		x.lock.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// Run runs a program in a box with isolate --run.
+func (x *Isolate) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error) {
+	b, err := x.box(id)
+	if err != nil {
+		return spec.RunResult{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return spec.RunResult{}, spec.Errorf(spec.CodeNoSuchBox, "box %d is closed", id)
+	}
+	if b.stale {
+		if err := x.renewBox(b.isoID); err != nil {
+			return spec.RunResult{}, fmt.Errorf("renew box %d: %w", id, err)
+		}
+		b.stale = false
+	}
+	env := runEnv(req.Env)
+	// isolate execs argv[0] as it is; a program that cannot be executed
+	// would come back as exit code 127, indistinguishable from a program's own.
+	exe, err := lookPath(req.Argv[0], envValue(env, "PATH"), func(p string) bool { return b.isExecutable(p, req.NixStore) })
+	if err == nil && !b.isExecutable(exe, req.NixStore) {
+		err = fmt.Errorf("%q is not an executable file in the box", exe)
+	}
+	if err != nil {
+		return spec.RunResult{}, spec.Errorf(spec.CodeExecFailed, "%v", err)
+	}
+	if err := os.Remove(b.meta); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", id, err)
+	}
+	cmd := exec.CommandContext(ctx, x.cfg.Path, x.runArgs(b, req, exe)...)
+	// --full-env passes isolate's own environment: unlike -E VAR=value, it
+	// keeps variables whose value is empty.
+	cmd.Env = env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	// isolate kills the box and exits on SIGTERM: when the run is cancelled,
+	// and when sandboxd dies, so that no program outlives it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 5 * time.Second
+	runErr := cmd.Run()
+	if ctx.Err() != nil {
+		return spec.RunResult{}, spec.Errorf(spec.CodeShuttingDown, "the run was killed: sandboxd is shutting down")
+	}
+	var exitErr *exec.ExitError
+	if runErr != nil && !errors.As(runErr, &exitErr) {
+		return spec.RunResult{}, fmt.Errorf("run isolate: %w", runErr)
+	}
+	data, err := os.ReadFile(b.meta)
+	if err != nil && exitErr != nil {
+		// isolate failed before it opened the meta file (a bad option, say).
+		return spec.RunResult{}, isolateError(strings.TrimSpace(stderr.String()))
+	}
+	if err != nil {
+		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", id, err)
+	}
+	m, err := parseIsolateMeta(data)
+	if err != nil {
+		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", id, err)
+	}
+	if m.Status == "XX" {
+		return spec.RunResult{}, isolateError(m.Message)
+	}
+	b.stale = x.cg && (m.OOMKilled || !x.peakResets)
+	return spec.Decide(req.Limits, m.outcome(req.Limits)), nil
+}
+
+// runArgs is the isolate command line of a run. --extra-time is never given:
+// isolate then kills at max(time, extra-time), not at their sum.
+func (x *Isolate) runArgs(b *isolateBox, req *spec.RunRequest, exe string) []string {
+	l := req.Limits
+	args := append(x.boxArgs(b.isoID), "--meta="+b.meta, "--time="+isolateSeconds(*l.CPUTime))
+	if wall, cause := isolateWallLimit(l); cause != spec.NoLimit {
+		args = append(args, "--wall-time="+isolateSeconds(wall))
+	}
+	switch {
+	case x.cg:
+		// Given on every run, with a limit nobody reaches when the request has
+		// none: isolate 1.x resets the peak memory only when it sets a limit,
+		// and a limit once set stays on the box's cgroup.
+		kb := int64(math.MaxInt32) // isolate keeps the figure in an int
+		if l.Memory != nil {
+			kb = min(kilobytes(*l.Memory), kb)
+		}
+		args = append(args, "--cg-mem="+strconv.FormatInt(kb, 10))
+	case l.Memory != nil:
+		// Without cgroups, isolate can only bound each process's address space.
+		args = append(args, "--mem="+strconv.FormatInt(kilobytes(*l.Memory), 10))
+	}
+	openFiles, fileSize := int64(1024), b.quota // open files as the native backend; isolate's default is 64
+	if req.OpenFiles > 0 {
+		openFiles = req.OpenFiles
+	}
+	if req.FileSize > 0 {
+		fileSize = req.FileSize
+	}
+	args = append(args,
+		"--processes="+strconv.FormatInt(*l.Processes, 10),
+		"--open-files="+strconv.FormatInt(openFiles, 10),
+		"--fsize="+strconv.FormatInt(kilobytes(fileSize), 10),
+	)
+	args = append(args, b.dirArgs...)
+	if req.NixStore {
+		args = append(args, "--dir=/nix/store")
+	}
+	if req.NixDaemon {
+		args = append(args, "--dir="+NixDaemonSocketDir+":rw")
+	}
+	stdio := func(p string) string {
+		if p == "" {
+			return "/dev/null"
+		}
+		return spec.BoxPath(p)
+	}
+	args = append(args, "--chdir="+spec.SpaceDir, "--stdin="+stdio(req.Stdin), "--stdout="+stdio(req.Stdout))
+	if req.Stderr != "" && stdio(req.Stderr) == stdio(req.Stdout) {
+		// One open file, so that the two streams do not overwrite each other.
+		args = append(args, "--stderr-to-stdout")
+	} else {
+		args = append(args, "--stderr="+stdio(req.Stderr))
+	}
+	// isolate adds LIBC_FATAL_STDERR_=1 to every environment; --env=NAME
+	// without a value takes it from the given environment instead, or drops it.
+	args = append(args, "--full-env", "--env=LIBC_FATAL_STDERR_", "--silent", "--run", "--", exe)
+	return append(args, req.Argv[1:]...)
+}
+
+// isExecutable tells whether a path inside the box names an executable file,
+// looking at the host directory isolate binds there. A symlink is followed
+// as the host sees it, which is the box's view for the host directories
+// shown unchanged.
+func (b *isolateBox) isExecutable(p string, nixStore bool) bool {
+	binds := [][2]string{{spec.SpaceDir, b.space}, {"/tmp", b.tmp}}
+	for _, d := range b.dirs {
+		binds = append(binds, [2]string{d, d})
+	}
+	if nixStore {
+		binds = append(binds, [2]string{"/nix/store", "/nix/store"})
+	}
+	for _, bind := range binds {
+		if rest, ok := strings.CutPrefix(p, bind[0]); ok && (rest == "" || rest[0] == '/') {
+			return isExecutableFile(bind[1] + rest)
+		}
+	}
+	return false
+}

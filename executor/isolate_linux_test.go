@@ -1,0 +1,453 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"sandboxd/boxfs"
+	"sandboxd/spec"
+)
+
+// fakeIsolate is testdata/fake-isolate/isolate behind a wrapper that tells
+// it where to keep its boxes and its log of calls.
+type fakeIsolate struct {
+	path, root, log, state, locks string
+}
+
+func newFakeIsolate(t *testing.T, version string) *fakeIsolate {
+	t.Helper()
+	dir := t.TempDir()
+	fake, err := filepath.Abs("../testdata/fake-isolate/isolate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeIsolate{
+		path:  filepath.Join(dir, "isolate"),
+		root:  filepath.Join(dir, "root"),
+		log:   filepath.Join(dir, "calls"),
+		state: filepath.Join(dir, "state"),
+		locks: filepath.Join(dir, "locks"),
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\nFAKE_ISOLATE_LOG=%q FAKE_ISOLATE_ROOT=%q FAKE_ISOLATE_VERSION=%q exec %q \"$@\"\n", f.log, f.root, version, fake)
+	if err := os.WriteFile(f.path, []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *fakeIsolate) start(t *testing.T) *Isolate {
+	t.Helper()
+	x, err := NewIsolate(IsolateConfig{Path: f.path, StateDir: f.state, FirstUID: 60000, Dirs: spec.DefaultDirs, LockDir: f.locks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { x.Close() })
+	return x
+}
+
+// calls returns the command lines isolate was called with since the last
+// call of calls, each as its arguments.
+func (f *fakeIsolate) calls(t *testing.T) [][]string {
+	t.Helper()
+	data, err := os.ReadFile(f.log)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	os.Remove(f.log)
+	var calls [][]string
+	var cur []string
+	for _, line := range strings.Split(strings.TrimSuffix(string(data), "\n"), "\n") {
+		if line == "--end--" {
+			calls = append(calls, cur)
+			cur = nil
+		} else if line != "" || cur != nil {
+			cur = append(cur, line)
+		}
+	}
+	return calls
+}
+
+// cgArgs is what sandboxd should put before the box id: --cg when isolate
+// of that major version can use this host's cgroups.
+func cgArgs(major int) []string {
+	v2, _, err := DetectCgroups()
+	if err == nil && (major >= 2) == v2 {
+		return []string{"--cg"}
+	}
+	return nil
+}
+
+func expectCalls(t *testing.T, got [][]string, want ...[]string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("isolate was called %d times, want %d:\ngot  %q\nwant %q", len(got), len(want), got, want)
+	}
+	for i := range want {
+		if !slices.Equal(got[i], want[i]) {
+			t.Errorf("call %d:\ngot  %q\nwant %q", i, got[i], want[i])
+		}
+	}
+}
+
+func cmdLine(cg []string, parts ...string) []string {
+	return append(slices.Clone(cg), parts...)
+}
+
+// installFake puts an executable file named after a golden meta file into a
+// box, so that sandboxd's PATH lookup finds it and the fake picks that meta.
+func installFake(t *testing.T, x *Isolate, box int, path string) {
+	t.Helper()
+	info, err := x.Box(box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := (boxfs.Space{BoxInfo: info}).WriteFile(path, []byte("#!/bin/false\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIsolateCommandLines(t *testing.T) {
+	f := newFakeIsolate(t, "1.10.1")
+	x := f.start(t)
+	cg := cgArgs(1)
+	expectCalls(t, f.calls(t), []string{"--version"}, cmdLine(cg, "--box-id=0", "--init"))
+
+	info, _ := x.Box(0)
+	if info.UID != 60000 || info.GID != 60000 {
+		t.Errorf("box 0 belongs to %d:%d, want isolate box 0's 60000:60000", info.UID, info.GID)
+	}
+	meta := filepath.Join(f.state, "boxes", "0", "meta")
+	space := filepath.Join(f.state, "boxes", "0", "space")
+	tmp := filepath.Join(f.state, "boxes", "0", "tmp")
+	for _, d := range []string{space, tmp} {
+		if fi, err := os.Stat(d); err != nil || fi.Sys().(*syscall.Stat_t).Uid != 60000 {
+			t.Errorf("%s must exist and belong to the box user: %v", d, err)
+		}
+	}
+	installFake(t, x, 0, "bin/ok")
+	req := &spec.RunRequest{
+		Argv:  []string{"ok", "a b", ""},
+		Env:   map[string]string{"PATH": "/space/bin:/usr/bin", "A": "1", "EMPTY": ""},
+		Stdio: spec.Stdio{Stdin: "in", Stdout: "out/o.txt", Stderr: "/space/out/o.txt"},
+		Limits: spec.Limits{
+			RealTime: f64(2.5), CPUTime: f64(1.1), IdlenessTime: f64(0.5),
+			Memory: i64(1000000), Processes: i64(3),
+		},
+	}
+	res, err := x.Run(context.Background(), 0, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	memArg := "--cg-mem=977"
+	if cg == nil {
+		memArg = "--mem=977"
+	}
+	expectCalls(t, f.calls(t), cmdLine(cg, "--box-id=0", "--meta="+meta,
+		"--time=1.100", "--wall-time=1.600", memArg, "--processes=3", "--open-files=1024", "--fsize=524288",
+		"--dir=/space="+space+":rw", "--dir=/tmp="+tmp+":rw",
+		"--chdir=/space", "--stdin=/space/in", "--stdout=/space/out/o.txt", "--stderr-to-stdout",
+		"--full-env", "--env=LIBC_FATAL_STDERR_", "--silent", "--run", "--", "/space/bin/ok", "a b", ""))
+	if res.Verdict != spec.VerdictOK || *res.ExitCode != 0 || res.Memory != 528<<10 {
+		t.Errorf("ok.meta: got %+v, want OK, exit code 0, memory %d", res, 528<<10)
+	}
+	env, err := os.ReadFile(f.log + ".env")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, kv := range strings.Split(strings.TrimSpace(string(env)), "\n") {
+		if !strings.HasPrefix(kv, "PWD=") { // exported by the fake's shell
+			got = append(got, kv)
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"A=1", "EMPTY=", "PATH=/space/bin:/usr/bin"}; !slices.Equal(got, want) {
+		t.Errorf("isolate's environment: got %q, want exactly %q", got, want)
+	}
+
+	// No memory, real time or idleness limit, no stdio, inherited environment.
+	t.Setenv("SANDBOXD_TEST_INHERITED", "yes")
+	req = &spec.RunRequest{Argv: []string{"/space/bin/ok"}, Limits: spec.Limits{CPUTime: f64(0.0001), Processes: i64(1)}}
+	if _, err := x.Run(context.Background(), 0, req); err != nil {
+		t.Fatal(err)
+	}
+	memArgs := []string{"--cg-mem=2147483647"}
+	if cg == nil {
+		memArgs = nil
+	}
+	want := cmdLine(cg, "--box-id=0", "--meta="+meta, "--time=0.001")
+	want = append(want, memArgs...)
+	want = append(want, "--processes=1", "--open-files=1024", "--fsize=524288",
+		"--dir=/space="+space+":rw", "--dir=/tmp="+tmp+":rw",
+		"--chdir=/space", "--stdin=/dev/null", "--stdout=/dev/null", "--stderr=/dev/null",
+		"--full-env", "--env=LIBC_FATAL_STDERR_", "--silent", "--run", "--", "/space/bin/ok")
+	expectCalls(t, f.calls(t), want)
+	if env, _ := os.ReadFile(f.log + ".env"); !strings.Contains(string(env), "SANDBOXD_TEST_INHERITED=yes\n") {
+		t.Errorf("a run without env must pass sandboxd's environment; isolate got:\n%s", env)
+	}
+
+	// Other directories than isolate's defaults, and the nix store.
+	id, err := x.OpenBox(spec.BoxOptions{Dirs: []string{"/usr", "/etc"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	installFake(t, x, id, "ok")
+	req = &spec.RunRequest{Argv: []string{"./ok"}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}, NixStore: true}
+	if _, err := x.Run(context.Background(), id, req); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.calls(t)
+	expectCalls(t, calls[:1], cmdLine(cg, "--box-id=1", "--init"))
+	dir := filepath.Join(f.state, "boxes", "1")
+	i := slices.Index(calls[1], "--dir=/space="+dir+"/space:rw")
+	if i < 0 {
+		t.Fatalf("run in box 1 does not bind its /space: %q", calls[1])
+	}
+	if got, want := calls[1][i:i+7], []string{"--dir=/space=" + dir + "/space:rw", "--dir=/tmp=" + dir + "/tmp:rw",
+		"--dir=/bin=", "--dir=/lib=", "--dir=/lib64=", "--dir=/etc", "--dir=/nix/store"}; !slices.Equal(got, want) {
+		t.Errorf("directories of box 1: got %q, want %q", got, want)
+	}
+	if calls[1][len(calls[1])-1] != "/space/ok" {
+		t.Errorf("./ok must run as /space/ok: %q", calls[1])
+	}
+
+	if err := x.CloseBox(id); err != nil {
+		t.Fatal(err)
+	}
+	expectCalls(t, f.calls(t), cmdLine(cg, "--box-id=1", "--cleanup"))
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("close_box left %s: %v", dir, err)
+	}
+	if err := x.Close(); err != nil {
+		t.Fatal(err)
+	}
+	expectCalls(t, f.calls(t), cmdLine(cg, "--box-id=0", "--cleanup"))
+}
+
+func TestIsolateVerdicts(t *testing.T) {
+	f := newFakeIsolate(t, "1.10.1")
+	x := f.start(t)
+	exit := func(c int) *int { return &c }
+	for _, c := range []struct {
+		prog    string // names the golden meta file
+		limits  spec.Limits
+		verdict string
+		exit    *int
+		errCode spec.Code
+		metrics spec.Metrics
+	}{
+		{prog: "ok", verdict: spec.VerdictOK, exit: exit(0), metrics: spec.Metrics{Memory: 528 << 10}},
+		{prog: "re", verdict: spec.VerdictOK, exit: exit(3), metrics: spec.Metrics{RealTime: 0.011, CPUTime: 0.001, IdlenessTime: 0.01, Memory: 500 << 10}},
+		{prog: "sg", verdict: spec.VerdictSignaled, exit: exit(-11), metrics: spec.Metrics{CPUTime: 0.001, Memory: 392 << 10}},
+		{prog: "to-cpu", limits: spec.Limits{CPUTime: f64(0.5), RealTime: f64(3)}, verdict: spec.VerdictCPUTimeLimit,
+			metrics: spec.Metrics{RealTime: 0.6, CPUTime: 0.587, IdlenessTime: 0.013, Memory: 256 << 10}},
+		{prog: "to-wall", limits: spec.Limits{CPUTime: f64(1), RealTime: f64(0.3)}, verdict: spec.VerdictRealTimeLimit,
+			metrics: spec.Metrics{RealTime: 0.4, CPUTime: 0.001, IdlenessTime: 0.399, Memory: 384 << 10}},
+		// The wall kill came from CPU + idleness (0.1 + 0.3), sooner than the real time limit.
+		{prog: "to-wall", limits: spec.Limits{CPUTime: f64(0.1), IdlenessTime: f64(0.3), RealTime: f64(5)}, verdict: spec.VerdictIdlenessTimeLimit,
+			metrics: spec.Metrics{RealTime: 0.4, CPUTime: 0.001, IdlenessTime: 0.399, Memory: 384 << 10}},
+		// The real time limit came first.
+		{prog: "to-wall", limits: spec.Limits{CPUTime: f64(0.1), IdlenessTime: f64(0.3), RealTime: f64(0.35)}, verdict: spec.VerdictRealTimeLimit,
+			metrics: spec.Metrics{RealTime: 0.4, CPUTime: 0.001, IdlenessTime: 0.399, Memory: 384 << 10}},
+		{prog: "oom", limits: spec.Limits{Memory: i64(32 << 20)}, verdict: spec.VerdictMemoryLimitExceeded,
+			metrics: spec.Metrics{RealTime: 0.15, CPUTime: 0.142, IdlenessTime: 0.008, Memory: 32 << 20}},
+		{prog: "xx", errCode: spec.CodeExecFailed},
+		{prog: "xx-execve", errCode: spec.CodeExecFailed},
+		{prog: "xx-internal", errCode: spec.CodeInternal},
+	} {
+		t.Run(c.prog+"/"+c.verdict, func(t *testing.T) {
+			installFake(t, x, 0, c.prog)
+			req := &spec.RunRequest{Argv: []string{"/space/" + c.prog}, Limits: c.limits}
+			if req.CPUTime == nil {
+				req.CPUTime = f64(10)
+			}
+			req.Processes = i64(1)
+			res, err := x.Run(context.Background(), 0, req)
+			if c.errCode != "" {
+				if err == nil || spec.CodeOf(err) != c.errCode {
+					t.Fatalf("got %+v, %v; want error %s", res, err, c.errCode)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Verdict != c.verdict || (res.ExitCode == nil) != (c.exit == nil) || (c.exit != nil && *res.ExitCode != *c.exit) {
+				t.Errorf("got verdict %s exit code %v, want %s %v", res.Verdict, res.ExitCode, c.verdict, c.exit)
+			}
+			const eps = 1e-9
+			m := res.Metrics
+			if d := m.RealTime - c.metrics.RealTime + m.CPUTime - c.metrics.CPUTime + m.IdlenessTime - c.metrics.IdlenessTime; d > eps || d < -eps || m.Memory != c.metrics.Memory {
+				t.Errorf("metrics: got %+v, want %+v", m, c.metrics)
+			}
+		})
+	}
+}
+
+func TestIsolateMetaSplitsAtFirstColon(t *testing.T) {
+	m, err := parseIsolateMeta([]byte("status:XX\nmessage:open(\"/space/a:b\"): No such file or directory\nnew-key:1\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `open("/space/a:b"): No such file or directory`; m.Message != want {
+		t.Errorf("message: got %q, want %q", m.Message, want)
+	}
+	if _, err := parseIsolateMeta([]byte("time:fast\n")); err == nil {
+		t.Error("a meta file with a bad number must be an error")
+	}
+}
+
+func TestIsolateMissingProgram(t *testing.T) {
+	f := newFakeIsolate(t, "1.10.1")
+	x := f.start(t)
+	installFake(t, x, 0, "ok")
+	info, _ := x.Box(0)
+	if err := os.WriteFile(filepath.Join(info.SpaceDir, "data"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f.calls(t)
+	for _, argv0 := range []string{"nope", "/space/nope", "data", "/space/data", "/etc/passwd", "/space"} {
+		req := &spec.RunRequest{Argv: []string{argv0}, Env: map[string]string{"PATH": "/space:/usr/bin"}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}}
+		if _, err := x.Run(context.Background(), 0, req); spec.CodeOf(err) != spec.CodeExecFailed {
+			t.Errorf("run %q: got %v, want an exec_failed error", argv0, err)
+		}
+	}
+	if calls := f.calls(t); len(calls) != 0 {
+		t.Errorf("isolate must not run for a program that is not in the box: %q", calls)
+	}
+}
+
+func TestIsolateRecoversLeftovers(t *testing.T) {
+	f := newFakeIsolate(t, "1.10.1")
+	cg := cgArgs(1)
+	// A killed instance left box 3 of the state dir, which used isolate box 5,
+	// and isolate box 0 (it was made by someone else, say).
+	stale := filepath.Join(f.state, "boxes", "3")
+	if err := os.MkdirAll(filepath.Join(stale, "space"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, isolateIDFile), []byte("5"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"0", "5"} {
+		if err := os.MkdirAll(filepath.Join(f.root, id, "box"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x := f.start(t)
+	expectCalls(t, f.calls(t), []string{"--version"},
+		cmdLine(cg, "--box-id=5", "--cleanup"),
+		cmdLine(cg, "--box-id=0", "--init"),
+		cmdLine(cg, "--box-id=0", "--cleanup"),
+		cmdLine(cg, "--box-id=0", "--init"))
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the stale box dir %s is still there: %v", stale, err)
+	}
+	if _, err := x.Box(0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestIsolateBoxIDs(t *testing.T) {
+	f := newFakeIsolate(t, "1.10.1")
+	x := f.start(t)
+	cg := cgArgs(1)
+	// Another sandboxd holds isolate box 2.
+	if err := os.MkdirAll(f.locks, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	other, err := tryLock(filepath.Join(f.locks, "2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	f.calls(t)
+	open := func() int {
+		t.Helper()
+		id, err := x.OpenBox(spec.BoxOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	a, b := open(), open()
+	expectCalls(t, f.calls(t), cmdLine(cg, "--box-id=1", "--init"), cmdLine(cg, "--box-id=3", "--init"))
+	if info, _ := x.Box(b); a != 1 || b != 2 || info.UID != 60003 {
+		t.Errorf("boxes %d and %d (uid %d), want 1 and 2 (uid 60003)", a, b, info.UID)
+	}
+	if err := x.CloseBox(a); err != nil {
+		t.Fatal(err)
+	}
+	if c := open(); c != 1 {
+		t.Errorf("box %d, want the lowest free id 1", c)
+	}
+	expectCalls(t, f.calls(t), cmdLine(cg, "--box-id=1", "--cleanup"), cmdLine(cg, "--box-id=1", "--init"))
+	if err := x.CloseBox(0); spec.CodeOf(err) != spec.CodeInvalidArgument {
+		t.Errorf("close_box 0: got %v, want invalid_argument", err)
+	}
+	if err := x.CloseBox(7); spec.CodeOf(err) != spec.CodeNoSuchBox {
+		t.Errorf("close_box 7: got %v, want no_such_box", err)
+	}
+}
+
+// isolate keeps a box's cgroup from --init to --cleanup, with figures it
+// does not reset between runs: the OOM-kill count (every version) and the
+// peak memory (2.x). The box is made afresh before a run that would see them.
+func TestIsolateRenewsCgroup(t *testing.T) {
+	run, renew := []string{"--run"}, []string{"--cleanup", "--init", "--run"}
+	for _, c := range []struct {
+		version string
+		want    [4][]string // isolate commands for runs of ok, oom, ok, ok
+	}{
+		{"1.10.1", [4][]string{run, run, renew, run}},
+		{"2.0", [4][]string{run, renew, renew, renew}},
+	} {
+		t.Run(c.version, func(t *testing.T) {
+			f := newFakeIsolate(t, c.version)
+			x := f.start(t)
+			x.cg = true // as on a host whose cgroup version suits this isolate
+			installFake(t, x, 0, "ok")
+			installFake(t, x, 0, "oom")
+			f.calls(t)
+			for i, prog := range []string{"ok", "oom", "ok", "ok"} {
+				req := &spec.RunRequest{Argv: []string{"/space/" + prog}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}}
+				if _, err := x.Run(context.Background(), 0, req); err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, call := range f.calls(t) {
+					if call[0] != "--cg" || call[1] != "--box-id=0" {
+						t.Fatalf("call %q is not on isolate box 0 with --cg", call)
+					}
+					cmd := call[len(call)-1]
+					if slices.Contains(call, "--run") {
+						cmd = "--run"
+					}
+					got = append(got, cmd)
+				}
+				if !slices.Equal(got, c.want[i]) {
+					t.Errorf("run %d (%s): isolate commands %q, want %q", i, prog, got, c.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestIsolateFirstBox(t *testing.T) {
+	f := newFakeIsolate(t, "1.10.1")
+	x, err := NewIsolate(IsolateConfig{Path: f.path, StateDir: f.state, FirstUID: 60000, FirstBox: 40, Dirs: spec.DefaultDirs, LockDir: f.locks})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	expectCalls(t, f.calls(t), []string{"--version"}, cmdLine(cgArgs(1), "--box-id=40", "--init"))
+	if info, _ := x.Box(0); info.UID != 60040 {
+		t.Errorf("box 0 runs as uid %d, want isolate box 40's 60040", info.UID)
+	}
+}

@@ -1,0 +1,52 @@
+package executor
+
+import (
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"sandboxd/spec"
+)
+
+// defaultPath is searched for a bare program name when the run's environment has no PATH.
+const defaultPath = "/usr/local/bin:/usr/bin:/bin"
+
+// lookPath finds the file to execute inside the box: a name with a slash is a
+// path (relative to /space); a bare name is searched in PATH. isExec tells
+// whether a path inside the box names an executable file; the native box
+// asks from inside, the isolate backend from the host.
+func lookPath(name, pathEnv string, isExec func(boxPath string) bool) (string, error) {
+	if strings.Contains(name, "/") {
+		return spec.BoxPath(name), nil
+	}
+	if pathEnv == "" {
+		pathEnv = defaultPath
+	}
+	for _, dir := range filepath.SplitList(pathEnv) {
+		if dir == "" {
+			dir = "."
+		}
+		p := spec.BoxPath(path.Join(dir, name))
+		if isExec(p) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no program %q in PATH %q", name, pathEnv)
+}
+
+// isExecutableFile tells whether p is a regular file with an execute bit.
+func isExecutableFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
+}
+
+func envValue(env []string, key string) string {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v
+		}
+	}
+	return ""
+}
