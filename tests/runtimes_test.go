@@ -37,10 +37,12 @@ func requireNix(t *testing.T) {
 	}
 }
 
-// nixServer is a sandboxd that installs without a binary cache.
+// nixServer is a sandboxd that installs without a binary cache. Its box
+// uids are its own: processes limits count every process of a uid, and the
+// executor's tests, which go test may run meanwhile, use 60000 and up.
 func nixServer(t *testing.T, args ...string) *server {
 	requireNix(t)
-	return startServer(t, append([]string{"--nix-config", "substituters ="}, args...)...)
+	return startServer(t, append([]string{"--nix-config", "substituters =", "--uid-base", "61000"}, args...)...)
 }
 
 // myVar is a runtime variable that `export`'s output would mangle.
