@@ -78,9 +78,56 @@ func dropInitPrivileges() error {
 	return nil
 }
 
-// nixHidden is where the host's /nix/store waits, out of reach of the box
-// user (mode 0700), until a run asks for it at /nix/store.
-const nixHidden = "/.nix-store"
+// A hostView is a host path a box shows only while a run asks for it. It
+// waits, bound when the box is built, under a hidden directory out of reach
+// of the box user (mode 0700), and is bound at its place for the run.
+type hostView struct {
+	hidden, target string
+	flags          uintptr                  // of the hidden bind, which the run's bind keeps
+	hostPath       func(*initConfig) string // empty when the host lacks it
+}
+
+var (
+	// The nix store, read-only: runs with a runtime, and installs.
+	nixStoreView = hostView{"/.nix-store", "/nix/store", unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
+		func(c *initConfig) string { return c.NixStore }}
+	// The nix daemon's socket directory: installs only.
+	nixDaemonView = hostView{"/.nix-daemon", NixDaemonSocketDir, unix.MS_NOSUID | unix.MS_NODEV,
+		func(c *initConfig) string { return c.NixDaemon }}
+)
+
+// NixDaemonSocketDir holds the nix daemon's socket on the host and, during
+// an install, in its box.
+const NixDaemonSocketDir = "/nix/var/nix/daemon-socket"
+
+// requestedViews are the views a run asks for.
+func requestedViews(cfg *initConfig, m *initMessage) ([]hostView, error) {
+	var views []hostView
+	for _, r := range []struct {
+		asked bool
+		view  hostView
+	}{{m.NixStore, nixStoreView}, {m.NixDaemon, nixDaemonView}} {
+		if !r.asked {
+			continue
+		}
+		if r.view.hostPath(cfg) == "" {
+			return nil, fmt.Errorf("this host has no %s", r.view.target)
+		}
+		views = append(views, r.view)
+	}
+	return views, nil
+}
+
+// prepareView makes a view's target and binds its host path at its hidden place.
+func prepareView(root string, v hostView, host string) error {
+	if err := os.MkdirAll(filepath.Join(root, v.target), 0o755); err != nil {
+		return fmt.Errorf("mkdir %s: %w", v.target, err)
+	}
+	if err := os.Mkdir(filepath.Join(root, v.hidden), 0o700); err != nil {
+		return fmt.Errorf("mkdir %s: %w", v.hidden, err)
+	}
+	return bindMount(host, filepath.Join(root, v.hidden), v.flags)
+}
 
 // buildRoot makes the box's file system in a fresh tmpfs and pivots into it.
 func buildRoot(cfg *initConfig) error {
@@ -111,15 +158,11 @@ func buildRoot(cfg *initConfig) error {
 	if err := unix.Mount("proc", in("/proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
-	if cfg.NixStore != "" {
-		if err := os.MkdirAll(in("/nix/store"), 0o755); err != nil {
-			return fmt.Errorf("mkdir /nix/store: %w", err)
-		}
-		if err := os.Mkdir(in(nixHidden), 0o700); err != nil {
-			return fmt.Errorf("mkdir %s: %w", nixHidden, err)
-		}
-		if err := bindMount(cfg.NixStore, in(nixHidden), unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV); err != nil {
-			return err
+	for _, v := range []hostView{nixStoreView, nixDaemonView} {
+		if host := v.hostPath(cfg); host != "" {
+			if err := prepareView(root, v, host); err != nil {
+				return err
+			}
 		}
 	}
 	if err := pivotInto(root); err != nil {
@@ -284,17 +327,15 @@ func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 	fail := func(execFailed bool, err error) {
 		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error(), ExecFailed: execFailed}, nil)
 	}
-	if m.NixStore {
-		if cfg.NixStore == "" {
-			fail(false, fmt.Errorf("this host has no /nix/store"))
-			return
-		}
-		if err := unix.Mount(nixHidden, "/nix/store", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-			fail(false, fmt.Errorf("show /nix/store: %w", err))
-			return
-		}
-		defer unix.Unmount("/nix/store", unix.MNT_DETACH)
+	views, err := requestedViews(cfg, m)
+	if err == nil {
+		err = showViews(views)
 	}
+	if err != nil {
+		fail(false, err)
+		return
+	}
+	defer hideViews(views)
 	currentRun.Store(m.Run)
 	defer currentRun.Store(0)
 	pid, start, execFailed, err := startProgram(m, cgroupFDs)
@@ -307,6 +348,23 @@ func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 	}
 	status, end := reapRun(pid)
 	sendInit(initCtlFD, &initMessage{Op: opExited, EndNs: end, WaitStatus: uint32(status)}, nil)
+}
+
+// showViews binds views at their places; on failure none stays shown.
+func showViews(views []hostView) error {
+	for i, v := range views {
+		if err := unix.Mount(v.hidden, v.target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			hideViews(views[:i])
+			return fmt.Errorf("show %s: %w", v.target, err)
+		}
+	}
+	return nil
+}
+
+func hideViews(views []hostView) {
+	for _, v := range views {
+		unix.Unmount(v.target, unix.MNT_DETACH)
+	}
 }
 
 // reapRun waits for the main process, then kills and reaps every other process.

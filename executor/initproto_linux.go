@@ -31,6 +31,10 @@ type initConfig struct {
 	Dirs     []string // host directories shown read-only
 	NixStore string   // host /nix/store, shown on request; empty if absent
 	Hostname string
+
+	// NixDaemon is the host's nix daemon socket directory, shown on
+	// request (installs); empty if absent.
+	NixDaemon string
 }
 
 type initOp string
@@ -64,6 +68,8 @@ type initMessage struct {
 	UID, GID int
 	RLimits  []rlimitValue
 	NixStore bool
+	// NixDaemon asks for the nix daemon's socket (installs).
+	NixDaemon bool
 
 	// opFailed
 	Error string

@@ -482,14 +482,24 @@ func (x *Isolate) runArgs(b *isolateBox, req *spec.RunRequest, exe string) []str
 		// Without cgroups, isolate can only bound each process's address space.
 		args = append(args, "--mem="+strconv.FormatInt(kilobytes(*l.Memory), 10))
 	}
+	openFiles, fileSize := int64(1024), b.quota // open files as the native backend; isolate's default is 64
+	if req.OpenFiles > 0 {
+		openFiles = req.OpenFiles
+	}
+	if req.FileSize > 0 {
+		fileSize = req.FileSize
+	}
 	args = append(args,
 		"--processes="+strconv.FormatInt(*l.Processes, 10),
-		"--open-files=1024", // as the native backend; isolate's default is 64
-		"--fsize="+strconv.FormatInt(kilobytes(b.quota), 10),
+		"--open-files="+strconv.FormatInt(openFiles, 10),
+		"--fsize="+strconv.FormatInt(kilobytes(fileSize), 10),
 	)
 	args = append(args, b.dirArgs...)
 	if req.NixStore {
 		args = append(args, "--dir=/nix/store")
+	}
+	if req.NixDaemon {
+		args = append(args, "--dir="+NixDaemonSocketDir+":rw")
 	}
 	stdio := func(p string) string {
 		if p == "" {

@@ -39,6 +39,8 @@ type Native struct {
 	cgroups *Cgroups
 	lock    *os.File
 	hasNix  bool
+	// hasNixDaemon: the host runs a nix daemon, which installs talk to.
+	hasNixDaemon bool
 
 	boxes *boxTable[nativeBox]
 }
@@ -57,6 +59,9 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 	n := &Native{cfg: cfg, lock: lock, boxes: newBoxTable[nativeBox]()}
 	if _, err := os.Stat("/nix/store"); err == nil {
 		n.hasNix = true
+	}
+	if _, err := os.Stat(NixDaemonSocketDir); err == nil {
+		n.hasNixDaemon = true
 	}
 	if err := removeStaleBoxes(filepath.Join(stateDir, "boxes")); err != nil {
 		n.Close()
@@ -163,6 +168,9 @@ func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 	}
 	if n.hasNix {
 		c.init.NixStore = "/nix/store"
+	}
+	if n.hasNixDaemon {
+		c.init.NixDaemon = NixDaemonSocketDir
 	}
 	return c
 }
@@ -445,8 +453,10 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 		Stderr:   req.Stderr,
 		UID:      b.uid,
 		GID:      b.uid,
-		RLimits:  b.rlimits(l),
+		RLimits:  b.rlimits(req),
 		NixStore: req.NixStore,
+
+		NixDaemon: req.NixDaemon,
 	}
 	if err := sendInit(b.ctl, msg, files); err != nil {
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
@@ -474,17 +484,25 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 
 // rlimits are the per-process limits of a run. CPU time is enforced through
 // the cgroup; RLIMIT_CPU only stands behind it in case sandboxd stalls.
-func (b *nativeBox) rlimits(l spec.Limits) []rlimitValue {
+func (b *nativeBox) rlimits(req *spec.RunRequest) []rlimitValue {
+	l := req.Limits
 	stack := uint64(unix.RLIM_INFINITY)
 	if l.Memory != nil {
 		stack = uint64(*l.Memory)
 	}
 	cpu := uint64(math.Ceil(*l.CPUTime)) + 1
+	fsize, nofile := uint64(b.opts.QuotaSpace), uint64(1024)
+	if req.FileSize > 0 {
+		fsize = uint64(req.FileSize)
+	}
+	if req.OpenFiles > 0 {
+		nofile = uint64(req.OpenFiles)
+	}
 	return []rlimitValue{
 		{unix.RLIMIT_CORE, 0},
 		{unix.RLIMIT_CPU, cpu},
-		{unix.RLIMIT_FSIZE, uint64(b.opts.QuotaSpace)},
-		{unix.RLIMIT_NOFILE, 1024},
+		{unix.RLIMIT_FSIZE, fsize},
+		{unix.RLIMIT_NOFILE, nofile},
 		// Processes are counted per uid, and each box has a uid of its own;
 		// this is exact on cgroup v1, where the pids group also holds the init.
 		{unix.RLIMIT_NPROC, uint64(*l.Processes)},

@@ -10,17 +10,27 @@ import (
 	"sandboxd/spec"
 )
 
-// Runtimes gives runs the environment of an installed runtime.
+// Runtimes gives runs the environment of an installed runtime, and installs,
+// lists and removes runtimes.
 type Runtimes interface {
 	// Environment returns the captured environment of the runtime called
 	// name, or an error with code no_such_runtime.
 	Environment(name string) (map[string]string, error)
+	// Install installs a validated request in a box of its own. A failed
+	// install is a result (with its status), not an error.
+	Install(ctx context.Context, req *spec.InstallRequest) (*spec.InstallResult, error)
+	List(ctx context.Context) ([]spec.RuntimeInfo, error)
+	// Remove drops a runtime, or returns an error with code no_such_runtime.
+	Remove(ctx context.Context, name string) error
 }
 
 // command is one protocol command. perBox commands are ordered per box.
+// selfLimited commands bound their own concurrency and hold no slot of
+// --parallel (an install may take minutes).
 type command struct {
-	perBox bool
-	handle func(ctx context.Context, s *Server, line []byte) (any, error)
+	perBox      bool
+	selfLimited bool
+	handle      func(ctx context.Context, s *Server, line []byte) (any, error)
 }
 
 var commands map[string]*command
@@ -37,6 +47,10 @@ func init() {
 		"list_files":  {perBox: true, handle: handleListFiles},
 		"remove_file": {perBox: true, handle: handleRemoveFile},
 		"version":     {perBox: false, handle: handleVersion},
+
+		"install_package": {selfLimited: true, handle: handleInstallPackage},
+		"list_runtimes":   {handle: handleListRuntimes},
+		"remove_runtime":  {handle: handleRemoveRuntime},
 	}
 }
 
@@ -61,10 +75,11 @@ func handleRun(ctx context.Context, s *Server, line []byte) (any, error) {
 		return nil, err
 	}
 	if req.Runtime != "" {
-		if s.Runtimes == nil {
-			return nil, spec.Errorf(spec.CodeNoSuchRuntime, "no runtime %q: this sandboxd has no runtime store", req.Runtime)
+		rts, err := s.runtimes()
+		if err != nil {
+			return nil, err
 		}
-		base, err := s.Runtimes.Environment(req.Runtime)
+		base, err := rts.Environment(req.Runtime)
 		if err != nil {
 			return nil, err
 		}
@@ -279,4 +294,65 @@ func handleVersion(_ context.Context, s *Server, line []byte) (any, error) {
 		Version  string `json:"version"`
 		Protocol int    `json:"protocol"`
 	}{s.Version, 1}, nil
+}
+
+func (s *Server) runtimes() (Runtimes, error) {
+	if s.Runtimes == nil {
+		return nil, spec.Errorf(spec.CodeNoSuchRuntime, "this sandboxd keeps no runtimes")
+	}
+	return s.Runtimes, nil
+}
+
+func handleInstallPackage(ctx context.Context, s *Server, line []byte) (any, error) {
+	var args struct {
+		envelope
+		spec.InstallRequest
+	}
+	if err := decodeArgs(line, &args); err != nil {
+		return nil, err
+	}
+	if err := args.InstallRequest.Validate(); err != nil {
+		return nil, err
+	}
+	rts, err := s.runtimes()
+	if err != nil {
+		return nil, err
+	}
+	return rts.Install(ctx, &args.InstallRequest)
+}
+
+func handleListRuntimes(ctx context.Context, s *Server, line []byte) (any, error) {
+	var args struct{ envelope }
+	if err := decodeArgs(line, &args); err != nil {
+		return nil, err
+	}
+	rts, err := s.runtimes()
+	if err != nil {
+		return nil, err
+	}
+	list, err := rts.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		Runtimes []spec.RuntimeInfo `json:"runtimes"`
+	}{list}, nil
+}
+
+func handleRemoveRuntime(ctx context.Context, s *Server, line []byte) (any, error) {
+	var args struct {
+		envelope
+		Name string `json:"name"`
+	}
+	if err := decodeArgs(line, &args); err != nil {
+		return nil, err
+	}
+	if err := spec.ValidRuntimeName(args.Name); err != nil {
+		return nil, err
+	}
+	rts, err := s.runtimes()
+	if err != nil {
+		return nil, err
+	}
+	return empty{}, rts.Remove(ctx, args.Name)
 }

@@ -178,6 +178,11 @@ func (s *Server) drain(ctx context.Context, box int, q *boxQueue) {
 }
 
 func (s *Server) execute(ctx context.Context, req *request) {
+	if req.cmd.selfLimited {
+		result, err := req.cmd.handle(ctx, s, req.line)
+		s.reply(req.id, result, err)
+		return
+	}
 	if ctx.Err() == nil {
 		select {
 		case s.sem <- struct{}{}:

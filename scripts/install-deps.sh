@@ -12,3 +12,8 @@ if [ ${#need[@]} -gt 0 ]; then
 	apt-get install -y -qq "${need[@]}"
 fi
 command -v go >/dev/null || { echo "install-deps: Go is needed (https://go.dev/doc/install)" >&2; exit 1; }
+# Nix (Debian's nix-bin) and its daemon, for install_package and its tests.
+# SKIP_NIX=1 leaves nix alone (the runtime tests then skip, saying why).
+if [ "${SKIP_NIX:-0}" != 1 ]; then
+	"$(dirname "$0")/setup-nix.sh"
+fi

@@ -36,6 +36,14 @@ type RunRequest struct {
 	// NixStore makes the host's /nix/store visible read-only for this run.
 	// Set from Runtime, never from the wire.
 	NixStore bool `json:"-"`
+	// The fields below are set by install_package, never from the wire.
+	// NixDaemon makes the host's nix daemon socket directory visible
+	// (read-write) for this run.
+	NixDaemon bool `json:"-"`
+	// FileSize (bytes) and OpenFiles, when positive, replace the box's
+	// per-process bounds on the size of a file and on open files.
+	FileSize  int64 `json:"-"`
+	OpenFiles int64 `json:"-"`
 }
 
 // MaxTimeLimit bounds every time limit: a day is longer than any judge waits,

@@ -19,7 +19,9 @@ import (
 
 	"sandboxd/executor"
 	"sandboxd/protocol"
+	"sandboxd/runtimes"
 	"sandboxd/spec"
+	"sandboxd/store"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -35,6 +37,9 @@ type options struct {
 	maxLine   int
 	uidBase   int
 	dirs      string
+	db        string
+	nixConfig string
+	installs  int
 	version   bool
 	checkOnly bool
 }
@@ -65,6 +70,9 @@ Flags:
 	fs.IntVar(&o.maxLine, "max-line", protocol.DefaultMaxLine, "longest request line accepted, in bytes")
 	fs.IntVar(&o.uidBase, "uid-base", 60000, "uid and gid of box 0; box n runs as uid-base+n (with --executor=isolate: isolate's first_uid)")
 	fs.StringVar(&o.dirs, "dirs", strings.Join(spec.DefaultDirs, ","), "host directories shown read-only in every box, comma-separated")
+	fs.StringVar(&o.db, "db", "", "SQLite database of the installed runtimes (default <state-dir>/sandboxd.db)")
+	fs.StringVar(&o.nixConfig, "nix-config", "", "extra nix configuration for installs, as NIX_CONFIG (e.g. 'substituters =' without internet)")
+	fs.IntVar(&o.installs, "max-installs", 2, "install_package requests run at once")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if len(args) > 0 && args[0] == "check" {
 		o.checkOnly = true
@@ -79,8 +87,11 @@ Flags:
 	if o.executor != "native" && o.executor != "isolate" {
 		return nil, fmt.Errorf("unknown --executor %q: the backends are: native, isolate", o.executor)
 	}
-	if o.parallel < 1 {
-		return nil, fmt.Errorf("--parallel must be at least 1")
+	if o.parallel < 1 || o.installs < 1 {
+		return nil, fmt.Errorf("--parallel and --max-installs must be at least 1")
+	}
+	if o.db == "" {
+		o.db = filepath.Join(o.stateDir, "sandboxd.db")
 	}
 	return o, nil
 }
@@ -117,13 +128,20 @@ func run(args []string) int {
 		log.Error().Err(err).Msgf("cannot start the %s executor (run `sandboxd check`)", o.executor)
 		return 1
 	}
-	log.Info().Str("version", version).Str("state_dir", o.stateDir).Int("parallel", o.parallel).Msg("serving on stdin/stdout")
+	rts, db, err := openRuntimes(o, exec)
+	if err != nil {
+		exec.Close()
+		log.Error().Err(err).Msg("cannot open the runtimes")
+		return 1
+	}
+	defer db.Close()
+	log.Info().Str("version", version).Str("state_dir", o.stateDir).Str("db", o.db).Int("parallel", o.parallel).Msg("serving on stdin/stdout")
 
 	// The protocol goes on when the judge stops reading replies; a lost reply is its loss.
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv := &protocol.Server{Exec: exec, Parallel: o.parallel, MaxLine: o.maxLine, Version: version}
+	srv := &protocol.Server{Exec: exec, Runtimes: rts, Parallel: o.parallel, MaxLine: o.maxLine, Version: version}
 	serveErr := srv.Serve(ctx, os.Stdin, os.Stdout)
 	if err := exec.Close(); err != nil {
 		log.Error().Err(err).Msg("clean-up failed")
@@ -139,6 +157,26 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// openRuntimes opens the runtime database and the runtimes on it.
+func openRuntimes(o *options, exec executor.Executor) (*runtimes.Manager, store.Store, error) {
+	gcRoots, err := filepath.Abs(filepath.Join(o.stateDir, "gcroots"))
+	if err != nil {
+		return nil, nil, err
+	}
+	db, err := store.Open(o.db)
+	if err != nil {
+		return nil, nil, err
+	}
+	rts, err := runtimes.New(context.Background(), runtimes.Config{
+		Exec: exec, Store: db, GCRootsDir: gcRoots, NixConfig: o.nixConfig, MaxInstalls: o.installs,
+	})
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	return rts, db, nil
 }
 
 func newExecutor(o *options) (executor.Executor, error) {
@@ -160,6 +198,7 @@ func newExecutor(o *options) (executor.Executor, error) {
 
 func check(o *options) int {
 	findings := executor.CheckHost(filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid())))
+	findings = append(findings, runtimes.Check()...)
 	defer os.RemoveAll(filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid())))
 	code := 0
 	for _, f := range findings {
