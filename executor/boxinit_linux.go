@@ -432,7 +432,7 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		runner.CgroupFd = uintptr(cgroupFDs[0])
 	}
 	start = monotonicNs()
-	pid, err = runner.Start()
+	pid, err = startAsOOMVictim(&runner)
 	if err != nil {
 		var ce forkexec.ChildError
 		if errors.As(err, &ce) && ce.Location == forkexec.LocExecve {
@@ -441,6 +441,19 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		return 0, 0, false, fmt.Errorf("start %q: %w", m.Argv[0], err)
 	}
 	return pid, start, false, nil
+}
+
+// startAsOOMVictim starts the program so that the OOM killer picks it and
+// its children before the init, which shares the box's memory group on
+// cgroup v1: the child inherits the init's oom_score_adj, raised for the
+// moment of the fork. (Lowering the init's own score instead would need
+// CAP_SYS_RESOURCE, which some hosts deny even to root.)
+func startAsOOMVictim(runner *forkexec.Runner) (int, error) {
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
+		return 0, fmt.Errorf("raise oom_score_adj: %w", err)
+	}
+	defer os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
+	return runner.Start()
 }
 
 // openStdio opens the run's standard streams as the box user, so that a

@@ -106,6 +106,21 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
+// The OOM killer must pick the program, never the box's init (which shares
+// the box's memory group on cgroup v1): many small processes over the limit.
+func TestOOMKillsTheProgramNotTheBox(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "oomscore"), "stdout", "score.txt"))
+	expectVerdict(t, r, "OK", code(0))
+	if got := s.ok(obj{"command": "read_file", "path": "score.txt"})["content"]; got != "1000\n" {
+		t.Errorf("the program's oom_score_adj is %q, want 1000", got)
+	}
+	r = s.ok(with(run("sh", "-c", "for i in 1 2 3 4 5 6 7 8; do ./probe mem 8 & done; wait; ./probe mem 64"), "memory_limit", 24<<20))
+	expectVerdict(t, r, "MemoryLimitExceeded", nil)
+	expectVerdict(t, s.ok(run("./probe", "exit", "0")), "OK", code(0)) // the box lives on
+}
+
 func TestMemoryMetric(t *testing.T) {
 	s := startServer(t)
 	s.installProbe(0)

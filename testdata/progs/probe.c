@@ -68,6 +68,13 @@ int main(int argc, char **argv) {
 		for (size_t i = 0; i < n; i += 4096) p[i] = 1;
 		return 0;
 	}
+	if (!strcmp(what, "oomscore")) { /* print this process's oom_score_adj */
+		char buf[32] = {0};
+		int fd = open("/proc/self/oom_score_adj", O_RDONLY);
+		if (fd < 0 || read(fd, buf, sizeof buf - 1) < 0) return 1;
+		printf("%s", buf);
+		return 0;
+	}
 	if (!strcmp(what, "forkbomb")) { /* fork until refused, report, keep children alive */
 		int made = 0;
 		for (int i = 0; i < 100000; i++) {
