@@ -454,8 +454,7 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 		UID:      b.uid,
 		GID:      b.uid,
 		RLimits:  b.rlimits(req),
-		NixStore: req.NixStore,
-
+		NixStore:  req.NixStore,
 		NixDaemon: req.NixDaemon,
 	}
 	if err := sendInit(b.ctl, msg, files); err != nil {
