@@ -444,16 +444,16 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 	}
 	b.runs++
 	msg := &initMessage{
-		Op:       opRun,
-		Run:      b.runs,
-		Argv:     req.Argv,
-		Env:      runEnv(req.Env),
-		Stdin:    req.Stdin,
-		Stdout:   req.Stdout,
-		Stderr:   req.Stderr,
-		UID:      b.uid,
-		GID:      b.uid,
-		RLimits:  b.rlimits(req),
+		Op:        opRun,
+		Run:       b.runs,
+		Argv:      req.Argv,
+		Env:       runEnv(req.Env),
+		Stdin:     req.Stdin,
+		Stdout:    req.Stdout,
+		Stderr:    req.Stderr,
+		UID:       b.uid,
+		GID:       b.uid,
+		RLimits:   b.rlimits(req),
 		NixStore:  req.NixStore,
 		NixDaemon: req.NixDaemon,
 	}
