@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -26,7 +27,7 @@ import (
 //
 // Programs are started with go-sandbox's forkexec, which does in the child
 // what Go's syscall.ForkExec cannot: rlimits, no_new_privs, dropping every
-// capability and a seccomp filter (seccomp_linux.go), in a vfork (clone3 into the run's cgroup on cgroup v2).
+// capability, in a vfork (clone3 into the run's cgroup on cgroup v2).
 
 // RunBoxInitIfRequested turns this process into a box init when the host
 // started it as one; it never returns then. Call it first thing in main.
@@ -38,8 +39,9 @@ func RunBoxInitIfRequested() {
 	os.Exit(boxInit(cfg))
 }
 
-// filter is the seccomp filter every program of the box gets.
-var filter *syscall.SockFprog
+// programFilter is the seccomp filter each program gets on top of the one
+// it inherits from the init; nil when the init's is enough.
+var programFilter *syscall.SockFprog
 
 func boxInit(cfgJSON string) int {
 	syscall.CloseOnExec(initCtlFD)
@@ -53,7 +55,7 @@ func boxInit(cfgJSON string) int {
 		err = dropInitPrivileges()
 	}
 	if err == nil {
-		filter, err = boxSeccompFilter()
+		programFilter, err = confineInit(cfg.BornInCgroup)
 	}
 	if err != nil {
 		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
@@ -403,11 +405,13 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		}
 	}()
 	env := m.Env
-	exe, err := lookPath(m.Argv[0], envValue(env, "PATH"), isExecutableFile)
+	args, execFile, err := execTarget(m.Argv, envValue(env, "PATH"))
 	if err != nil {
 		return 0, 0, true, err
 	}
-	args := append([]string{exe}, m.Argv[1:]...)
+	if execFile != nil {
+		defer execFile.Close()
+	}
 	rl := make([]rlimit.RLimit, len(m.RLimits))
 	for i, r := range m.RLimits {
 		rl[i] = rlimit.RLimit{Res: r.Resource, Rlim: syscall.Rlimit{Cur: r.Value, Max: r.Value}}
@@ -424,8 +428,11 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		RLimits:    rl,
 		NoNewPrivs: true,
 		DropCaps:   true,
-		Seccomp:    filter,
+		Seccomp:    programFilter,
 		Credential: &syscall.Credential{Uid: uint32(m.UID), Gid: uint32(m.GID), Groups: []uint32{}},
+	}
+	if execFile != nil {
+		runner.ExecFile = execFile.Fd()
 	}
 	if len(cgroupFDs) > 0 {
 		// Born in the run's cgroup (v2); on v1 the init's own cgroups hold it.
@@ -441,6 +448,31 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		return 0, 0, false, fmt.Errorf("start %q: %w", m.Argv[0], err)
 	}
 	return pid, start, false, nil
+}
+
+// execTarget decides how to execute argv as execvp would: forkexec executes
+// Args[0], so a bare name found in PATH is executed through an open file
+// (execveat), which leaves argv[0] as the judge gave it. A script cannot be
+// run that way (its interpreter opens it by name), but the kernel hands a
+// script its path, not argv[0], so there Args[0] becomes the path found.
+func execTarget(argv []string, pathEnv string) (args []string, execFile *os.File, err error) {
+	if strings.Contains(argv[0], "/") {
+		return argv, nil, nil // a path: executed from /space, as given
+	}
+	exe, err := lookPath(argv[0], pathEnv, isExecutableFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(exe, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %q: %w", exe, err)
+	}
+	magic := make([]byte, 2)
+	if n, _ := f.ReadAt(magic, 0); n == 2 && string(magic) == "#!" {
+		f.Close()
+		return append([]string{exe}, argv[1:]...), nil, nil
+	}
+	return argv, f, nil
 }
 
 // startAsOOMVictim starts the program so that the OOM killer picks it and

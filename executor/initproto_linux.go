@@ -35,6 +35,10 @@ type initConfig struct {
 	// NixDaemon is the host's nix daemon socket directory, shown on
 	// request (installs); empty if absent.
 	NixDaemon string
+
+	// BornInCgroup: programs are started with clone3 into their run's
+	// cgroup (cgroup v2), so the init must keep clone3.
+	BornInCgroup bool
 }
 
 type initOp string

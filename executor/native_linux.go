@@ -164,6 +164,8 @@ func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 			Tmp:      filepath.Join(dir, "tmp"),
 			Dirs:     opts.Dirs,
 			Hostname: "sandbox",
+			// See boxAccounting.
+			BornInCgroup: n.cgroups.V2,
 		},
 	}
 	if n.hasNix {
