@@ -24,7 +24,7 @@ type header struct {
 	Box *int `json:"box"`
 }
 
-// validID tells whether a raw id is a JSON string or integer.
+// validID tells whether a raw id is a JSON string or integer (or absent).
 func validID(raw json.RawMessage) bool {
 	if len(raw) == 0 {
 		return true

@@ -122,6 +122,9 @@ func (s *Server) accept(ctx context.Context, line []byte) {
 		s.reply(h.ID, nil, argsError(err))
 		return
 	}
+	if string(h.ID) == "null" {
+		h.ID = nil // a null id is no id, as a null field is an absent one
+	}
 	if !validID(h.ID) {
 		s.reply(nil, nil, spec.Errorf(spec.CodeInvalidArgument, "id must be a string or an integer"))
 		return

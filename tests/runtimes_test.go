@@ -191,6 +191,7 @@ func installAndRun(t *testing.T, s *server) {
 		t.Errorf("MYVAR in the run: got %q, want %q", out, myVar)
 	}
 	r = s.ok(with(run("/bin/sh", "-c", `printf %s "$MYVAR"`), "runtime", "tool", "env", obj{"MYVAR": "mine"}, "stdout", "out"))
+	expectVerdict(t, r, "OK", code(0))
 	if out := s.ok(obj{"command": "read_file", "path": "out"})["content"]; out != "mine" {
 		t.Errorf("env given with the run should override the runtime's: got %q", out)
 	}
