@@ -87,6 +87,8 @@ func fileError(op, p string, err error) error {
 		return spec.Errorf(spec.CodeNoSuchFile, "%s %q: no such file or directory", op, p)
 	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT), errors.Is(err, unix.EFBIG):
 		return spec.Errorf(spec.CodeQuotaExceeded, "%s %q: the box's space quota is exhausted", op, p)
+	case errors.Is(err, unix.ENXIO): // a FIFO or socket, opened without waiting
+		return spec.Errorf(spec.CodeInvalidArgument, "%s %q: not a regular file", op, p)
 	case errors.Is(err, unix.EISDIR), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP), errors.Is(err, unix.EEXIST), errors.Is(err, unix.ENOTEMPTY):
 		return spec.Errorf(spec.CodeInvalidArgument, "%s %q: %v", op, p, err)
 	}
@@ -105,12 +107,20 @@ func (s Space) WriteFile(p string, data []byte, mode os.FileMode) (int64, error)
 			return 0, fileError("write", p, err)
 		}
 	}
-	fd, err := s.openIn(rel, unix.O_WRONLY|unix.O_CREAT|unix.O_TRUNC|unix.O_NOFOLLOW, uint64(mode.Perm()))
+	// Non-blocking and truncated only once known to be a regular file: a
+	// program may have left a FIFO at the path, which would block forever.
+	fd, err := s.openIn(rel, unix.O_WRONLY|unix.O_CREAT|unix.O_NOFOLLOW|unix.O_NONBLOCK, uint64(mode.Perm()))
 	if err != nil {
 		return 0, fileError("write", p, err)
 	}
 	f := os.NewFile(uintptr(fd), rel)
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return 0, spec.Errorf(spec.CodeInvalidArgument, "write %q: not a regular file", p)
+	}
+	if err := f.Truncate(0); err != nil {
+		return 0, fileError("write", p, err)
+	}
 	if err := f.Chown(s.UID, s.GID); err != nil {
 		return 0, fileError("write", p, err)
 	}

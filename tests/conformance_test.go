@@ -278,6 +278,29 @@ func TestProcShowsOnlyTheBox(t *testing.T) {
 	}
 }
 
+// What a program leaves in /space cannot trap the judge's file commands
+// or the next run: FIFOs, symlinks out of the box, a directory it locked.
+func TestPlantedFilesDoNotTrapTheServer(t *testing.T) {
+	s := startServer(t)
+	r := s.ok(with(run("sh", "-c", "mkfifo fifo && ln -s /etc/passwd passwd && ln -s / root && mkdir locked && touch locked/f && chmod 000 locked"), "processes_limit", 8))
+	expectVerdict(t, r, "OK", code(0))
+	expectError(t, s.call(obj{"command": "write_file", "path": "fifo", "content": "x"}), "invalid_argument")
+	expectError(t, s.call(obj{"command": "read_file", "path": "fifo"}), "invalid_argument")
+	expectError(t, s.call(with(run("cat"), "stdin", "fifo")), "exec_failed")
+	expectError(t, s.call(obj{"command": "read_file", "path": "passwd"}), "no_such_file")
+	expectError(t, s.call(obj{"command": "read_file", "path": "root/etc/passwd"}), "no_such_file")
+	s.ok(obj{"command": "write_file", "path": "root/etc/x", "content": "stays in the box"})
+	if _, err := os.Stat("/etc/x"); err == nil {
+		t.Fatalf("write_file through a planted symlink wrote /etc/x on the host")
+	}
+	s.ok(obj{"command": "list_files", "path": "root"})
+	s.ok(obj{"command": "remove_file", "path": "locked"})
+	s.ok(obj{"command": "reset_box"})
+	if entries := s.ok(obj{"command": "list_files"})["entries"].([]any); len(entries) != 0 {
+		t.Errorf("after reset_box: %v", entries)
+	}
+}
+
 func TestHugeOutputIsBounded(t *testing.T) {
 	s := startServer(t)
 	s.installProbe(0)
