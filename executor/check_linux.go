@@ -44,7 +44,11 @@ func CheckHost(stateDir string) []Finding {
 			missing = append(missing, ns)
 		}
 	}
-	out = append(out, Finding{"namespaces", len(missing) == 0, "pid mnt net ipc uts; missing: " + strings.Join(missing, " "), true})
+	nsDetail := "pid mnt net ipc uts"
+	if len(missing) > 0 {
+		nsDetail += "; missing: " + strings.Join(missing, " ")
+	}
+	out = append(out, Finding{"namespaces", len(missing) == 0, nsDetail, true})
 
 	if root && err == nil {
 		out = append(out, checkBox(stateDir))

@@ -28,6 +28,7 @@ type Runtimes interface {
 // selfLimited commands bound their own concurrency and hold no slot of
 // --parallel (an install may take minutes).
 type command struct {
+	name        string
 	perBox      bool
 	selfLimited bool
 	handle      func(ctx context.Context, s *Server, line []byte) (any, error)
@@ -36,6 +37,11 @@ type command struct {
 var commands map[string]*command
 
 func init() {
+	defer func() {
+		for name, c := range commands {
+			c.name = name
+		}
+	}()
 	commands = map[string]*command{
 		"run":         {perBox: true, handle: handleRun},
 		"open_box":    {perBox: false, handle: handleOpenBox},

@@ -9,6 +9,7 @@ import (
 	"io"
 	"runtime"
 	"sync"
+	"time"
 
 	json "github.com/goccy/go-json"
 
@@ -27,6 +28,9 @@ type Server struct {
 	MaxLine int
 	// Version is reported by the `version` command.
 	Version string
+	// Observe, when set, hears of every command handled: its name, how
+	// long it took and its error (nil on success). The caller logs.
+	Observe func(command string, took time.Duration, err error)
 
 	out  *bufio.Writer
 	outM sync.Mutex
@@ -182,8 +186,7 @@ func (s *Server) drain(ctx context.Context, box int, q *boxQueue) {
 
 func (s *Server) execute(ctx context.Context, req *request) {
 	if req.cmd.selfLimited {
-		result, err := req.cmd.handle(ctx, s, req.line)
-		s.reply(req.id, result, err)
+		s.handle(ctx, req)
 		return
 	}
 	if ctx.Err() == nil {
@@ -197,8 +200,17 @@ func (s *Server) execute(ctx context.Context, req *request) {
 		return
 	}
 	defer func() { <-s.sem }()
+	s.handle(ctx, req)
+}
+
+// handle runs a request and replies.
+func (s *Server) handle(ctx context.Context, req *request) {
+	start := time.Now()
 	result, err := req.cmd.handle(ctx, s, req.line)
 	s.reply(req.id, result, err)
+	if s.Observe != nil {
+		s.Observe(req.cmd.name, time.Since(start), err)
+	}
 }
 
 type errorBody struct {

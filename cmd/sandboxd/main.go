@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
 	"sandboxd/executor"
@@ -117,7 +118,7 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "sandboxd: bad --log-level:", err)
 		return 2
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339}).Level(level).With().Timestamp().Logger()
+	log := zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339, NoColor: !isatty.IsTerminal(os.Stderr.Fd())}).Level(level).With().Timestamp().Logger()
 	if os.Geteuid() != 0 {
 		log.Error().Msg("sandboxd must run as root: it creates namespaces, cgroups and mounts, and runs programs as unprivileged box users")
 		return 1
@@ -141,7 +142,17 @@ func run(args []string) int {
 	signal.Ignore(syscall.SIGPIPE)
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	srv := &protocol.Server{Exec: exec, Runtimes: rts, Parallel: o.parallel, MaxLine: o.maxLine, Version: version}
+	srv := &protocol.Server{Exec: exec, Runtimes: rts, Parallel: o.parallel, MaxLine: o.maxLine, Version: version,
+		Observe: func(command string, took time.Duration, err error) {
+			switch code := spec.CodeOf(err); {
+			case err == nil:
+				log.Debug().Str("command", command).Dur("took", took).Msg("done")
+			case code == spec.CodeInternal:
+				log.Error().Str("command", command).Dur("took", took).Err(err).Msg("failed")
+			default:
+				log.Debug().Str("command", command).Dur("took", took).Str("code", string(code)).Err(err).Msg("refused")
+			}
+		}}
 	serveErr := srv.Serve(ctx, os.Stdin, os.Stdout)
 	if err := exec.Close(); err != nil {
 		log.Error().Err(err).Msg("clean-up failed")
