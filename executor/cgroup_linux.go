@@ -17,12 +17,12 @@ import (
 
 const cgroupMount = "/sys/fs/cgroup"
 
-// v1Controllers are the cgroup v1 hierarchies a run is accounted in.
+// v1Controllers are the cgroup v1 hierarchies a box is accounted in.
 var v1Controllers = []string{"memory", "cpuacct", "pids"}
 
 // Cgroups is the host's cgroup layout, detected at start: v2 (one unified
-// hierarchy) or v1 (one hierarchy per controller). Every run gets a fresh
-// group so that its peak memory, CPU time and OOM count start from zero.
+// hierarchy) or v1 (one hierarchy per controller), and the groups of this
+// sandboxd instance, under which each box's accounting lives (boxAccounting).
 type Cgroups struct {
 	V2 bool
 	// base holds one directory per hierarchy, owned by this sandboxd instance.
