@@ -79,14 +79,29 @@ func confineInit(initNeedsClone3 bool) (programFilter *syscall.SockFprog, err er
 // enosys refuses a call as not implemented, so that libraries fall back.
 const enosys = seccomp.ActionErrno | seccomp.Action(unix.ENOSYS)
 
-// assemble builds a filter that allows everything but the groups.
+// nativeOnly kills a process that makes a system call of another ABI than
+// the native one (i386's int 0x80, x32): the rules below are written for the
+// native numbers only, and another ABI's calls would pass them unchecked.
+var nativeOnly = []bpf.Instruction{
+	bpf.LoadAbsolute{Off: 4, Size: 4}, // seccomp_data.arch
+	bpf.JumpIf{Cond: bpf.JumpEqual, Val: nativeAuditArch, SkipTrue: 1},
+	bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS},
+	bpf.LoadAbsolute{Off: 0, Size: 4}, // seccomp_data.nr
+	bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32SyscallBit, SkipFalse: 1},
+	bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS},
+}
+
+// x32SyscallBit marks the x32 ABI's system call numbers on x86-64.
+const x32SyscallBit = 0x40000000
+
+// assemble builds a filter that allows everything of the native ABI but the groups.
 func assemble(groups ...seccomp.SyscallGroup) (*syscall.SockFprog, error) {
 	policy := seccomp.Policy{DefaultAction: seccomp.ActionAllow, Syscalls: groups}
 	insts, err := policy.Assemble()
 	if err != nil {
 		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
 	}
-	raw, err := bpf.Assemble(insts)
+	raw, err := bpf.Assemble(append(append([]bpf.Instruction{}, nativeOnly...), insts...))
 	if err != nil {
 		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
 	}
