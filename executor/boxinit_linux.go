@@ -81,20 +81,25 @@ func dropInitPrivileges() error {
 }
 
 // A hostView is a host path a box shows only while a run asks for it. It
-// waits, bound when the box is built, under a hidden directory out of reach
-// of the box user (mode 0700), and is bound at its place for the run.
+// waits, bound when the box is built, below viewsDir, which the box user
+// cannot enter, and is bound at its place for the run. (The bind's own mode
+// is the host path's; only a parent directory that is not a mount point can
+// keep the box user out.)
 type hostView struct {
 	hidden, target string
 	flags          uintptr                  // of the hidden bind, which the run's bind keeps
 	hostPath       func(*initConfig) string // empty when the host lacks it
 }
 
+// viewsDir holds the waiting views: root's, mode 0700.
+const viewsDir = "/.views"
+
 var (
 	// The nix store, read-only: runs with a runtime, and installs.
-	nixStoreView = hostView{"/.nix-store", "/nix/store", unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
+	nixStoreView = hostView{viewsDir + "/nix-store", "/nix/store", unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
 		func(c *initConfig) string { return c.NixStore }}
 	// The nix daemon's socket directory: installs only.
-	nixDaemonView = hostView{"/.nix-daemon", NixDaemonSocketDir, unix.MS_NOSUID | unix.MS_NODEV,
+	nixDaemonView = hostView{viewsDir + "/nix-daemon", NixDaemonSocketDir, unix.MS_NOSUID | unix.MS_NODEV,
 		func(c *initConfig) string { return c.NixDaemon }}
 )
 
@@ -125,8 +130,8 @@ func prepareView(root string, v hostView, host string) error {
 	if err := os.MkdirAll(filepath.Join(root, v.target), 0o755); err != nil {
 		return fmt.Errorf("mkdir %s: %w", v.target, err)
 	}
-	if err := os.Mkdir(filepath.Join(root, v.hidden), 0o700); err != nil {
-		return fmt.Errorf("mkdir %s: %w", v.hidden, err)
+	if err := os.MkdirAll(filepath.Join(root, viewsDir), 0o700); err != nil {
+		return fmt.Errorf("mkdir %s: %w", viewsDir, err)
 	}
 	return bindMount(host, filepath.Join(root, v.hidden), v.flags)
 }

@@ -261,6 +261,17 @@ func TestNoNewNamespaces(t *testing.T) {
 	expectVerdict(t, s.ok(run("./probe", "int80")), "Signaled", code(-31))
 }
 
+// The host paths a box shows only to some runs (the nix store, the nix
+// daemon's socket) are out of reach of every other run.
+func TestHiddenViewsAreOutOfReach(t *testing.T) {
+	s := startServer(t)
+	r := s.ok(with(run("sh", "-c", "ls /.views/nix-daemon /.views/nix-store"), "stdout", "out", "stderr", "out"))
+	out := s.ok(obj{"command": "read_file", "path": "out"})["content"].(string)
+	if r["exit_code"] == 0.0 || strings.Count(out, "Permission denied") != 2 {
+		t.Errorf("a run without runtime reached the hidden views: %v\n%s", r, out)
+	}
+}
+
 func TestRunsAsAnUnprivilegedUser(t *testing.T) {
 	s := startServer(t)
 	s.installProbe(0)
