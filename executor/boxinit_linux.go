@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -44,6 +45,9 @@ func RunBoxInitIfRequested() {
 var programFilter *syscall.SockFprog
 
 func boxInit(cfgJSON string) int {
+	// Only sandboxd ends a box: signals that reach the init otherwise (a
+	// terminal's, say) must not.
+	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	syscall.CloseOnExec(initCtlFD)
 	syscall.CloseOnExec(initKillFD)
 	var cfg initConfig

@@ -296,6 +296,9 @@ func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
 		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
 		// The box dies with sandboxd, even when sandboxd is killed outright.
 		Pdeathsig: syscall.SIGKILL,
+		// A terminal's Ctrl-C goes to sandboxd, which shuts down in order,
+		// not to the boxes directly.
+		Setpgid: true,
 	}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start box init: %w", err)
@@ -387,8 +390,18 @@ func (b *nativeBox) close() error {
 func (b *nativeBox) reset() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, d := range []string{b.init.Space, b.init.Tmp} {
-		if err := emptyDir(d); err != nil {
+	for _, d := range []struct {
+		dir  string
+		mode os.FileMode
+	}{{b.init.Space, 0o755}, {b.init.Tmp, 0o777 | os.ModeSticky}} {
+		if err := emptyDir(d.dir); err != nil {
+			return fmt.Errorf("reset box %d: %w", b.id, err)
+		}
+		// A program may have changed them (chmod 000 /space).
+		if err := os.Chown(d.dir, b.uid, b.uid); err != nil {
+			return fmt.Errorf("reset box %d: %w", b.id, err)
+		}
+		if err := os.Chmod(d.dir, d.mode); err != nil {
 			return fmt.Errorf("reset box %d: %w", b.id, err)
 		}
 	}
@@ -487,9 +500,11 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 // the cgroup; RLIMIT_CPU only stands behind it in case sandboxd stalls.
 func (b *nativeBox) rlimits(req *spec.RunRequest) []rlimitValue {
 	l := req.Limits
+	// The stack may take as much as the memory limit; a tiny memory limit
+	// must end in MemoryLimitExceeded, not in a stack overflow at start.
 	stack := uint64(unix.RLIM_INFINITY)
 	if l.Memory != nil {
-		stack = uint64(*l.Memory)
+		stack = max(uint64(*l.Memory), 8<<20)
 	}
 	cpu := uint64(math.Ceil(*l.CPUTime)) + 1
 	fsize, nofile := uint64(b.opts.QuotaSpace), uint64(1024)

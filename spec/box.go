@@ -1,5 +1,10 @@
 package spec
 
+import (
+	"path"
+	"strings"
+)
+
 // BoxOptions are the arguments of `open_box`. Zero values take the defaults.
 type BoxOptions struct {
 	// QuotaSpace bounds the bytes of /space (and, separately, of /tmp).
@@ -40,12 +45,20 @@ func (o BoxOptions) Validate() error {
 		return Errorf(CodeInvalidArgument, "quota_space and quota_inodes must be positive")
 	}
 	for _, d := range o.Dirs {
-		if len(d) == 0 || d[0] != '/' {
-			return Errorf(CodeInvalidArgument, "dirs: %q is not an absolute path", d)
+		if len(d) == 0 || d[0] != '/' || path.Clean(d) != d {
+			return Errorf(CodeInvalidArgument, "dirs: %q is not a clean absolute path", d)
+		}
+		for _, own := range boxOwnDirs {
+			if d == own || strings.HasPrefix(d, own+"/") {
+				return Errorf(CodeInvalidArgument, "dirs: %q is the box's own (%s)", d, own)
+			}
 		}
 	}
 	return nil
 }
+
+// boxOwnDirs are the box's own directories, which dirs may not show.
+var boxOwnDirs = []string{"/", SpaceDir, "/tmp", "/dev", "/proc", "/nix"}
 
 // BoxInfo tells where a box's files live on the host and whom they belong to.
 type BoxInfo struct {

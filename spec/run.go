@@ -46,6 +46,10 @@ type RunRequest struct {
 	OpenFiles int64 `json:"-"`
 }
 
+// MaxMemoryLimit bounds memory_limit (1 PiB): far above any machine, far
+// below the overflow of the sums it takes part in.
+const MaxMemoryLimit = 1 << 50
+
 // MaxTimeLimit bounds every time limit: a day is longer than any judge waits,
 // and it keeps durations far from overflow.
 const MaxTimeLimit = 86400.0
@@ -89,8 +93,8 @@ func (r *RunRequest) Validate() error {
 			return Errorf(CodeInvalidArgument, "%s must be a positive number of seconds up to %g", t.name, MaxTimeLimit)
 		}
 	}
-	if r.Memory != nil && *r.Memory <= 0 {
-		return Errorf(CodeInvalidArgument, "memory_limit must be a positive number of bytes")
+	if r.Memory != nil && (*r.Memory <= 0 || *r.Memory > MaxMemoryLimit) {
+		return Errorf(CodeInvalidArgument, "memory_limit must be a positive number of bytes up to %d", int64(MaxMemoryLimit))
 	}
 	if *r.Processes <= 0 || *r.Processes > math.MaxInt32 {
 		return Errorf(CodeInvalidArgument, "processes_limit must be a positive integer")

@@ -310,10 +310,14 @@ func TestPlantedFilesDoNotTrapTheServer(t *testing.T) {
 	}
 	s.ok(obj{"command": "list_files", "path": "root"})
 	s.ok(obj{"command": "remove_file", "path": "locked"})
+	// A program that locks its own working directory breaks runs only until reset_box.
+	s.ok(run("chmod", "000", "/space", "/tmp"))
 	s.ok(obj{"command": "reset_box"})
 	if entries := s.ok(obj{"command": "list_files"})["entries"].([]any); len(entries) != 0 {
 		t.Errorf("after reset_box: %v", entries)
 	}
+	r = s.ok(with(run("sh", "-c", "echo ok > /tmp/t && cat /tmp/t"), "stdout", "out.txt"))
+	expectVerdict(t, r, "OK", code(0))
 }
 
 func TestHugeOutputIsBounded(t *testing.T) {
@@ -344,6 +348,10 @@ func TestBadRequestsGetErrorReplies(t *testing.T) {
 		{`{"command":"run","argv":["/bin/true"],"cpu_time_limit":1}`, "missing_limit"},
 		{`{"command":"run","argv":["/bin/true"],"cpu_limit":1,"cpu_time_limit":1,"processes_limit":1}`, "unknown_field"},
 		{`{"command":"run","argv":["/bin/true"],"cpu_time_limit":-1,"processes_limit":1}`, "invalid_argument"},
+		{`{"command":"run","argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1,"memory_limit":9223372036854775807}`, "invalid_argument"},
+		{`{"command":"open_box","dirs":["/usr","/../../etc"]}`, "invalid_argument"},
+		{`{"command":"open_box","dirs":["/dev"]}`, "invalid_argument"},
+		{`{"command":"open_box","dirs":["/tmp/x"]}`, "invalid_argument"},
 		{`{"command":"run","argv":["/bin/true"],"cpu_time_limit":"1","processes_limit":1}`, "invalid_argument"},
 		{`{"command":"run","argv":[],"cpu_time_limit":1,"processes_limit":1}`, "invalid_argument"},
 		{`{"command":"run","argv":["/no/such/program"],"cpu_time_limit":1,"processes_limit":1}`, "exec_failed"},

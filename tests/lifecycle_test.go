@@ -28,6 +28,26 @@ func TestSIGTERMKillsRunsAndCleansUp(t *testing.T) {
 	}
 }
 
+// Ctrl-C in a terminal signals the whole process group: sandboxd shuts down
+// in order, and its boxes do not die under the run first.
+func TestSIGINTToTheProcessGroup(t *testing.T) {
+	s := &server{t: t, stateDir: t.TempDir()}
+	s.cmd = exec.Command(sandboxdBin, "--state-dir", s.stateDir, "--log-level", "warn")
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	s.start()
+	s.installProbe(0)
+	s.send(mustJSON(with(run("./probe", "pause"), "id", "long", "real_time_limit", 60.0)))
+	time.Sleep(300 * time.Millisecond)
+	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGINT)
+	expectError(t, s.recv(), "shutting_down")
+	if code := s.wait(); code != 0 {
+		t.Errorf("exit code %d after SIGINT to the group (stderr: %s)", code, s.stderr.String())
+	}
+	if left := leftovers(s.stateDir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
 // kill -9: no sandboxed process outlives sandboxd, and the next start on
 // the same state directory removes what it left.
 func TestKill9LeavesNoProcessAndNextStartCleansUp(t *testing.T) {
