@@ -46,8 +46,9 @@ var programFilter *syscall.SockFprog
 
 func boxInit(cfgJSON string) int {
 	// Only sandboxd ends a box: signals that reach the init otherwise (a
-	// terminal's, say) must not.
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	// terminal's, say) are caught and dropped. Caught, not ignored: an
+	// ignored signal would stay ignored in every program the init starts.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	syscall.CloseOnExec(initCtlFD)
 	syscall.CloseOnExec(initKillFD)
 	var cfg initConfig
