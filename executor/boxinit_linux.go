@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -359,6 +360,7 @@ func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 		unix.Kill(-1, unix.SIGKILL)
 	}
 	status, end := reapRun(pid)
+	removeIPCObjects()
 	sendInit(initCtlFD, &initMessage{Op: opExited, EndNs: end, WaitStatus: uint32(status)}, nil)
 }
 
@@ -376,6 +378,33 @@ func showViews(views []hostView) error {
 func hideViews(views []hostView) {
 	for _, v := range views {
 		unix.Unmount(v.target, unix.MNT_DETACH)
+	}
+}
+
+// removeIPCObjects removes the System V shared memory, message queues and
+// semaphores the run left in the box's IPC namespace: they would outlive
+// the run, pin memory, and carry data to the next program.
+func removeIPCObjects() {
+	for _, kind := range []struct {
+		file string
+		rmid func(id int)
+	}{
+		{"/proc/sysvipc/shm", func(id int) { unix.Syscall(unix.SYS_SHMCTL, uintptr(id), unix.IPC_RMID, 0) }},
+		{"/proc/sysvipc/msg", func(id int) { unix.Syscall(unix.SYS_MSGCTL, uintptr(id), unix.IPC_RMID, 0) }},
+		{"/proc/sysvipc/sem", func(id int) { unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), 0, unix.IPC_RMID, 0, 0, 0) }},
+	} {
+		data, err := os.ReadFile(kind.file)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		for _, line := range lines[1:] { // after the header: key id ...
+			if f := strings.Fields(line); len(f) > 1 {
+				if id, err := strconv.Atoi(f[1]); err == nil {
+					kind.rmid(id)
+				}
+			}
+		}
 	}
 }
 

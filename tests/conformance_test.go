@@ -171,6 +171,17 @@ func TestForkBombIsContained(t *testing.T) {
 	}
 }
 
+// System V IPC objects do not outlive their run.
+func TestIPCObjectsDieWithTheRun(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	expectVerdict(t, s.ok(run("./probe", "shm", "put")), "OK", code(0))
+	s.ok(with(run("./probe", "shm", "get"), "stdout", "shm.txt"))
+	if got := s.ok(obj{"command": "read_file", "path": "shm.txt"})["content"]; got != "none\n" {
+		t.Errorf("the next run found the previous run's shared memory: %q", got)
+	}
+}
+
 func TestDaemonDiesWithTheRun(t *testing.T) {
 	s := startServer(t)
 	s.installProbe(0)

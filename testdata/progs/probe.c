@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/shm.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -147,6 +148,18 @@ int main(int argc, char **argv) {
 		__asm__ volatile("int $0x80" : "=a"(r) : "a"(310L), "b"((long)CLONE_NEWUSER) : "memory");
 		printf("i386 unshare: %ld\n", r);
 		return r == 0;
+	}
+	if (!strcmp(what, "shm")) { /* "shm put": leave a 1 MiB System V segment with a secret; "shm get": find one */
+		if (!strcmp(arg, "put")) {
+			int id = shmget(0x5eed, 1 << 20, IPC_CREAT | 0600);
+			char *p = id < 0 ? NULL : shmat(id, NULL, 0);
+			if (!p) return 1;
+			strcpy(p, "secret of the previous run");
+			return 0;
+		}
+		int id = shmget(0x5eed, 0, 0);
+		printf("%s\n", id < 0 ? "none" : "found");
+		return 0;
 	}
 	if (!strcmp(what, "cat")) { /* copy stdin to stdout, a line to stderr */
 		char buf[4096];
