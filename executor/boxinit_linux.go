@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"github.com/criyle/go-sandbox/pkg/forkexec"
 	"github.com/criyle/go-sandbox/pkg/rlimit"
@@ -383,16 +384,27 @@ func hideViews(views []hostView) {
 
 // removeIPCObjects removes the System V shared memory, message queues and
 // semaphores the run left in the box's IPC namespace: they would outlive
-// the run, pin memory, and carry data to the next program.
+// the run, pin memory, and carry data to the next program. A count from the
+// kernel comes first: most runs leave none, and the tables cost more to read.
 func removeIPCObjects() {
 	for _, kind := range []struct {
-		file string
-		rmid func(id int)
+		file  string
+		count func() int32
+		rmid  func(id int)
 	}{
-		{"/proc/sysvipc/shm", func(id int) { unix.Syscall(unix.SYS_SHMCTL, uintptr(id), unix.IPC_RMID, 0) }},
-		{"/proc/sysvipc/msg", func(id int) { unix.Syscall(unix.SYS_MSGCTL, uintptr(id), unix.IPC_RMID, 0) }},
-		{"/proc/sysvipc/sem", func(id int) { unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), 0, unix.IPC_RMID, 0, 0, 0) }},
+		{"/proc/sysvipc/shm",
+			func() int32 { return ipcInfo(unix.SYS_SHMCTL, shmInfo, 0) }, // used_ids
+			func(id int) { unix.Syscall(unix.SYS_SHMCTL, uintptr(id), unix.IPC_RMID, 0) }},
+		{"/proc/sysvipc/msg",
+			func() int32 { return ipcInfo(unix.SYS_MSGCTL, msgInfo, 0) }, // msgpool: the queues
+			func(id int) { unix.Syscall(unix.SYS_MSGCTL, uintptr(id), unix.IPC_RMID, 0) }},
+		{"/proc/sysvipc/sem",
+			func() int32 { return ipcInfo(unix.SYS_SEMCTL, semInfo, 7) }, // semusz: the sets
+			func(id int) { unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), 0, unix.IPC_RMID, 0, 0, 0) }},
 	} {
+		if kind.count() == 0 {
+			continue
+		}
 		data, err := os.ReadFile(kind.file)
 		if err != nil {
 			continue
@@ -406,6 +418,31 @@ func removeIPCObjects() {
 			}
 		}
 	}
+}
+
+// The *_INFO commands of shmctl, msgctl and semctl (linux/shm.h, msg.h, sem.h).
+const (
+	shmInfo = 14
+	msgInfo = 12
+	semInfo = 19
+)
+
+// ipcInfo asks a System V IPC call (shmctl, msgctl, semctl) for its *_INFO
+// table and returns the int at index field: how many objects exist. On
+// doubt it says -1, and the table is read.
+func ipcInfo(call uintptr, cmd int, field int) int32 {
+	var info [16]int32 // larger than shm_info, msginfo and seminfo
+	var r1 uintptr
+	var errno unix.Errno
+	if call == unix.SYS_SEMCTL {
+		r1, _, errno = unix.Syscall6(call, 0, 0, uintptr(cmd), uintptr(unsafe.Pointer(&info[0])), 0, 0)
+	} else {
+		r1, _, errno = unix.Syscall(call, 0, uintptr(cmd), uintptr(unsafe.Pointer(&info[0])))
+	}
+	if errno != 0 || int(r1) < 0 {
+		return -1
+	}
+	return info[field]
 }
 
 // reapRun waits for the main process, then kills and reaps every other process.

@@ -68,41 +68,47 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	s.sem = make(chan struct{}, s.Parallel)
 	s.queues = map[int]*boxQueue{}
 
-	lines := make(chan []byte)
+	// The reader dispatches each line itself: a hand-off to another
+	// goroutine would cost more than the dispatch. stopped (under acceptM)
+	// closes the door when ctx ends, so that no request is added while Serve
+	// waits for those in flight.
+	var acceptM sync.Mutex
+	stopped := false
 	readErr := make(chan error, 1)
 	go func() {
 		lr := newLineReader(in, s.MaxLine)
 		for {
 			line, err := lr.next()
-			if err == errLineTooLong {
-				lines <- nil
-				continue
-			}
-			if err != nil {
+			if err != nil && err != errLineTooLong {
 				readErr <- err
 				return
 			}
-			lines <- append([]byte(nil), line...)
+			acceptM.Lock()
+			switch {
+			case stopped:
+				acceptM.Unlock()
+				return
+			case err == errLineTooLong:
+				s.reply(nil, nil, spec.Errorf(spec.CodeLineTooLong, "request line longer than %d bytes was skipped", s.MaxLine))
+			default:
+				s.accept(ctx, append([]byte(nil), line...))
+			}
+			acceptM.Unlock()
 		}
 	}()
-	for {
-		select {
-		case line := <-lines:
-			if line == nil {
-				s.reply(nil, nil, spec.Errorf(spec.CodeLineTooLong, "request line longer than %d bytes was skipped", s.MaxLine))
-				continue
-			}
-			s.accept(ctx, line)
-		case err := <-readErr:
-			s.wg.Wait()
-			if err == io.EOF {
-				return nil
-			}
-			return err
-		case <-ctx.Done():
-			s.wg.Wait()
-			return ctx.Err()
+	select {
+	case err := <-readErr:
+		s.wg.Wait()
+		if err == io.EOF {
+			return nil
 		}
+		return err
+	case <-ctx.Done():
+		acceptM.Lock()
+		stopped = true
+		acceptM.Unlock()
+		s.wg.Wait()
+		return ctx.Err()
 	}
 }
 
