@@ -339,7 +339,7 @@ func serveKills() {
 // host hears that the run is over.
 func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 	fail := func(execFailed bool, err error) {
-		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error(), ExecFailed: execFailed}, nil)
+		sendInit(initCtlFD, &initMessage{Op: opFailed, Run: m.Run, Error: err.Error(), ExecFailed: execFailed}, nil)
 	}
 	views, err := requestedViews(cfg, m)
 	if err == nil {
@@ -357,12 +357,12 @@ func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 		fail(execFailed, err)
 		return
 	}
-	if err := sendInit(initCtlFD, &initMessage{Op: opStarted, StartNs: start}, nil); err != nil {
+	if err := sendInit(initCtlFD, &initMessage{Op: opStarted, Run: m.Run, StartNs: start}, nil); err != nil {
 		unix.Kill(-1, unix.SIGKILL)
 	}
 	status, end := reapRun(pid)
 	removeIPCObjects()
-	sendInit(initCtlFD, &initMessage{Op: opExited, EndNs: end, WaitStatus: uint32(status)}, nil)
+	sendInit(initCtlFD, &initMessage{Op: opExited, Run: m.Run, EndNs: end, WaitStatus: uint32(status)}, nil)
 }
 
 // showViews binds views at their places; on failure none stays shown.

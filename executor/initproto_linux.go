@@ -60,7 +60,8 @@ type rlimitValue struct {
 // initMessage is every message of the init protocol; each op uses some fields.
 type initMessage struct {
 	Op initOp
-	// Run names the run an opRun starts and an opKill ends.
+	// Run names the run an opRun starts, an opKill ends, and every reply
+	// to an opRun is about.
 	Run uint64
 
 	// opRun

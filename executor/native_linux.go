@@ -239,6 +239,9 @@ type boxConfig struct {
 // nativeBox is a running box: its init process and the host ends of its sockets.
 type nativeBox struct {
 	boxConfig
+	cgroups *Cgroups
+	// initProc is the box's init; nil after a fault stopped it, until the
+	// next run starts a new one (the box's files stay).
 	initProc *exec.Cmd
 	acct     boxAccounting
 	// ctl carries run requests and the init's replies; kill carries only
@@ -246,6 +249,7 @@ type nativeBox struct {
 	ctl, kill int
 	buf       []byte
 	runs      uint64 // runs started, naming each run to the init
+	closed    bool
 	// mu makes the box's operations one at a time.
 	mu sync.Mutex
 }
@@ -253,7 +257,7 @@ type nativeBox struct {
 // startBox makes the box's directories, mounts its /space and /tmp on the
 // host (so that judges can reach the files), and starts its init.
 func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
-	b := &nativeBox{boxConfig: c, ctl: -1, kill: -1}
+	b := &nativeBox{boxConfig: c, cgroups: cgroups, ctl: -1, kill: -1, buf: make([]byte, maxInitMessage)}
 	defer func() {
 		if err != nil {
 			b.close()
@@ -273,11 +277,26 @@ func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
 			return nil, fmt.Errorf("mount box tmpfs %s: %w", d.dir, err)
 		}
 	}
+	if err := b.startInit(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// startInit starts the box's init, which builds the box's root, and the
+// accounting of its runs.
+func (b *nativeBox) startInit() (err error) {
+	defer func() {
+		if err != nil {
+			b.stopInit()
+		}
+	}()
+	c := b.boxConfig
 	var initEnds []*os.File
 	for _, host := range []*int{&b.ctl, &b.kill} {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
-			return nil, fmt.Errorf("socketpair: %w", err)
+			return fmt.Errorf("socketpair: %w", err)
 		}
 		*host = fds[0]
 		initEnd := os.NewFile(uintptr(fds[1]), "box-init")
@@ -286,7 +305,7 @@ func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
 	}
 	cfgJSON, err := json.Marshal(c.init)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"sandboxd-box-" + fmt.Sprint(c.id)}
@@ -301,21 +320,40 @@ func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
 		Setpgid: true,
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start box init: %w", err)
+		return fmt.Errorf("start box init: %w", err)
 	}
 	b.initProc = cmd
-	b.buf = make([]byte, maxInitMessage)
 	m, err := b.recv(initAnswerTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("build box: %w", err)
+		return fmt.Errorf("build box: %w", err)
 	}
 	if m.Op != opReady {
-		return nil, fmt.Errorf("build box: %s", m.Error)
+		return fmt.Errorf("build box: %s", m.Error)
 	}
-	if b.acct, err = cgroups.NewBox(fmt.Sprintf("box%d", c.id), cmd.Process.Pid); err != nil {
-		return nil, err
+	b.acct, err = b.cgroups.NewBox(fmt.Sprintf("box%d", c.id), cmd.Process.Pid)
+	return err
+}
+
+// stopInit kills the box's init, and with it every process of the box, and
+// releases its sockets and accounting.
+func (b *nativeBox) stopInit() error {
+	if b.initProc != nil && b.initProc.Process != nil {
+		b.initProc.Process.Kill()
+		b.initProc.Wait()
 	}
-	return b, nil
+	b.initProc = nil
+	var err error
+	if b.acct != nil {
+		err = b.acct.Remove()
+		b.acct = nil
+	}
+	for _, fd := range []*int{&b.ctl, &b.kill} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+	return err
 }
 
 // initAnswerTimeout bounds the wait for an answer the init gives at once.
@@ -324,11 +362,14 @@ const initAnswerTimeout = 30 * time.Second
 // errNoMessage is recv's answer when the timeout passed first.
 var errNoMessage = errors.New("no message from the box init")
 
+// errInitGone tells that the box's init died.
+var errInitGone = errors.New("the box's init is gone")
+
 // recv waits up to timeout for the init's next message. It reads in the
 // caller's goroutine: a hand-off through another goroutine costs more than
 // a whole small run.
 func (b *nativeBox) recv(timeout time.Duration) (*initMessage, error) {
-	ts := unix.NsecToTimespec(timeout.Nanoseconds())
+	ts := unix.NsecToTimespec(max(timeout, 0).Nanoseconds())
 	fds := []unix.PollFd{{Fd: int32(b.ctl), Events: unix.POLLIN}}
 	for {
 		n, err := unix.Ppoll(fds, &ts, nil)
@@ -349,7 +390,7 @@ func (b *nativeBox) recv(timeout time.Duration) (*initMessage, error) {
 			continue
 		}
 		if err != nil {
-			return nil, fmt.Errorf("box init is gone: %w", err)
+			return nil, fmt.Errorf("%w: %v", errInitGone, err)
 		}
 		return m, nil
 	}
@@ -360,22 +401,8 @@ func (b *nativeBox) recv(timeout time.Duration) (*initMessage, error) {
 func (b *nativeBox) close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.initProc != nil && b.initProc.Process != nil {
-		b.initProc.Process.Kill()
-		b.initProc.Wait()
-		b.initProc = nil
-	}
-	var errs []error
-	if b.acct != nil {
-		errs = append(errs, b.acct.Remove())
-		b.acct = nil
-	}
-	for _, fd := range []*int{&b.ctl, &b.kill} {
-		if *fd >= 0 {
-			unix.Close(*fd)
-			*fd = -1
-		}
-	}
+	b.closed = true
+	errs := []error{b.stopInit()}
 	for _, d := range []string{b.init.Space, b.init.Tmp} {
 		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", d, err))
@@ -434,8 +461,13 @@ const (
 func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return spec.RunResult{}, spec.Errorf(spec.CodeNoSuchBox, "box %d is closed", b.id)
+	}
 	if b.initProc == nil {
-		return spec.RunResult{}, fmt.Errorf("box %d is closed", b.id)
+		if err := b.startInit(); err != nil {
+			return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
+		}
 	}
 	l := req.Limits
 	rl := runLimits{processes: *l.Processes}
@@ -447,11 +479,24 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
 	ended := false
+	end := func() (runUsage, error) {
+		ended = true
+		return b.acct.End()
+	}
 	defer func() {
 		if !ended {
-			b.acct.End()
+			end()
 		}
 	}()
+	// fault ends a run whose box is in doubt: the init is stopped, and the
+	// next run starts a new one.
+	fault := func(err error) (spec.RunResult, error) {
+		if !ended {
+			end()
+		}
+		b.stopInit()
+		return spec.RunResult{}, fmt.Errorf("box %d: %w", b.id, err)
+	}
 	var files []*os.File
 	if cgroupDir != nil {
 		defer cgroupDir.Close()
@@ -473,27 +518,54 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 		NixDaemon: req.NixDaemon,
 	}
 	if err := sendInit(b.ctl, msg, files); err != nil {
-		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
+		return fault(err)
 	}
-	m, err := b.recv(initAnswerTimeout)
+	m, err := b.recvRun(initAnswerTimeout)
 	switch {
 	case err != nil:
-		return spec.RunResult{}, fmt.Errorf("box %d: %w", b.id, err)
+		return fault(err)
 	case m.Op == opFailed && m.ExecFailed:
 		return spec.RunResult{}, spec.Errorf(spec.CodeExecFailed, "%s", m.Error)
 	case m.Op != opStarted:
 		return spec.RunResult{}, fmt.Errorf("box %d: %s", b.id, m.Error)
 	}
 	exited, killedFor, err := b.watch(ctx, l, m.StartNs)
-	if err != nil {
-		return spec.RunResult{}, err
+	if errors.Is(err, errInitGone) {
+		// On cgroup v1 the init shares the box's memory group: a run can
+		// drive the OOM killer to it. That run exceeded its memory limit.
+		usage, uerr := end()
+		if uerr == nil && usage.oomKills > 0 {
+			b.stopInit()
+			real := float64(monotonicNs()-m.StartNs) / 1e9
+			cpu := usage.cpuTime.Seconds()
+			return spec.Decide(l, spec.Outcome{OOMKilled: true, Metrics: spec.Metrics{
+				RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: usage.peakMemory}}), nil
+		}
+		return fault(err)
 	}
-	ended = true
-	usage, err := b.acct.End()
 	if err != nil {
-		return spec.RunResult{}, fmt.Errorf("box %d: %w", b.id, err)
+		if spec.CodeOf(err) == spec.CodeShuttingDown {
+			return spec.RunResult{}, err
+		}
+		return fault(err)
+	}
+	usage, err := end()
+	if err != nil {
+		return fault(err)
 	}
 	return spec.Decide(l, outcome(exited, m.StartNs, killedFor, usage)), nil
+}
+
+// recvRun waits for the init's next message about the current run; replies
+// about an earlier run (one that a fault cut short) are dropped.
+func (b *nativeBox) recvRun(timeout time.Duration) (*initMessage, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := b.recv(time.Until(deadline))
+		if err != nil || m.Run == b.runs {
+			return m, err
+		}
+	}
 }
 
 // rlimits are the per-process limits of a run. CPU time is enforced through
@@ -557,7 +629,7 @@ func (b *nativeBox) watch(ctx context.Context, l spec.Limits, startNs int64) (ex
 	}
 	wait := nextCheck(l, 0, 0, cpus)
 	for {
-		m, err := b.recv(wait)
+		m, err := b.recvRun(wait)
 		switch {
 		case err == nil && m.Op == opExited:
 			if killedFor == spec.NoLimit && ctx.Err() != nil {
@@ -567,7 +639,7 @@ func (b *nativeBox) watch(ctx context.Context, l spec.Limits, startNs int64) (ex
 		case err == nil:
 			continue
 		case err != errNoMessage:
-			return nil, 0, fmt.Errorf("box %d: %w", b.id, err)
+			return nil, 0, err
 		case killed:
 			wait = maxCheckInterval
 			continue

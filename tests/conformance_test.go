@@ -141,6 +141,16 @@ func TestOOMKillsTheProgramNotTheBox(t *testing.T) {
 	r = s.ok(with(run("sh", "-c", "for i in 1 2 3 4 5 6 7 8; do ./probe mem 8 & done; wait; ./probe mem 64"), "memory_limit", 24<<20))
 	expectVerdict(t, r, "MemoryLimitExceeded", nil)
 	expectVerdict(t, s.ok(run("./probe", "exit", "0")), "OK", code(0)) // the box lives on
+
+	// A program may lower its own score again, and fill the box's memory
+	// with files, which count in no process's size: the OOM killer may then
+	// take the box's init (on cgroup v1 it shares the box's memory group).
+	// The run still ends in MemoryLimitExceeded, and the box lives on.
+	r = s.ok(with(run("sh", "-c", "echo 0 > /proc/self/oom_score_adj; head -c 200000000 /dev/zero > /tmp/f"), "memory_limit", 64<<20))
+	expectVerdict(t, r, "MemoryLimitExceeded", nil)
+	s.ok(obj{"command": "reset_box"})
+	s.installProbe(0)
+	expectVerdict(t, s.ok(run("./probe", "exit", "0")), "OK", code(0))
 }
 
 func TestMemoryMetric(t *testing.T) {
