@@ -115,11 +115,15 @@ func removeStaleBoxes(boxesDir string) error {
 	if err != nil {
 		return fmt.Errorf("read mountinfo: %w", err)
 	}
+	// mountinfo escapes space, tab, newline and backslash in paths as octal.
+	unescape := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
 	var mounts []string
 	for _, line := range strings.Split(string(data), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 4 && strings.HasPrefix(f[4], boxesDir+"/") {
-			mounts = append(mounts, f[4])
+		if len(f) > 4 {
+			if m := unescape.Replace(f[4]); strings.HasPrefix(m, boxesDir+"/") {
+				mounts = append(mounts, m)
+			}
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(mounts))) // children before parents

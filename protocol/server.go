@@ -5,6 +5,7 @@ package protocol
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"io"
 	"runtime"
@@ -115,10 +116,14 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 // accept parses a request far enough to dispatch it, answering at once
 // what cannot be dispatched.
 func (s *Server) accept(ctx context.Context, line []byte) {
-	if len(bytesTrimSpace(line)) == 0 {
+	if len(bytes.TrimSpace(line)) == 0 {
 		return // blank lines are not requests
 	}
 	var h header
+	if bytes.Equal(bytes.TrimSpace(line), []byte("null")) {
+		s.reply(nil, nil, spec.Errorf(spec.CodeBadJSON, "request is not a JSON object: null"))
+		return
+	}
 	if err := json.Unmarshal(line, &h); err != nil {
 		var m map[string]json.RawMessage
 		if json.Unmarshal(line, &m) != nil {
@@ -250,11 +255,4 @@ func (s *Server) reply(id json.RawMessage, result any, err error) {
 	}
 	s.out.WriteByte('\n')
 	s.out.Flush()
-}
-
-func bytesTrimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\r') {
-		b = b[1:]
-	}
-	return b
 }
