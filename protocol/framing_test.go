@@ -4,6 +4,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"sandboxd/spec"
 )
 
 func TestLineReader(t *testing.T) {
@@ -25,6 +27,22 @@ func TestValidID(t *testing.T) {
 	for raw, valid := range map[string]bool{`"a"`: true, `7`: true, `-3`: true, ``: true, `1.5`: false, `true`: false, `{}`: false, `[1]`: false} {
 		if validID([]byte(raw)) != valid {
 			t.Errorf("validID(%s) = %v", raw, !valid)
+		}
+	}
+}
+
+func TestDecodeArgsNamesMatchExactly(t *testing.T) {
+	var args struct {
+		envelope
+		boxArg
+		Path string `json:"path"`
+	}
+	if err := decodeArgs([]byte(`{"command":"x","id":1,"box":2,"path":"p"}`), &args); err != nil || args.Box != 2 || args.Path != "p" {
+		t.Fatalf("exact names: %v, %+v", err, args)
+	}
+	for _, line := range []string{`{"command":"x","Path":"p"}`, `{"COMMAND":"x"}`, `{"command":"x","path":"p","pathh":1}`} {
+		if err := decodeArgs([]byte(line), &args); spec.CodeOf(err) != spec.CodeUnknownField {
+			t.Errorf("%s: %v, want unknown_field", line, err)
 		}
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
+	"sync"
 
 	json "github.com/goccy/go-json"
 
@@ -41,14 +43,51 @@ func validID(raw json.RawMessage) bool {
 }
 
 // decodeArgs decodes a request line strictly into v: unknown fields and
-// values of the wrong type are errors with their protocol codes.
+// values of the wrong type are errors with their protocol codes. Field names
+// must match exactly: the JSON decoder alone would take "CPU_Time_Limit" for
+// cpu_time_limit, which is not what a judge meant.
 func decodeArgs(line []byte, v any) error {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(line, &fields); err != nil {
+		return argsError(err)
+	}
+	known := fieldNames(reflect.TypeOf(v).Elem())
+	for name := range fields {
+		if !known[name] {
+			return spec.Errorf(spec.CodeUnknownField, "unknown field %q", name)
+		}
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return argsError(err)
 	}
 	return nil
+}
+
+// fieldNamesOf caches fieldNames by type.
+var fieldNamesOf sync.Map
+
+// fieldNames are the JSON names of a struct's fields, embedded structs' included.
+func fieldNames(t reflect.Type) map[string]bool {
+	if names, ok := fieldNamesOf.Load(t); ok {
+		return names.(map[string]bool)
+	}
+	names := map[string]bool{}
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			for n := range fieldNames(f.Type) {
+				names[n] = true
+			}
+			continue
+		}
+		if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	fieldNamesOf.Store(t, names)
+	return names
 }
 
 func argsError(err error) error {
