@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -234,10 +235,11 @@ func (b *v2Box) Remove() error { return removeCgroupTree(b.dir) }
 type v1Box struct {
 	dirs []string // in the order of v1Controllers
 	// control files, by name
-	cpuUsage, maxUsage, memLimit, memswLimit, oomControl, pidsCurrent, pidsMax *os.File
+	cpuUsage, maxUsage, memLimit, memswLimit, oomControl, pidsCurrent, pidsMax, forceEmpty *os.File
 
 	memLimitSet int64 // what memory.limit_in_bytes holds; -1 is no limit
 	memBase     int64 // memory the box held when the run began
+	memFloor    int64 // the least memBase seen: what the init alone holds
 	oomBase     int64
 }
 
@@ -245,7 +247,7 @@ type v1Box struct {
 const pidsSlack = 64
 
 func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
-	b = &v1Box{memLimitSet: -1}
+	b = &v1Box{memLimitSet: -1, memFloor: math.MaxInt64}
 	defer func() {
 		if err != nil {
 			b.Remove()
@@ -276,6 +278,7 @@ func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 		{&b.oomControl, filepath.Join(mem, "memory.oom_control")},
 		{&b.pidsCurrent, filepath.Join(pids, "pids.current")},
 		{&b.pidsMax, filepath.Join(pids, "pids.max")},
+		{&b.forceEmpty, filepath.Join(mem, "memory.force_empty")},
 	} {
 		*c.f, err = os.OpenFile(c.path, os.O_RDWR, 0)
 		if errors.Is(err, os.ErrNotExist) && c.f == &b.memswLimit {
@@ -302,11 +305,21 @@ func (b *v1Box) Begin(l runLimits) (*os.File, error) {
 	if err := writeAt(b.pidsMax, strconv.FormatInt(initTasks+l.processes+pidsSlack, 10)); err != nil {
 		return nil, err
 	}
-	if err := writeAt(b.maxUsage, "0"); err != nil { // resets it to the usage now
+	if err := b.measureBase(); err != nil {
 		return nil, err
 	}
-	if b.memBase, err = readIntAt(b.maxUsage); err != nil {
-		return nil, err
+	// Page cache that earlier runs left in the box (a compiler's files, say)
+	// would be reclaimed under this run's pressure and so widen its memory
+	// limit by as much: when the box holds more than the init, reclaim first.
+	// (Files of earlier runs in /space and /tmp cannot be reclaimed; they stay
+	// in the base.)
+	if b.memBase > b.memFloor+reclaimThreshold {
+		if err := writeAt(b.forceEmpty, "0"); err != nil {
+			return nil, err
+		}
+		if err := b.measureBase(); err != nil {
+			return nil, err
+		}
 	}
 	limit := int64(-1)
 	if l.memory > 0 {
@@ -323,6 +336,22 @@ func (b *v1Box) Begin(l runLimits) (*os.File, error) {
 		return nil, fmt.Errorf("read memory.oom_control: %w", err)
 	}
 	return nil, writeAt(b.cpuUsage, "0")
+}
+
+// reclaimThreshold is how much memory above the init's a box may hold at
+// the start of a run before its page cache is reclaimed.
+const reclaimThreshold = 4 << 20
+
+// measureBase resets the peak to the usage now, which becomes the base.
+func (b *v1Box) measureBase() (err error) {
+	if err := writeAt(b.maxUsage, "0"); err != nil {
+		return err
+	}
+	if b.memBase, err = readIntAt(b.maxUsage); err != nil {
+		return err
+	}
+	b.memFloor = min(b.memFloor, b.memBase)
+	return nil
 }
 
 // setMemoryLimit caps memory, and memory+swap at the same figure (no swap).
@@ -372,7 +401,7 @@ func (b *v1Box) End() (u runUsage, err error) {
 }
 
 func (b *v1Box) Remove() error {
-	for _, f := range []*os.File{b.cpuUsage, b.maxUsage, b.memLimit, b.memswLimit, b.oomControl, b.pidsCurrent, b.pidsMax} {
+	for _, f := range []*os.File{b.cpuUsage, b.maxUsage, b.memLimit, b.memswLimit, b.oomControl, b.pidsCurrent, b.pidsMax, b.forceEmpty} {
 		if f != nil {
 			f.Close()
 		}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // The conformance cases of the seed spec, run through the protocol against
@@ -151,6 +153,35 @@ func TestOOMKillsTheProgramNotTheBox(t *testing.T) {
 	s.ok(obj{"command": "reset_box"})
 	s.installProbe(0)
 	expectVerdict(t, s.ok(run("./probe", "exit", "0")), "OK", code(0))
+}
+
+// Page cache that an earlier run left in the box (a compiler's files) must
+// not widen the next run's memory limit. The file read is made fresh on the
+// host, so that its pages are charged to the box that reads them.
+func TestPageCacheOfEarlierRunsDoesNotWidenTheLimit(t *testing.T) {
+	f, err := os.CreateTemp("/usr/lib", "sandboxd-cache-test-")
+	if err != nil {
+		t.Skipf("cannot place a fresh file under /usr/lib, which boxes show: %v", err)
+	}
+	defer os.Remove(f.Name())
+	f.Chmod(0o644)
+	block := make([]byte, 1<<20)
+	for i := 0; i < 96; i++ {
+		if _, err := f.Write(block); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED) // out of the host's page cache
+	f.Close()
+	s := startServer(t)
+	s.installProbe(0)
+	expectVerdict(t, s.ok(with(run("cat", f.Name()), "stdout", "/dev/null")), "OK", code(0))
+	r := s.ok(with(run("./probe", "mem", "100"), "memory_limit", 64<<20))
+	expectVerdict(t, r, "MemoryLimitExceeded", nil)
+	expectVerdict(t, s.ok(with(run("./probe", "mem", "40"), "memory_limit", 64<<20)), "OK", code(0))
 }
 
 func TestMemoryMetric(t *testing.T) {
