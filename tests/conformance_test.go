@@ -272,6 +272,16 @@ func TestEnvReplacesTheEnvironment(t *testing.T) {
 	}
 }
 
+// POSIX named semaphores and shared memory work (they live in /dev/shm).
+func TestPOSIXSemaphores(t *testing.T) {
+	s := startServer(t)
+	r := s.ok(with(run("python3", "-c", "import multiprocessing as m; l = m.Lock(); l.acquire(); l.release(); print('ok')"), "stdout", "out", "stderr", "out"))
+	out := s.ok(obj{"command": "read_file", "path": "out"})["content"]
+	if r["exit_code"] != 0.0 || out != "ok\n" {
+		t.Errorf("a multiprocessing lock: %v, %q", r, out)
+	}
+}
+
 func TestNoNetwork(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
