@@ -556,8 +556,10 @@ func execTarget(argv []string, pathEnv string) (args []string, execFile *os.File
 // startAsOOMVictim starts the program so that the OOM killer picks it and
 // its children before the init, which shares the box's memory group on
 // cgroup v1: the child inherits the init's oom_score_adj, raised for the
-// moment of the fork. (Lowering the init's own score instead would need
-// CAP_SYS_RESOURCE, which some hosts deny even to root.)
+// moment of the fork. A program may lower its own score back to 0 (only
+// CAP_SYS_RESOURCE, which some hosts deny even to root, would set a floor);
+// if the init is killed then, the run is MemoryLimitExceeded and the box
+// gets a new init (nativeBox.run).
 func startAsOOMVictim(runner *forkexec.Runner) (int, error) {
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
 		return 0, fmt.Errorf("raise oom_score_adj: %w", err)
