@@ -69,80 +69,96 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	s.sem = make(chan struct{}, s.Parallel)
 	s.queues = map[int]*boxQueue{}
 
-	// The reader dispatches each line itself: a hand-off to another
-	// goroutine would cost more than the dispatch. stopped (under acceptM)
-	// closes the door when ctx ends, so that no request is added while Serve
-	// waits for those in flight.
-	var acceptM sync.Mutex
-	stopped := false
-	readErr := make(chan error, 1)
-	go func() {
-		lr := newLineReader(in, s.MaxLine)
-		for {
-			line, err := lr.next()
-			if err != nil && err != errLineTooLong {
-				readErr <- err
-				return
-			}
-			acceptM.Lock()
-			switch {
-			case stopped:
-				acceptM.Unlock()
-				return
-			case err == errLineTooLong:
-				s.reply(nil, nil, spec.Errorf(spec.CodeLineTooLong, "request line longer than %d bytes was skipped", s.MaxLine))
-			default:
-				s.accept(ctx, append([]byte(nil), line...))
-			}
-			acceptM.Unlock()
-		}
-	}()
+	r := &reader{s: s, ctx: ctx, lines: newLineReader(in, s.MaxLine), errs: make(chan error, 1)}
+	go r.loop()
 	select {
-	case err := <-readErr:
+	case err := <-r.errs:
 		s.wg.Wait()
 		if err == io.EOF {
 			return nil
 		}
 		return err
 	case <-ctx.Done():
-		acceptM.Lock()
-		stopped = true
-		acceptM.Unlock()
+		r.mu.Lock()
+		r.stopped = true
+		r.mu.Unlock()
 		s.wg.Wait()
 		return ctx.Err()
 	}
 }
 
+// reader reads and dispatches request lines. The goroutine that reads a
+// request that must start now runs it itself, after starting a new reader
+// in its place: the request does not wait for another goroutine to wake.
+type reader struct {
+	s     *Server
+	ctx   context.Context
+	lines *lineReader
+	errs  chan error // the end of input, or a read error
+	// stopped (under mu) closes the door when ctx ends, so that no request
+	// is added while Serve waits for those in flight.
+	mu      sync.Mutex
+	stopped bool
+}
+
+func (r *reader) loop() {
+	for {
+		line, err := r.lines.next()
+		if err != nil && err != errLineTooLong {
+			r.errs <- err
+			return
+		}
+		r.mu.Lock()
+		var work func()
+		switch {
+		case r.stopped:
+			r.mu.Unlock()
+			return
+		case err == errLineTooLong:
+			r.s.reply(nil, nil, spec.Errorf(spec.CodeLineTooLong, "request line longer than %d bytes was skipped", r.s.MaxLine))
+		default:
+			work = r.s.accept(r.ctx, append([]byte(nil), line...))
+		}
+		r.mu.Unlock()
+		if work != nil {
+			go r.loop()
+			work()
+			return
+		}
+	}
+}
+
 // accept parses a request far enough to dispatch it, answering at once
-// what cannot be dispatched.
-func (s *Server) accept(ctx context.Context, line []byte) {
+// what cannot be dispatched. It returns the work to start now, if any: the
+// request, or the draining of its box's queue.
+func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 	if len(bytes.TrimSpace(line)) == 0 {
-		return // blank lines are not requests
+		return nil // blank lines are not requests
 	}
 	var h header
 	if bytes.Equal(bytes.TrimSpace(line), []byte("null")) {
 		s.reply(nil, nil, spec.Errorf(spec.CodeBadJSON, "request is not a JSON object: null"))
-		return
+		return nil
 	}
 	if err := json.Unmarshal(line, &h); err != nil {
 		var m map[string]json.RawMessage
 		if json.Unmarshal(line, &m) != nil {
 			s.reply(nil, nil, spec.Errorf(spec.CodeBadJSON, "request is not a JSON object: %v", err))
-			return
+			return nil
 		}
 		// A JSON object whose command, id or box has the wrong type.
 		if id := m["id"]; validID(id) {
 			h.ID = id
 		}
 		s.reply(h.ID, nil, argsError(err))
-		return
+		return nil
 	}
 	if string(h.ID) == "null" {
 		h.ID = nil // a null id is no id, as a null field is an absent one
 	}
 	if !validID(h.ID) {
 		s.reply(nil, nil, spec.Errorf(spec.CodeInvalidArgument, "id must be a string or an integer"))
-		return
+		return nil
 	}
 	cmd, ok := commands[h.Command]
 	if !ok {
@@ -151,16 +167,15 @@ func (s *Server) accept(ctx context.Context, line []byte) {
 		} else {
 			s.reply(h.ID, nil, spec.Errorf(spec.CodeUnknownCommand, "unknown command %q", h.Command))
 		}
-		return
+		return nil
 	}
 	req := &request{line: line, id: h.ID, cmd: cmd}
 	s.wg.Add(1)
 	if !cmd.perBox {
-		go func() {
+		return func() {
 			defer s.wg.Done()
 			s.execute(ctx, req)
-		}()
-		return
+		}
 	}
 	if h.Box != nil {
 		req.box = *h.Box
@@ -173,9 +188,10 @@ func (s *Server) accept(ctx context.Context, line []byte) {
 	}
 	q.pending = append(q.pending, req)
 	s.queuesM.Unlock()
-	if !busy {
-		go s.drain(ctx, req.box, q)
+	if busy {
+		return nil // the box's drainer will run it
 	}
+	return func() { s.drain(ctx, req.box, q) }
 }
 
 // drain executes a box's requests in order until its queue is empty.
