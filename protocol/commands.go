@@ -6,8 +6,6 @@ import (
 	"os"
 	"unicode/utf8"
 
-	json "github.com/goccy/go-json"
-
 	"sandboxd/boxfs"
 	"sandboxd/spec"
 )
@@ -78,9 +76,6 @@ func handleRun(ctx context.Context, s *Server, line []byte) (any, error) {
 	if err := decodeArgs(line, &args); err != nil {
 		return nil, err
 	}
-	if err := noNullStrings(line); err != nil {
-		return nil, err
-	}
 	req := &args.RunRequest
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -100,29 +95,6 @@ func handleRun(ctx context.Context, s *Server, line []byte) (any, error) {
 		req.Env, req.NixStore = base, true
 	}
 	return s.Exec.Run(ctx, args.Box, req)
-}
-
-// noNullStrings refuses null among argv and env values, which decoding
-// would otherwise take for empty strings.
-func noNullStrings(line []byte) error {
-	var strs struct {
-		Argv []*string          `json:"argv"`
-		Env  map[string]*string `json:"env"`
-	}
-	if err := json.Unmarshal(line, &strs); err != nil {
-		return argsError(err)
-	}
-	for _, a := range strs.Argv {
-		if a == nil {
-			return spec.Errorf(spec.CodeInvalidArgument, "argv elements must be strings, not null")
-		}
-	}
-	for k, v := range strs.Env {
-		if v == nil {
-			return spec.Errorf(spec.CodeInvalidArgument, "env %q: values must be strings, not null", k)
-		}
-	}
-	return nil
 }
 
 func handleOpenBox(_ context.Context, s *Server, line []byte) (any, error) {

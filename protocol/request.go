@@ -52,9 +52,12 @@ func decodeArgs(line []byte, v any) error {
 		return argsError(err)
 	}
 	known := fieldNames(reflect.TypeOf(v).Elem())
-	for name := range fields {
+	for name, raw := range fields {
 		if !known[name] {
 			return spec.Errorf(spec.CodeUnknownField, "unknown field %q", name)
+		}
+		if holdsNull(raw) {
+			return spec.Errorf(spec.CodeInvalidArgument, "field %q: null is no value inside a list or an object", name)
 		}
 	}
 	dec := json.NewDecoder(bytes.NewReader(line))
@@ -63,6 +66,40 @@ func decodeArgs(line []byte, v any) error {
 		return argsError(err)
 	}
 	return nil
+}
+
+// holdsNull tells whether a list or object holds a null, which decoding
+// would take for an empty string ("argv": ["a", null]). A null field itself
+// is an absent one, and fine.
+func holdsNull(raw json.RawMessage) bool {
+	if len(raw) == 0 || (raw[0] != '[' && raw[0] != '{') || !bytes.Contains(raw, []byte("null")) {
+		return false
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return false // the strict decoding will say what is wrong
+	}
+	var walk func(any) bool
+	walk = func(v any) bool {
+		switch v := v.(type) {
+		case nil:
+			return true
+		case []any:
+			for _, e := range v {
+				if walk(e) {
+					return true
+				}
+			}
+		case map[string]any:
+			for _, e := range v {
+				if walk(e) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(v)
 }
 
 // fieldNamesOf caches fieldNames by type.
