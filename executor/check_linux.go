@@ -21,8 +21,9 @@ type Finding struct {
 }
 
 // CheckHost reports what the host offers the native executor, and runs a
-// program in a real box to prove it. stateDir is used for that box.
-func CheckHost(stateDir string) []Finding {
+// program in a real box to prove it, configured as cfg (its state dir a
+// scratch one).
+func CheckHost(cfg NativeConfig) []Finding {
 	var out []Finding
 	root := os.Geteuid() == 0
 	out = append(out, Finding{"root", root, fmt.Sprintf("euid %d", os.Geteuid()), true})
@@ -51,7 +52,7 @@ func CheckHost(stateDir string) []Finding {
 	out = append(out, Finding{"namespaces", len(missing) == 0, nsDetail, true})
 
 	if root && err == nil {
-		out = append(out, checkBox(stateDir))
+		out = append(out, checkBox(cfg))
 	}
 	if path, err := exec.LookPath("isolate"); err == nil {
 		v, _ := exec.Command(path, "--version").Output()
@@ -62,9 +63,9 @@ func CheckHost(stateDir string) []Finding {
 	return out
 }
 
-func checkBox(stateDir string) Finding {
+func checkBox(cfg NativeConfig) Finding {
 	start := time.Now()
-	n, err := NewNative(NativeConfig{StateDir: stateDir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	n, err := NewNative(cfg)
 	if err != nil {
 		return Finding{"box", false, err.Error(), true}
 	}

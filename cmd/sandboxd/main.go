@@ -208,9 +208,10 @@ func newExecutor(o *options) (executor.Executor, error) {
 }
 
 func check(o *options) int {
-	findings := executor.CheckHost(filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid())))
+	scratch := filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid()))
+	defer os.RemoveAll(scratch)
+	findings := executor.CheckHost(executor.NativeConfig{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs)})
 	findings = append(findings, runtimes.Check()...)
-	defer os.RemoveAll(filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid())))
 	code := 0
 	for _, f := range findings {
 		mark := "ok  "
