@@ -89,7 +89,13 @@ type obj = map[string]any
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
 	s := &server{t: t, stateDir: t.TempDir()}
-	s.cmd = exec.Command(sandboxdBin, append([]string{"--state-dir", s.stateDir, "--log-level", "warn"}, args...)...)
+	base := []string{"--state-dir", s.stateDir, "--log-level", "warn"}
+	// RLIMIT_NPROC counts a uid's processes host-wide: test runs that share a
+	// machine give each its own range (a later --uid-base in args still wins).
+	if uids := os.Getenv("SANDBOXD_TEST_UID_BASE"); uids != "" {
+		base = append(base, "--uid-base", uids)
+	}
+	s.cmd = exec.Command(sandboxdBin, append(base, args...)...)
 	s.start()
 	return s
 }
