@@ -53,8 +53,13 @@ func boxInit(cfgJSON string) int {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	syscall.CloseOnExec(initCtlFD)
 	syscall.CloseOnExec(initKillFD)
+	// The init holds its sockets and nothing else of the host that a
+	// program could inherit.
 	var cfg initConfig
-	err := json.Unmarshal([]byte(cfgJSON), &cfg)
+	err := closeInheritedFDs(initKillFD + 1)
+	if err == nil {
+		err = json.Unmarshal([]byte(cfgJSON), &cfg)
+	}
 	if err == nil {
 		err = buildRoot(&cfg)
 	}
