@@ -313,7 +313,9 @@ func (b *nativeBox) startInit() (err error) {
 	}
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"sandboxd-box-" + fmt.Sprint(c.id)}
-	cmd.Env = []string{boxInitEnv + "=" + string(cfgJSON)}
+	// The Go runtime would keep the host's CPU cgroup files open in the init
+	// for its GOMAXPROCS updates, which the init does not need.
+	cmd.Env = []string{boxInitEnv + "=" + string(cfgJSON), "GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
 	cmd.ExtraFiles = initEnds // initCtlFD, initKillFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,

@@ -204,6 +204,74 @@ func TestLeakedTerminalCannotBeTypedInto(t *testing.T) {
 	}
 }
 
+// A stdio path resolves inside the box without magic links: /proc/<pid>/fd,
+// /proc/<pid>/cwd and root, /dev/stdin and the like would name the
+// descriptors and directories of the box's init, which opens the files.
+func TestStdioPathsCannotNameDescriptors(t *testing.T) {
+	s := startServerInheriting(t, inheritedFiles(t))
+	s.ok(obj{"command": "write_file", "path": "in.txt", "content": "box file\n"})
+	r := s.ok(with(run("sh", "-c", "ln -s in.txt in-link && ln -s /proc/self/fd/3 fd-link && ln -s /dev/stdin stdin-link && cp in.txt /tmp/in.txt"), "processes_limit", 8))
+	expectVerdict(t, r, "OK", code(0))
+	// Descriptors the init holds (0 to 2 and its sockets), and its directories.
+	for _, stdin := range []string{"/proc/self/fd/0", "/proc/self/fd/1", "/proc/self/fd/3", "/proc/self/fd/4", "/proc/1/fd/3",
+		"/proc/1/cwd/in.txt", "/proc/self/root/space/in.txt", "/dev/stdin", "/dev/fd/3", "fd-link", "stdin-link"} {
+		r := s.call(with(run("cat"), "stdin", stdin, "stdout", "out.txt"))
+		expectError(t, r, "exec_failed")
+		if msg := r["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "magic link") {
+			t.Errorf("stdin %q: the error does not say why: %q", stdin, msg)
+		}
+	}
+	// Descriptors the init does not hold (any longer): not found, or refused.
+	for _, stdin := range []string{"/proc/self/fd/5", "/proc/self/fd/6", "/proc/self/fd/7/etc/passwd", "/proc/1/fd/5", "/proc/1/fd/8"} {
+		expectError(t, s.call(with(run("cat"), "stdin", stdin, "stdout", "out.txt")), "exec_failed")
+	}
+	pwned := filepath.Join(writableDir(t), "pwned-by-box")
+	for _, stdout := range []string{"/proc/self/fd/7" + pwned, "/proc/self/fd/1", "/dev/stdout", "/dev/stderr"} {
+		expectError(t, s.call(with(run("echo", "pwned"), "stdout", stdout)), "exec_failed")
+		expectError(t, s.call(with(run("echo", "pwned"), "stderr", stdout)), "exec_failed")
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Errorf("a stdout path wrote %s on the host", pwned)
+	}
+	// Ordinary paths, relative and absolute, and ordinary symlinks work.
+	for _, c := range []struct{ stdin, stdout string }{
+		{"in.txt", "out.txt"}, {"/space/in.txt", "/space/out.txt"}, {"in-link", "./out.txt"}, {"/tmp/in.txt", "/tmp/out.txt"},
+	} {
+		r := s.ok(with(run("cat"), "stdin", c.stdin, "stdout", c.stdout, "stderr", "/dev/null"))
+		expectVerdict(t, r, "OK", code(0))
+		got := s.ok(with(run("cat", c.stdout), "stdout", "check.txt"))
+		expectVerdict(t, got, "OK", code(0))
+		if content := s.ok(obj{"command": "read_file", "path": "check.txt"})["content"]; content != "box file\n" {
+			t.Errorf("stdin %q, stdout %q: the program wrote %q", c.stdin, c.stdout, content)
+		}
+	}
+}
+
+// Seen from the host, a box's init holds its two sockets, /dev/null as its
+// own standard streams and the Go runtime's poller, and nothing else of the
+// host: no file a program could reach through it.
+func TestBoxInitHoldsNothingOfTheHost(t *testing.T) {
+	s := startServerInheriting(t, inheritedFiles(t))
+	s.installProbe(0)
+	expectVerdict(t, s.ok(run("./probe", "exit", "0")), "OK", code(0))
+	for _, pid := range boxInits(t, s) {
+		dir := fmt.Sprintf("/proc/%d/fd", pid)
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			target, err := os.Readlink(filepath.Join(dir, e.Name()))
+			if err != nil {
+				continue
+			}
+			if target != "/dev/null" && !strings.HasPrefix(target, "socket:") && !strings.HasPrefix(target, "anon_inode:") {
+				t.Errorf("box init %d holds fd %s on %s", pid, e.Name(), target)
+			}
+		}
+	}
+}
+
 // isolate is started with nothing sandboxd inherited: a stand-in for it
 // lists its descriptors on every call.
 func TestIsolateGetsNoStrayDescriptors(t *testing.T) {
