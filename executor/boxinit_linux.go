@@ -53,8 +53,13 @@ func boxInit(cfgJSON string) int {
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	syscall.CloseOnExec(initCtlFD)
 	syscall.CloseOnExec(initKillFD)
+	// The init holds its sockets and nothing else of the host that a
+	// program could inherit.
 	var cfg initConfig
-	err := json.Unmarshal([]byte(cfgJSON), &cfg)
+	err := closeInheritedFDs(initKillFD + 1)
+	if err == nil {
+		err = json.Unmarshal([]byte(cfgJSON), &cfg)
+	}
 	if err == nil {
 		err = buildRoot(&cfg)
 	}
@@ -605,9 +610,16 @@ func openStdio(m *initMessage) (files []*os.File, err error) {
 	return files, nil
 }
 
-// openStream opens one stream. A FIFO or socket would block the init or
-// reach outside the run, so only regular files and devices are accepted.
-// stdout and stderr naming the same file share one open file.
+// errMagicLink is why a stdio path through a magic link is refused.
+var errMagicLink = errors.New("the path goes through a magic link (such as /proc/self/fd/N or /dev/stdin, which would name the sandbox's own descriptors), or through too many symbolic links")
+
+// openStream opens one stream. The init opens it, so a magic link
+// (/proc/<pid>/fd/N, /proc/<pid>/cwd, /dev/stdin, ...) would lead to the
+// init's own descriptors and directories: none is followed (the init's root
+// is the box's, so every other path resolves inside the box). A FIFO or
+// socket would block the init or reach outside the run, so only regular
+// files and devices are accepted. stdout and stderr naming the same file
+// share one open file.
 func openStream(p string, write bool, same *os.File) (*os.File, error) {
 	if same != nil {
 		fd, err := unix.FcntlInt(same.Fd(), unix.F_DUPFD_CLOEXEC, 0)
@@ -616,12 +628,18 @@ func openStream(p string, write bool, same *os.File) (*os.File, error) {
 		}
 		return os.NewFile(uintptr(fd), p), nil
 	}
-	flags := unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY, Resolve: unix.RESOLVE_NO_MAGICLINKS}
 	if write {
-		flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+		how.Flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+		how.Mode = 0o644
 	}
-	fd, err := unix.Open(p, flags, 0o644)
-	if err != nil {
+	fd, err := unix.Openat2(unix.AT_FDCWD, p, &how)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return nil, errMagicLink
+	case errors.Is(err, unix.ENOSYS):
+		return nil, fmt.Errorf("openat2: %w (sandboxd needs Linux 5.6 or later)", err)
+	case err != nil:
 		return nil, err
 	}
 	var st unix.Stat_t
@@ -633,7 +651,7 @@ func openStream(p string, write bool, same *os.File) (*os.File, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("not a regular file or device")
 	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags&^unix.O_NONBLOCK); err != nil {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, int(how.Flags&^unix.O_NONBLOCK)); err != nil {
 		unix.Close(fd)
 		return nil, err
 	}

@@ -313,15 +313,18 @@ func (b *nativeBox) startInit() (err error) {
 	}
 	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"sandboxd-box-" + fmt.Sprint(c.id)}
-	cmd.Env = []string{boxInitEnv + "=" + string(cfgJSON)}
+	// The Go runtime would keep the host's CPU cgroup files open in the init
+	// for its GOMAXPROCS updates, which the init does not need.
+	cmd.Env = []string{boxInitEnv + "=" + string(cfgJSON), "GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
 	cmd.ExtraFiles = initEnds // initCtlFD, initKillFD
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
 		// The box dies with sandboxd, even when sandboxd is killed outright.
 		Pdeathsig: syscall.SIGKILL,
-		// A terminal's Ctrl-C goes to sandboxd, which shuts down in order,
-		// not to the boxes directly.
-		Setpgid: true,
+		// A session of its own, without the judge's terminal: a terminal's
+		// Ctrl-C goes to sandboxd, which shuts down in order, not to the
+		// boxes directly, and no box shares the judge's terminal.
+		Setsid: true,
 	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start box init: %w", err)

@@ -88,6 +88,29 @@ type obj = map[string]any
 
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	s := newServer(t, args...)
+	s.start()
+	return s
+}
+
+// startServerInheriting starts sandboxd with files open at the given
+// descriptors (3 and up), as a careless judge would leave them.
+func startServerInheriting(t *testing.T, files map[int]*os.File, args ...string) *server {
+	t.Helper()
+	s := newServer(t, args...)
+	for fd, f := range files {
+		for len(s.cmd.ExtraFiles) <= fd-3 {
+			s.cmd.ExtraFiles = append(s.cmd.ExtraFiles, nil) // closed in sandboxd
+		}
+		s.cmd.ExtraFiles[fd-3] = f
+	}
+	s.start()
+	return s
+}
+
+// newServer prepares a sandboxd command on a fresh state dir.
+func newServer(t *testing.T, args ...string) *server {
+	t.Helper()
 	s := &server{t: t, stateDir: t.TempDir()}
 	base := []string{"--state-dir", s.stateDir, "--log-level", "warn"}
 	// RLIMIT_NPROC counts a uid's processes host-wide: test runs that share a
@@ -96,7 +119,6 @@ func startServer(t *testing.T, args ...string) *server {
 		base = append(base, "--uid-base", uids)
 	}
 	s.cmd = exec.Command(sandboxdBin, append(base, args...)...)
-	s.start()
 	return s
 }
 

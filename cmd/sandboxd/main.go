@@ -48,6 +48,11 @@ type options struct {
 func main() {
 	// A box's init is this same binary; it must take over before anything else runs.
 	executor.RunBoxInitIfRequested()
+	// What the judge left open must reach no process sandboxd starts.
+	if err := executor.CloseInheritedFDs(); err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd:", err)
+		os.Exit(1)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/shm.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -167,6 +168,31 @@ int main(int argc, char **argv) {
 		while ((n = read(0, buf, sizeof buf)) > 0) write(1, buf, n);
 		fprintf(stderr, "done\n");
 		return 0;
+	}
+	if (!strcmp(what, "fds")) { /* list this process's open descriptors, "N target" a line */
+		DIR *d = opendir("/proc/self/fd");
+		struct dirent *e;
+		while (d && (e = readdir(d))) {
+			char target[4096];
+			if (e->d_name[0] == '.' || atoi(e->d_name) == dirfd(d)) continue;
+			ssize_t n = readlinkat(dirfd(d), e->d_name, target, sizeof target - 1);
+			target[n < 0 ? 0 : n] = 0;
+			printf("%s %s\n", e->d_name, target);
+		}
+		return d ? 0 : 1;
+	}
+	if (!strcmp(what, "tty")) { /* take every terminal among the open fds as controlling one, type arg into it */
+		int ttys = 0;
+		for (int fd = 0; fd < 1024; fd++) {
+			if (!isatty(fd)) continue;
+			ttys++;
+			int ctty = ioctl(fd, TIOCSCTTY, 0);
+			printf("fd %d is a terminal; TIOCSCTTY: %s", fd, ctty ? strerror(errno) : "done");
+			for (const char *c = arg; *c; c++)
+				if (ioctl(fd, TIOCSTI, c)) { printf("; TIOCSTI: %s", strerror(errno)); break; }
+			printf("\n");
+		}
+		return ttys > 0;
 	}
 	fprintf(stderr, "probe: unknown behaviour %s\n", what);
 	return 2;
