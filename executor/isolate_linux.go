@@ -232,7 +232,12 @@ func (x *Isolate) OpenBox(opts spec.BoxOptions) (int, error) {
 // builder returns the builder of a box with the given options.
 func (x *Isolate) builder(opts spec.BoxOptions) func(id int) (*isolateBox, error) {
 	opts = opts.WithDefaults(x.cfg.Dirs)
-	return func(id int) (*isolateBox, error) { return x.newBox(id, opts) }
+	return func(id int) (*isolateBox, error) {
+		if err := checkDirsApart(opts.Dirs, x.cfg.StateDir); err != nil {
+			return nil, err
+		}
+		return x.newBox(id, opts)
+	}
 }
 
 // takeIsolateID reserves the lowest isolate box id that neither this nor

@@ -451,3 +451,20 @@ func TestIsolateFirstBox(t *testing.T) {
 		t.Errorf("box 0 runs as uid %d, want isolate box 40's 60040", info.UID)
 	}
 }
+
+// isolate binds the shown dirs itself, with the mounts below them: those
+// around or inside the state dir are refused as the native backend refuses
+// them, at start and at open_box.
+func TestIsolateRefusesDirsAroundOrInsideTheStateDir(t *testing.T) {
+	f := newFakeIsolate(t, "1.10.1")
+	cfg := IsolateConfig{Path: f.path, StateDir: f.state, FirstUID: 60000, Dirs: []string{"/usr", filepath.Dir(f.state)}, LockDir: f.locks}
+	if x, err := NewIsolate(cfg); err == nil {
+		x.Close()
+		t.Fatalf("isolate started with dirs %q around its state dir %s", cfg.Dirs, f.state)
+	}
+	x := f.start(t)
+	_, err := x.OpenBox(spec.BoxOptions{Dirs: []string{"/usr", filepath.Join(f.state, "boxes")}})
+	if spec.CodeOf(err) != spec.CodeInvalidArgument {
+		t.Errorf("open_box with a dir inside the state dir: %v, want invalid_argument", err)
+	}
+}

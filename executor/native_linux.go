@@ -152,7 +152,12 @@ func (n *Native) OpenBox(opts spec.BoxOptions) (int, error) {
 // startBox returns the builder of a box with the given options.
 func (n *Native) startBox(opts spec.BoxOptions) func(id int) (*nativeBox, error) {
 	opts = opts.WithDefaults(n.cfg.Dirs)
-	return func(id int) (*nativeBox, error) { return startBox(n.boxConfig(id, opts), n.cgroups) }
+	return func(id int) (*nativeBox, error) {
+		if err := checkDirsApart(opts.Dirs, n.cfg.StateDir); err != nil {
+			return nil, err
+		}
+		return startBox(n.boxConfig(id, opts), n.cgroups)
+	}
 }
 
 func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {

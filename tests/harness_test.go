@@ -88,16 +88,27 @@ type obj = map[string]any
 
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, stateDir: t.TempDir()}
-	base := []string{"--state-dir", s.stateDir, "--log-level", "warn"}
+	return startServerOn(t, t.TempDir(), args...)
+}
+
+// startServerOn starts sandboxd on the given state dir.
+func startServerOn(t *testing.T, stateDir string, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, stateDir: stateDir}
+	s.cmd = exec.Command(sandboxdBin, append(baseArgs(stateDir), args...)...)
+	s.start()
+	return s
+}
+
+// baseArgs are the flags of every sandboxd a test starts; later ones win.
+func baseArgs(stateDir string) []string {
+	base := []string{"--state-dir", stateDir, "--log-level", "warn"}
 	// RLIMIT_NPROC counts a uid's processes host-wide: test runs that share a
-	// machine give each its own range (a later --uid-base in args still wins).
+	// machine give each its own range.
 	if uids := os.Getenv("SANDBOXD_TEST_UID_BASE"); uids != "" {
 		base = append(base, "--uid-base", uids)
 	}
-	s.cmd = exec.Command(sandboxdBin, append(base, args...)...)
-	s.start()
-	return s
+	return base
 }
 
 // start starts s.cmd with its stdin and stdout piped to the test.
