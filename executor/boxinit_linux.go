@@ -94,7 +94,7 @@ func dropInitPrivileges() error {
 // keep the box user out.)
 type hostView struct {
 	hidden, target string
-	flags          uintptr                  // of the hidden bind, which the run's bind keeps
+	attrs          mountAttrs               // of the hidden bind, which the run's bind keeps
 	hostPath       func(*initConfig) string // empty when the host lacks it
 }
 
@@ -103,10 +103,10 @@ const viewsDir = "/.views"
 
 var (
 	// The nix store, read-only: runs with a runtime, and installs.
-	nixStoreView = hostView{viewsDir + "/nix-store", "/nix/store", unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
+	nixStoreView = hostView{viewsDir + "/nix-store", "/nix/store", readOnlyAttrs,
 		func(c *initConfig) string { return c.NixStore }}
 	// The nix daemon's socket directory: installs only.
-	nixDaemonView = hostView{viewsDir + "/nix-daemon", NixDaemonSocketDir, unix.MS_NOSUID | unix.MS_NODEV,
+	nixDaemonView = hostView{viewsDir + "/nix-daemon", NixDaemonSocketDir, writableAttrs,
 		func(c *initConfig) string { return c.NixDaemon }}
 )
 
@@ -140,7 +140,7 @@ func prepareView(root string, v hostView, host string) error {
 	if err := os.MkdirAll(filepath.Join(root, viewsDir), 0o700); err != nil {
 		return fmt.Errorf("mkdir %s: %w", viewsDir, err)
 	}
-	return bindMount(host, filepath.Join(root, v.hidden), v.flags)
+	return bindMount(host, filepath.Join(root, v.hidden), v.attrs)
 }
 
 // buildRoot makes the box's file system in a fresh tmpfs and pivots into it.
@@ -159,7 +159,7 @@ func buildRoot(cfg *initConfig) error {
 		}
 	}
 	for _, b := range []struct{ host, box string }{{cfg.Space, spec.SpaceDir}, {cfg.Tmp, "/tmp"}} {
-		if err := bindMount(b.host, in(b.box), unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+		if err := bindMount(b.host, in(b.box), writableAttrs); err != nil {
 			return err
 		}
 	}
@@ -208,12 +208,12 @@ func showHostPath(p, target string) error {
 		}
 		return os.Symlink(link, target)
 	}
-	return bindMount(p, target, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
+	return bindMount(p, target, readOnlyAttrs)
 }
 
 // bindMount binds source (a directory or a file) at target, creating target,
-// then applies flags, which a bind mount ignores on its first call.
-func bindMount(source, target string, flags uintptr) error {
+// with the mounts below source, then restricts every one of them with attrs.
+func bindMount(source, target string, attrs mountAttrs) error {
 	fi, err := os.Stat(source)
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", source, err)
@@ -232,10 +232,7 @@ func bindMount(source, target string, flags uintptr) error {
 	if err := unix.Mount(source, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", source, err)
 	}
-	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags, ""); err != nil {
-		return fmt.Errorf("remount %s: %w", target, err)
-	}
-	return nil
+	return setTreeAttrs(target, attrs)
 }
 
 // devices are the host device nodes a box shows in its /dev.
@@ -249,7 +246,7 @@ func buildDev(dev string) error {
 		return fmt.Errorf("mount /dev: %w", err)
 	}
 	for _, d := range devices {
-		if err := bindMount("/dev/"+d, filepath.Join(dev, d), unix.MS_NOSUID|unix.MS_NOEXEC); err != nil {
+		if err := bindMount("/dev/"+d, filepath.Join(dev, d), deviceAttrs); err != nil {
 			return err
 		}
 	}

@@ -111,19 +111,14 @@ func tryLock(path string) (*os.File, error) {
 
 // removeStaleBoxes unmounts and deletes box directories a killed instance left.
 func removeStaleBoxes(boxesDir string) error {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	all, err := readMountinfo()
 	if err != nil {
-		return fmt.Errorf("read mountinfo: %w", err)
+		return err
 	}
-	// mountinfo escapes space, tab, newline and backslash in paths as octal.
-	unescape := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
 	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 {
-			if m := unescape.Replace(f[4]); strings.HasPrefix(m, boxesDir+"/") {
-				mounts = append(mounts, m)
-			}
+	for _, m := range all {
+		if strings.HasPrefix(m.point, boxesDir+"/") {
+			mounts = append(mounts, m.point)
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(mounts))) // children before parents

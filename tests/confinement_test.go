@@ -4,8 +4,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // What a hostile program can reach beyond its own files: host mounts below a
@@ -27,6 +30,82 @@ func hostDir(t *testing.T) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(d) })
 	return d
+}
+
+// mountTmpfs mounts a tmpfs that anyone may write at dir, on the host, until
+// the end of the test.
+func mountTmpfs(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m,mode=0777"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", dir, err)
+		}
+	})
+}
+
+// A shown directory comes with every mount below it, and each of them is
+// read-only, nosuid and nodev in the box, however deep.
+func TestMountsBelowAShownDirAreReadOnly(t *testing.T) {
+	d := hostDir(t)
+	sub, deep := filepath.Join(d, "sub"), filepath.Join(d, "sub", "deep")
+	mountTmpfs(t, sub)
+	mountTmpfs(t, deep)
+	null := filepath.Join(sub, "null")
+	if err := unix.Mknod(null, unix.S_IFCHR, int(unix.Mkdev(1, 3))); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(null, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t)
+	box := s.ok(obj{"command": "open_box", "dirs": append(defaultDirs, d)})["box"]
+	s.installProbe(int(box.(float64)))
+	probe := func(args ...string) string {
+		t.Helper()
+		r := s.ok(with(run(append([]string{"./probe"}, args...)...), "box", box, "stdout", "out.txt"))
+		if r["limit_verdict"] != "OK" {
+			t.Fatalf("probe %q: %v", args, r)
+		}
+		return s.ok(obj{"command": "read_file", "box": box, "path": "out.txt"})["content"].(string)
+	}
+	for _, p := range []string{filepath.Join(d, "pwned"), filepath.Join(sub, "pwned"), filepath.Join(deep, "pwned")} {
+		if got := probe("create", p); got != "open: Read-only file system\n" {
+			t.Errorf("create %s in the box: %q, want EROFS", p, got)
+		}
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("a program created %s on the host", p)
+		}
+	}
+	if got := probe("create", null); got != "open: Permission denied\n" {
+		t.Errorf("a device node below a shown dir opened: %q, want EACCES (nodev)", got)
+	}
+
+	r := s.ok(with(run("cat", "/proc/self/mountinfo"), "box", box, "stdout", "mountinfo.txt"))
+	expectVerdict(t, r, "OK", code(0))
+	mountinfo := s.ok(obj{"command": "read_file", "box": box, "path": "mountinfo.txt"})["content"].(string)
+	below := 0
+	for _, line := range strings.Split(mountinfo, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 6 || (f[4] != d && !strings.HasPrefix(f[4], d+"/")) {
+			continue
+		}
+		below++
+		opts := strings.Split(f[5], ",")
+		for _, want := range []string{"ro", "nosuid", "nodev"} {
+			if !slices.Contains(opts, want) {
+				t.Errorf("the box's mount %s lacks %s: %s", f[4], want, line)
+			}
+		}
+	}
+	if below != 3 {
+		t.Errorf("the box shows %d mounts at or below %s, want 3 (it, sub, sub/deep):\n%s", below, d, mountinfo)
+	}
 }
 
 // Every box's /space and /tmp are mounted in the state dir: a box that
