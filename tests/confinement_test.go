@@ -167,3 +167,39 @@ func exitCode(err error) int {
 	}
 	return 0
 }
+
+// A box makes only the sockets it needs: Unix, IP (its network namespace has
+// only a loopback) and netlink's routing protocol (getifaddrs, glibc's
+// getaddrinfo). The rest reach past the namespace (vsock: the hypervisor) or
+// into the kernel's less trodden code (and its module autoloading); they
+// fail as if the kernel lacked them.
+func TestOnlyTheSocketFamiliesABoxNeeds(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "sockets"), "stdout", "sockets.txt"))
+	expectVerdict(t, r, "OK", code(0))
+	got := s.ok(obj{"command": "read_file", "path": "sockets.txt"})["content"].(string)
+	want := `unix ok
+unix-pair ok
+inet ok
+inet6 ok
+netlink-route ok
+netlink-audit EAFNOSUPPORT
+netlink-uevent EAFNOSUPPORT
+netlink-sock-diag EAFNOSUPPORT
+vsock EAFNOSUPPORT
+vsock-pair EAFNOSUPPORT
+vsock-high-bits EAFNOSUPPORT
+alg EAFNOSUPPORT
+packet EAFNOSUPPORT
+bluetooth EAFNOSUPPORT
+tipc EAFNOSUPPORT
+tipc-pair EAFNOSUPPORT
+key EAFNOSUPPORT
+xdp EAFNOSUPPORT
+can EAFNOSUPPORT
+`
+	if got != want {
+		t.Errorf("sockets a program made:\n%s\nwant:\n%s", got, want)
+	}
+}

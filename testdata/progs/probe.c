@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -159,6 +160,36 @@ int main(int argc, char **argv) {
 		}
 		int id = shmget(0x5eed, 0, 0);
 		printf("%s\n", id < 0 ? "none" : "found");
+		return 0;
+	}
+	if (!strcmp(what, "sockets")) { /* make a socket of each family; print what each attempt got */
+		static const struct { const char *name; long domain; int type, protocol, pair; } tries[] = {
+			{"unix", AF_UNIX, SOCK_STREAM, 0, 0},
+			{"unix-pair", AF_UNIX, SOCK_STREAM, 0, 1},
+			{"inet", AF_INET, SOCK_STREAM, 0, 0},
+			{"inet6", AF_INET6, SOCK_DGRAM, 0, 0},
+			{"netlink-route", AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, 0},
+			{"netlink-audit", AF_NETLINK, SOCK_RAW, NETLINK_AUDIT, 0},
+			{"netlink-uevent", AF_NETLINK, SOCK_DGRAM, NETLINK_KOBJECT_UEVENT, 0},
+			{"netlink-sock-diag", AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG, 0},
+			{"vsock", AF_VSOCK, SOCK_STREAM, 0, 0},
+			{"vsock-pair", AF_VSOCK, SOCK_STREAM, 0, 1},
+			{"vsock-high-bits", (1L << 32) | AF_VSOCK, SOCK_STREAM, 0, 0}, /* the kernel reads an int */
+			{"alg", AF_ALG, SOCK_SEQPACKET, 0, 0},
+			{"packet", AF_PACKET, SOCK_DGRAM, 0, 0},
+			{"bluetooth", AF_BLUETOOTH, SOCK_RAW, 0, 0},
+			{"tipc", AF_TIPC, SOCK_RDM, 0, 0},
+			{"tipc-pair", AF_TIPC, SOCK_RDM, 0, 1},
+			{"key", AF_KEY, SOCK_RAW, 2, 0},
+			{"xdp", AF_XDP, SOCK_RAW, 0, 0},
+			{"can", AF_CAN, SOCK_RAW, 1, 0},
+		};
+		for (unsigned i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+			int sv[2];
+			long r = tries[i].pair ? syscall(SYS_socketpair, tries[i].domain, tries[i].type, tries[i].protocol, sv)
+			                       : syscall(SYS_socket, tries[i].domain, tries[i].type, tries[i].protocol);
+			printf("%s %s\n", tries[i].name, r < 0 ? strerrorname_np(errno) : "ok");
+		}
 		return 0;
 	}
 	if (!strcmp(what, "cat")) { /* copy stdin to stdout, a line to stderr */
