@@ -11,15 +11,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// inOwnMountNamespace runs f on a thread with a mount namespace of its own,
-// which ends with the thread: whatever f mounts never reaches the host.
-func inOwnMountNamespace(t *testing.T, f func()) {
+// inOwnNamespaces runs f on a thread with a mount namespace of its own, and
+// the other namespaces flags name, which end with the thread: whatever f
+// mounts or makes never reaches the host.
+func inOwnNamespaces(t testing.TB, flags int, f func()) {
 	t.Helper()
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		if err := unix.Unshare(unix.CLONE_NEWNS); err != nil {
+		if err := unix.Unshare(unix.CLONE_NEWNS | flags); err != nil {
 			t.Errorf("unshare: %v", err)
 			return
 		}
@@ -42,7 +43,7 @@ func TestRestrictingATreeReachesEveryMountBelow(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			src, dst := filepath.Join(dir, "src"), filepath.Join(dir, "dst")
-			inOwnMountNamespace(t, func() {
+			inOwnNamespaces(t, 0, func() {
 				for _, m := range []struct {
 					dir   string
 					flags uintptr

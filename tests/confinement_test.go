@@ -203,3 +203,30 @@ can EAFNOSUPPORT
 		t.Errorf("sockets a program made:\n%s\nwant:\n%s", got, want)
 	}
 }
+
+// POSIX message queues live in the box's IPC namespace, which the box's
+// runs share: one that a run leaves must not reach the next run.
+func TestMessageQueuesDieWithTheRun(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	get := func() string {
+		t.Helper()
+		expectVerdict(t, s.ok(with(run("./probe", "mq", "get"), "stdout", "mq.txt")), "OK", code(0))
+		return s.ok(obj{"command": "read_file", "path": "mq.txt"})["content"].(string)
+	}
+	// Within a run, queues work.
+	r := s.ok(with(run("sh", "-c", "./probe mq put && ./probe mq get"), "stdout", "mq.txt"))
+	expectVerdict(t, r, "OK", code(0))
+	if got := s.ok(obj{"command": "read_file", "path": "mq.txt"})["content"]; got != "secret-of-submission-A\n" {
+		t.Errorf("a run could not read back its own message queue: %q", got)
+	}
+	if got := get(); got != "none\n" {
+		t.Errorf("the next run read the previous run's message queue: %q", got)
+	}
+	expectVerdict(t, s.ok(run("./probe", "mq", "put")), "OK", code(0))
+	s.ok(obj{"command": "reset_box"})
+	s.installProbe(0)
+	if got := get(); got != "none\n" {
+		t.Errorf("after reset_box, a run read the message queue of a run before it: %q", got)
+	}
+}

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <mqueue.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -190,6 +191,21 @@ int main(int argc, char **argv) {
 			                       : syscall(SYS_socket, tries[i].domain, tries[i].type, tries[i].protocol);
 			printf("%s %s\n", tries[i].name, r < 0 ? strerrorname_np(errno) : "ok");
 		}
+		return 0;
+	}
+	if (!strcmp(what, "mq")) { /* "mq put": leave a POSIX message queue with a secret; "mq get": read it */
+		if (!strcmp(arg, "put")) {
+			struct mq_attr attr = {.mq_maxmsg = 4, .mq_msgsize = 64};
+			mqd_t q = mq_open("/leak", O_CREAT | O_WRONLY, 0600, &attr);
+			if (q == (mqd_t)-1) { printf("mq_open: %s\n", strerror(errno)); return 1; }
+			if (mq_send(q, "secret-of-submission-A", 22, 0) < 0) { printf("mq_send: %s\n", strerror(errno)); return 1; }
+			return 0;
+		}
+		char msg[64] = {0};
+		mqd_t q = mq_open("/leak", O_RDONLY | O_NONBLOCK);
+		if (q == (mqd_t)-1) { printf("none\n"); return 0; }
+		if (mq_receive(q, msg, sizeof msg, NULL) < 0) { printf("mq_receive: %s\n", strerror(errno)); return 1; }
+		printf("%s\n", msg);
 		return 0;
 	}
 	if (!strcmp(what, "cat")) { /* copy stdin to stdout, a line to stderr */
