@@ -158,6 +158,17 @@ func TestStartRefusesDirsAroundOrInsideTheStateDir(t *testing.T) {
 	}
 }
 
+// --dirs follows the rules of open_box's dirs.
+func TestStartRefusesDirsThatOpenBoxRefuses(t *testing.T) {
+	for _, d := range []string{"usr", "/usr/../etc", "/", "/dev", "/tmp/x"} {
+		args := append(baseArgs(t.TempDir()), "--dirs", strings.Join(append(defaultDirs, d), ","))
+		out, err := exec.Command(sandboxdBin, args...).CombinedOutput()
+		if code := exitCode(err); code != 2 || !strings.Contains(string(out), "--dirs") {
+			t.Errorf("--dirs with %s: exit code %d, output %q; want 2 and a message about --dirs", d, code, out)
+		}
+	}
+}
+
 func exitCode(err error) int {
 	if ee, ok := err.(*exec.ExitError); ok {
 		return ee.ExitCode()
