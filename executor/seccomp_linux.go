@@ -114,8 +114,9 @@ var socketFamilies = []uint32{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6}
 // report). The family and the protocol are ints, of which seccomp sees the
 // whole 64-bit register: one with upper bits set is refused. It follows
 // nativeOnly, with the call's number loaded, and ends in the instruction
-// after it. (The filter library cannot say this: after a failed argument
-// condition it compares the argument with the next rules' call numbers.)
+// after it, where the library's part of the filter loads the number again.
+// (The library cannot say this rule: after a failed argument condition it
+// compares the argument with the next rules' call numbers.)
 func socketRule() []bpf.Instruction {
 	n := len(socketFamilies)
 	refuse, next := 10+n, 11+n // indexes in the rule
