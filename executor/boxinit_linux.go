@@ -3,6 +3,7 @@ package executor
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -99,7 +100,7 @@ func dropInitPrivileges() error {
 // keep the box user out.)
 type hostView struct {
 	hidden, target string
-	flags          uintptr                  // of the hidden bind, which the run's bind keeps
+	attrs          mountAttrs               // of the hidden bind, which the run's bind keeps
 	hostPath       func(*initConfig) string // empty when the host lacks it
 }
 
@@ -108,10 +109,10 @@ const viewsDir = "/.views"
 
 var (
 	// The nix store, read-only: runs with a runtime, and installs.
-	nixStoreView = hostView{viewsDir + "/nix-store", "/nix/store", unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV,
+	nixStoreView = hostView{viewsDir + "/nix-store", "/nix/store", readOnlyAttrs,
 		func(c *initConfig) string { return c.NixStore }}
 	// The nix daemon's socket directory: installs only.
-	nixDaemonView = hostView{viewsDir + "/nix-daemon", NixDaemonSocketDir, unix.MS_NOSUID | unix.MS_NODEV,
+	nixDaemonView = hostView{viewsDir + "/nix-daemon", NixDaemonSocketDir, writableAttrs,
 		func(c *initConfig) string { return c.NixDaemon }}
 )
 
@@ -145,7 +146,7 @@ func prepareView(root string, v hostView, host string) error {
 	if err := os.MkdirAll(filepath.Join(root, viewsDir), 0o700); err != nil {
 		return fmt.Errorf("mkdir %s: %w", viewsDir, err)
 	}
-	return bindMount(host, filepath.Join(root, v.hidden), v.flags)
+	return bindMount(host, filepath.Join(root, v.hidden), v.attrs)
 }
 
 // buildRoot makes the box's file system in a fresh tmpfs and pivots into it.
@@ -158,13 +159,18 @@ func buildRoot(cfg *initConfig) error {
 		return fmt.Errorf("mount root tmpfs: %w", err)
 	}
 	in := func(p string) string { return filepath.Join(root, p) }
+	// First, while no shown directory can be in the way of its mount point.
+	var err error
+	if messageQueues, err = openMessageQueues(in("/.mqueue")); err != nil {
+		return err
+	}
 	for _, d := range cfg.Dirs {
 		if err := showHostPath(d, in(d)); err != nil {
 			return err
 		}
 	}
 	for _, b := range []struct{ host, box string }{{cfg.Space, spec.SpaceDir}, {cfg.Tmp, "/tmp"}} {
-		if err := bindMount(b.host, in(b.box), unix.MS_NOSUID|unix.MS_NODEV); err != nil {
+		if err := bindMount(b.host, in(b.box), writableAttrs); err != nil {
 			return err
 		}
 	}
@@ -213,12 +219,12 @@ func showHostPath(p, target string) error {
 		}
 		return os.Symlink(link, target)
 	}
-	return bindMount(p, target, unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NODEV)
+	return bindMount(p, target, readOnlyAttrs)
 }
 
 // bindMount binds source (a directory or a file) at target, creating target,
-// then applies flags, which a bind mount ignores on its first call.
-func bindMount(source, target string, flags uintptr) error {
+// with the mounts below source, then restricts every one of them with attrs.
+func bindMount(source, target string, attrs mountAttrs) error {
 	fi, err := os.Stat(source)
 	if err != nil {
 		return fmt.Errorf("stat %s: %w", source, err)
@@ -237,10 +243,7 @@ func bindMount(source, target string, flags uintptr) error {
 	if err := unix.Mount(source, target, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind %s: %w", source, err)
 	}
-	if err := unix.Mount("", target, "", unix.MS_BIND|unix.MS_REMOUNT|flags, ""); err != nil {
-		return fmt.Errorf("remount %s: %w", target, err)
-	}
-	return nil
+	return setTreeAttrs(target, attrs)
 }
 
 // devices are the host device nodes a box shows in its /dev.
@@ -254,7 +257,7 @@ func buildDev(dev string) error {
 		return fmt.Errorf("mount /dev: %w", err)
 	}
 	for _, d := range devices {
-		if err := bindMount("/dev/"+d, filepath.Join(dev, d), unix.MS_NOSUID|unix.MS_NOEXEC); err != nil {
+		if err := bindMount("/dev/"+d, filepath.Join(dev, d), deviceAttrs); err != nil {
 			return err
 		}
 	}
@@ -369,6 +372,7 @@ func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 	}
 	status, end := reapRun(pid)
 	removeIPCObjects()
+	messageQueues.removeAll()
 	sendInit(initCtlFD, &initMessage{Op: opExited, Run: m.Run, EndNs: end, WaitStatus: uint32(status)}, nil)
 }
 
@@ -424,6 +428,78 @@ func removeIPCObjects() {
 				}
 			}
 		}
+	}
+}
+
+// messageQueues is the box's POSIX message queue file system, open in the
+// init and mounted nowhere in the box.
+var messageQueues = mqueueDir{fd: -1}
+
+// mqueueDir is an open message queue file system: one flat directory.
+type mqueueDir struct {
+	fd int
+	// emptySize is the directory's size without queues: the file system
+	// grows it with each queue.
+	emptySize int64
+}
+
+// openMessageQueues opens the message queue file system of the init's IPC
+// namespace, which is the box's and still has no queue, through a mount at
+// mountPoint that is detached at once: the descriptor reaches it, no path does.
+func openMessageQueues(mountPoint string) (mqueueDir, error) {
+	q := mqueueDir{fd: -1}
+	if err := os.Mkdir(mountPoint, 0o700); err != nil {
+		return q, fmt.Errorf("mkdir %s: %w", mountPoint, err)
+	}
+	defer os.Remove(mountPoint)
+	err := unix.Mount("mqueue", mountPoint, "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	if errors.Is(err, unix.ENODEV) {
+		return q, nil // a kernel without POSIX message queues: no run can leave one
+	}
+	if err != nil {
+		return q, fmt.Errorf("mount mqueue: %w", err)
+	}
+	fd, err := unix.Open(mountPoint, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	detachErr := unix.Unmount(mountPoint, unix.MNT_DETACH)
+	var st unix.Stat_t
+	if err == nil {
+		err = detachErr
+	}
+	if err == nil {
+		err = unix.Fstat(fd, &st)
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return q, fmt.Errorf("open mqueue: %w", err)
+	}
+	return mqueueDir{fd: fd, emptySize: st.Size}, nil
+}
+
+// removeAll unlinks the POSIX message queues a run left: they live in the
+// box's IPC namespace, which the box's runs share, and would carry data to
+// the next program (reset_box empties only files). A run that left none
+// costs one fstat. The run's processes are gone, so an unlinked queue is freed.
+func (q mqueueDir) removeAll() {
+	var st unix.Stat_t
+	if q.fd < 0 || unix.Fstat(q.fd, &st) == nil && st.Size == q.emptySize {
+		return
+	}
+	if _, err := unix.Seek(q.fd, 0, io.SeekStart); err != nil {
+		return
+	}
+	var names []string
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Getdents(q.fd, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+	for _, name := range names {
+		unix.Unlinkat(q.fd, name, 0)
 	}
 }
 

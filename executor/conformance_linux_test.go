@@ -5,8 +5,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"sandboxd/boxfs"
 	"sandboxd/spec"
@@ -218,6 +221,44 @@ func conformance(t *testing.T, e Executor) {
 		expect(t, run(t, sh("test -e /tmp/g || test -e /space/f")), spec.VerdictOK, 1)
 		if entries, err := space(t, DefaultBox).ListFiles(""); err != nil || len(entries) != 0 {
 			t.Errorf("/space after reset_box: %v, %v", entries, err)
+		}
+	})
+	t.Run("host mounts are out of reach", func(t *testing.T) {
+		// A tmpfs below a shown directory is read-only in the box (or not
+		// shown), and /dev/shm is the box's own, not the host's.
+		d, err := os.MkdirTemp("/var/tmp", "sandboxd-conformance-") // /tmp is the box's own
+		if err == nil {
+			err = os.Chmod(d, 0o755)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer os.RemoveAll(d)
+		sub := filepath.Join(d, "sub")
+		if err := os.Mkdir(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Mount("tmpfs", sub, "tmpfs", 0, "size=1m,mode=0777"); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Unmount(sub, unix.MNT_DETACH)
+		id, err := e.OpenBox(spec.BoxOptions{Dirs: append(slices.Clone(spec.DefaultDirs), d)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.CloseBox(id)
+		shm := filepath.Join("/dev/shm", filepath.Base(d))
+		defer os.Remove(shm)
+		res, err := e.Run(ctx, id, &spec.RunRequest{Argv: []string{"/bin/sh", "-c", "touch " + shm + " && ! touch " + sub + "/x 2>/dev/null"},
+			Limits: spec.Limits{CPUTime: f64(5), Processes: i64(2)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		expect(t, res, spec.VerdictOK, 0)
+		for _, p := range []string{filepath.Join(sub, "x"), shm} {
+			if _, err := os.Stat(p); !os.IsNotExist(err) {
+				t.Errorf("a program wrote %s on the host: %v", p, err)
+			}
 		}
 	})
 	t.Run("boxes are apart", func(t *testing.T) {

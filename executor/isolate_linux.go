@@ -232,7 +232,12 @@ func (x *Isolate) OpenBox(opts spec.BoxOptions) (int, error) {
 // builder returns the builder of a box with the given options.
 func (x *Isolate) builder(opts spec.BoxOptions) func(id int) (*isolateBox, error) {
 	opts = opts.WithDefaults(x.cfg.Dirs)
-	return func(id int) (*isolateBox, error) { return x.newBox(id, opts) }
+	return func(id int) (*isolateBox, error) {
+		if err := checkDirsApart(opts.Dirs, x.cfg.StateDir); err != nil {
+			return nil, err
+		}
+		return x.newBox(id, opts)
+	}
 }
 
 // takeIsolateID reserves the lowest isolate box id that neither this nor
@@ -315,19 +320,24 @@ func (x *Isolate) newBox(id int, opts spec.BoxOptions) (b *isolateBox, err error
 	return b, nil
 }
 
-// isolateDirArgs shows /space and /tmp from the box's directories, and the
-// box's read-only host directories in place of isolate's defaults.
+// isolateDirArgs shows /space and /tmp from the box's directories, the
+// box's read-only host directories in place of isolate's defaults, and the
+// host's /dev with its device nodes only. isolate binds a directory with the
+// mounts below it but makes only the top one read-only: a tmpfs below a
+// shown directory, and the host's /dev/shm below isolate 1.x's /dev, would
+// be writable. So each is bound without them (norec); /dev/shm is the box's
+// /tmp, as in the native backend. A shown directory the host lacks is
+// skipped (maybe), as the native backend skips it.
 func (b *isolateBox) isolateDirArgs() []string {
-	args := []string{"--dir=" + spec.SpaceDir + "=" + b.space + ":rw", "--dir=/tmp=" + b.tmp + ":rw"}
+	args := []string{"--dir=" + spec.SpaceDir + "=" + b.space + ":rw", "--dir=/tmp=" + b.tmp + ":rw",
+		"--dir=/dev:dev:norec", "--dir=/dev/shm=" + b.tmp + ":rw"}
 	for _, d := range isolateDefaultDirs {
 		if !slices.Contains(b.dirs, d) {
 			args = append(args, "--dir="+d+"=") // removes isolate's rule
 		}
 	}
 	for _, d := range b.dirs {
-		if !slices.Contains(isolateDefaultDirs, d) {
-			args = append(args, "--dir="+d)
-		}
+		args = append(args, "--dir="+d+":norec:maybe")
 	}
 	return args
 }
@@ -496,10 +506,10 @@ func (x *Isolate) runArgs(b *isolateBox, req *spec.RunRequest, exe string) []str
 	)
 	args = append(args, b.dirArgs...)
 	if req.NixStore {
-		args = append(args, "--dir=/nix/store")
+		args = append(args, "--dir=/nix/store:norec") // see isolateDirArgs
 	}
 	if req.NixDaemon {
-		args = append(args, "--dir="+NixDaemonSocketDir+":rw")
+		args = append(args, "--dir="+NixDaemonSocketDir+":rw:norec")
 	}
 	stdio := func(p string) string {
 		if p == "" {

@@ -150,7 +150,8 @@ func TestIsolateCommandLines(t *testing.T) {
 	}
 	expectCalls(t, f.calls(t), cmdLine(cg, "--box-id=0", "--meta="+meta,
 		"--time=1.100", "--wall-time=1.600", memArg, "--processes=3", "--open-files=1024", "--fsize=524288",
-		"--dir=/space="+space+":rw", "--dir=/tmp="+tmp+":rw",
+		"--dir=/space="+space+":rw", "--dir=/tmp="+tmp+":rw", "--dir=/dev:dev:norec", "--dir=/dev/shm="+tmp+":rw",
+		"--dir=/usr:norec:maybe", "--dir=/bin:norec:maybe", "--dir=/lib:norec:maybe", "--dir=/lib64:norec:maybe",
 		"--chdir=/space", "--stdin=/space/in", "--stdout=/space/out/o.txt", "--stderr-to-stdout",
 		"--full-env", "--env=LIBC_FATAL_STDERR_", "--silent", "--run", "--", "/space/bin/ok", "a b", ""))
 	if res.Verdict != spec.VerdictOK || *res.ExitCode != 0 || res.Memory != 528<<10 {
@@ -184,7 +185,8 @@ func TestIsolateCommandLines(t *testing.T) {
 	want := cmdLine(cg, "--box-id=0", "--meta="+meta, "--time=0.001")
 	want = append(want, memArgs...)
 	want = append(want, "--processes=1", "--open-files=1024", "--fsize=524288",
-		"--dir=/space="+space+":rw", "--dir=/tmp="+tmp+":rw",
+		"--dir=/space="+space+":rw", "--dir=/tmp="+tmp+":rw", "--dir=/dev:dev:norec", "--dir=/dev/shm="+tmp+":rw",
+		"--dir=/usr:norec:maybe", "--dir=/bin:norec:maybe", "--dir=/lib:norec:maybe", "--dir=/lib64:norec:maybe",
 		"--chdir=/space", "--stdin=/dev/null", "--stdout=/dev/null", "--stderr=/dev/null",
 		"--full-env", "--env=LIBC_FATAL_STDERR_", "--silent", "--run", "--", "/space/bin/ok")
 	expectCalls(t, f.calls(t), want)
@@ -209,8 +211,9 @@ func TestIsolateCommandLines(t *testing.T) {
 	if i < 0 {
 		t.Fatalf("run in box 1 does not bind its /space: %q", calls[1])
 	}
-	if got, want := calls[1][i:i+7], []string{"--dir=/space=" + dir + "/space:rw", "--dir=/tmp=" + dir + "/tmp:rw",
-		"--dir=/bin=", "--dir=/lib=", "--dir=/lib64=", "--dir=/etc", "--dir=/nix/store"}; !slices.Equal(got, want) {
+	if got, want := calls[1][i:i+10], []string{"--dir=/space=" + dir + "/space:rw", "--dir=/tmp=" + dir + "/tmp:rw",
+		"--dir=/dev:dev:norec", "--dir=/dev/shm=" + dir + "/tmp:rw", "--dir=/bin=", "--dir=/lib=", "--dir=/lib64=",
+		"--dir=/usr:norec:maybe", "--dir=/etc:norec:maybe", "--dir=/nix/store:norec"}; !slices.Equal(got, want) {
 		t.Errorf("directories of box 1: got %q, want %q", got, want)
 	}
 	if calls[1][len(calls[1])-1] != "/space/ok" {
@@ -449,5 +452,22 @@ func TestIsolateFirstBox(t *testing.T) {
 	expectCalls(t, f.calls(t), []string{"--version"}, cmdLine(cgArgs(1), "--box-id=40", "--init"))
 	if info, _ := x.Box(0); info.UID != 60040 {
 		t.Errorf("box 0 runs as uid %d, want isolate box 40's 60040", info.UID)
+	}
+}
+
+// isolate binds the shown dirs itself, with the mounts below them: those
+// around or inside the state dir are refused as the native backend refuses
+// them, at start and at open_box.
+func TestIsolateRefusesDirsAroundOrInsideTheStateDir(t *testing.T) {
+	f := newFakeIsolate(t, "1.10.1")
+	cfg := IsolateConfig{Path: f.path, StateDir: f.state, FirstUID: 60000, Dirs: []string{"/usr", filepath.Dir(f.state)}, LockDir: f.locks}
+	if x, err := NewIsolate(cfg); err == nil {
+		x.Close()
+		t.Fatalf("isolate started with dirs %q around its state dir %s", cfg.Dirs, f.state)
+	}
+	x := f.start(t)
+	_, err := x.OpenBox(spec.BoxOptions{Dirs: []string{"/usr", filepath.Join(f.state, "boxes")}})
+	if spec.CodeOf(err) != spec.CodeInvalidArgument {
+		t.Errorf("open_box with a dir inside the state dir: %v, want invalid_argument", err)
 	}
 }

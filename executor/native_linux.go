@@ -111,19 +111,14 @@ func tryLock(path string) (*os.File, error) {
 
 // removeStaleBoxes unmounts and deletes box directories a killed instance left.
 func removeStaleBoxes(boxesDir string) error {
-	data, err := os.ReadFile("/proc/self/mountinfo")
+	all, err := readMountinfo()
 	if err != nil {
-		return fmt.Errorf("read mountinfo: %w", err)
+		return err
 	}
-	// mountinfo escapes space, tab, newline and backslash in paths as octal.
-	unescape := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
 	var mounts []string
-	for _, line := range strings.Split(string(data), "\n") {
-		f := strings.Fields(line)
-		if len(f) > 4 {
-			if m := unescape.Replace(f[4]); strings.HasPrefix(m, boxesDir+"/") {
-				mounts = append(mounts, m)
-			}
+	for _, m := range all {
+		if strings.HasPrefix(m.point, boxesDir+"/") {
+			mounts = append(mounts, m.point)
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(mounts))) // children before parents
@@ -152,7 +147,12 @@ func (n *Native) OpenBox(opts spec.BoxOptions) (int, error) {
 // startBox returns the builder of a box with the given options.
 func (n *Native) startBox(opts spec.BoxOptions) func(id int) (*nativeBox, error) {
 	opts = opts.WithDefaults(n.cfg.Dirs)
-	return func(id int) (*nativeBox, error) { return startBox(n.boxConfig(id, opts), n.cgroups) }
+	return func(id int) (*nativeBox, error) {
+		if err := checkDirsApart(opts.Dirs, n.cfg.StateDir); err != nil {
+			return nil, err
+		}
+		return startBox(n.boxConfig(id, opts), n.cgroups)
+	}
 }
 
 func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {

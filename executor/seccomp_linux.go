@@ -2,6 +2,7 @@ package executor
 
 import (
 	"fmt"
+	"slices"
 	"syscall"
 	"unsafe"
 
@@ -13,9 +14,10 @@ import (
 // The seccomp filter of every process in a box. The box user holds no
 // capability, so most of what it refuses would fail anyway; what it stops
 // is the way to get capabilities back (a user namespace, where the program
-// is root, and from there mounts and the kernel's less trodden paths) and
-// interfaces with a long record of kernel exploits. Everything else a
-// contest program or a compiler needs is allowed.
+// is root, and from there mounts and the kernel's less trodden paths),
+// interfaces with a long record of kernel exploits, and sockets that reach
+// past the box's network namespace. Everything else a contest program or a
+// compiler needs is allowed.
 //
 // Attaching a filter costs about 0.1 ms (the kernel compiles it), as much
 // as a fifth of a small run; so the box's init confines itself once, after
@@ -60,13 +62,13 @@ func confineInit(initNeedsClone3 bool) (programFilter *syscall.SockFprog, err er
 	}
 	noClone3 := seccomp.SyscallGroup{Action: enosys, Names: []string{"clone3"}}
 	if initNeedsClone3 {
-		if programFilter, err = assemble(noClone3); err != nil {
+		if programFilter, err = assemble(nil, noClone3); err != nil {
 			return nil, err
 		}
 	} else {
 		denied = append(denied, noClone3)
 	}
-	initFilter, err := assemble(denied...)
+	initFilter, err := assemble(socketRule(), denied...)
 	if err != nil {
 		return nil, err
 	}
@@ -94,14 +96,66 @@ var nativeOnly = []bpf.Instruction{
 // x32SyscallBit marks the x32 ABI's system call numbers on x86-64.
 const x32SyscallBit = 0x40000000
 
-// assemble builds a filter that allows everything of the native ABI but the groups.
-func assemble(groups ...seccomp.SyscallGroup) (*syscall.SockFprog, error) {
+// socketFamilies are the socket families a box needs: Unix sockets (local
+// IPC; the nix daemon's socket during installs) and IPv4 and IPv6, in the
+// box's own network namespace, whose one interface is a loopback. netlink
+// is allowed for its routing protocol only, which shows that namespace
+// alone and which getifaddrs, glibc's getaddrinfo (AI_ADDRCONFIG) and
+// mq_notify use. Every other family is refused: vsock is not per network
+// namespace and reaches the hypervisor of a virtual machine; packet, XDP,
+// Bluetooth, CAN, TIPC, AF_ALG and the rest reach past the namespace or into
+// kernel code no contest program needs, and a family's first socket may load
+// its kernel module.
+var socketFamilies = []uint32{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6}
+
+// socketRule refuses socket(2) and socketpair(2) of the other families with
+// EAFNOSUPPORT, the kernel's own answer for a family it lacks, which
+// libraries take for "not here" (EPERM or EACCES read as a fault to
+// report). The family and the protocol are ints, of which seccomp sees the
+// whole 64-bit register: one with upper bits set is refused. It follows
+// nativeOnly, with the call's number loaded, and ends in the instruction
+// after it, where the library's part of the filter loads the number again.
+// (The library cannot say this rule: after a failed argument condition it
+// compares the argument with the next rules' call numbers.)
+func socketRule() []bpf.Instruction {
+	n := len(socketFamilies)
+	refuse, next := 10+n, 11+n // indexes in the rule
+	skip := func(from, to int) uint8 { return uint8(to - from - 1) }
+	rule := []bpf.Instruction{
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.SYS_SOCKET, SkipTrue: 1},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.SYS_SOCKETPAIR, SkipFalse: skip(1, next)},
+		argHigh(0),
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: skip(3, refuse)},
+		argLow(0),
+	}
+	for _, family := range socketFamilies {
+		rule = append(rule, bpf.JumpIf{Cond: bpf.JumpEqual, Val: family, SkipTrue: skip(len(rule), next)})
+	}
+	rule = append(rule,
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.AF_NETLINK, SkipTrue: skip(5+n, refuse)},
+		argHigh(2),
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: 0, SkipTrue: skip(7+n, refuse)},
+		argLow(2),
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.NETLINK_ROUTE, SkipTrue: skip(9+n, next)},
+		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.EAFNOSUPPORT)},
+	)
+	return rule
+}
+
+// argLow and argHigh load the low and the high half of a system call's
+// argument from seccomp_data (little-endian, as amd64 and arm64 are).
+func argLow(i uint32) bpf.Instruction  { return bpf.LoadAbsolute{Off: 16 + 8*i, Size: 4} }
+func argHigh(i uint32) bpf.Instruction { return bpf.LoadAbsolute{Off: 16 + 8*i + 4, Size: 4} }
+
+// assemble builds a filter that allows everything of the native ABI but
+// what the rules (instructions that follow nativeOnly) and the groups refuse.
+func assemble(rules []bpf.Instruction, groups ...seccomp.SyscallGroup) (*syscall.SockFprog, error) {
 	policy := seccomp.Policy{DefaultAction: seccomp.ActionAllow, Syscalls: groups}
 	insts, err := policy.Assemble()
 	if err != nil {
 		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
 	}
-	raw, err := bpf.Assemble(append(append([]bpf.Instruction{}, nativeOnly...), insts...))
+	raw, err := bpf.Assemble(slices.Concat(nativeOnly, rules, insts))
 	if err != nil {
 		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
 	}

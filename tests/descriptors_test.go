@@ -177,7 +177,7 @@ func openPty(t *testing.T) (master, slave *os.File) {
 func TestLeakedTerminalCannotBeTypedInto(t *testing.T) {
 	_, judgeTTY := openPty(t)
 	_, spareTTY := openPty(t)
-	s := newServer(t)
+	s := newServer(t, t.TempDir())
 	s.cmd.ExtraFiles = []*os.File{nil, nil, judgeTTY, spareTTY}
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 5}
 	s.start()

@@ -88,7 +88,13 @@ type obj = map[string]any
 
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := newServer(t, args...)
+	return startServerOn(t, t.TempDir(), args...)
+}
+
+// startServerOn starts sandboxd on the given state dir.
+func startServerOn(t *testing.T, stateDir string, args ...string) *server {
+	t.Helper()
+	s := newServer(t, stateDir, args...)
 	s.start()
 	return s
 }
@@ -97,7 +103,7 @@ func startServer(t *testing.T, args ...string) *server {
 // descriptors (3 and up), as a careless judge would leave them.
 func startServerInheriting(t *testing.T, files map[int]*os.File, args ...string) *server {
 	t.Helper()
-	s := newServer(t, args...)
+	s := newServer(t, t.TempDir(), args...)
 	for fd, f := range files {
 		for len(s.cmd.ExtraFiles) <= fd-3 {
 			s.cmd.ExtraFiles = append(s.cmd.ExtraFiles, nil) // closed in sandboxd
@@ -108,18 +114,23 @@ func startServerInheriting(t *testing.T, files map[int]*os.File, args ...string)
 	return s
 }
 
-// newServer prepares a sandboxd command on a fresh state dir.
-func newServer(t *testing.T, args ...string) *server {
+// newServer prepares a sandboxd command on a state dir.
+func newServer(t *testing.T, stateDir string, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, stateDir: t.TempDir()}
-	base := []string{"--state-dir", s.stateDir, "--log-level", "warn"}
+	s := &server{t: t, stateDir: stateDir}
+	s.cmd = exec.Command(sandboxdBin, append(baseArgs(stateDir), args...)...)
+	return s
+}
+
+// baseArgs are the flags of every sandboxd a test starts; later ones win.
+func baseArgs(stateDir string) []string {
+	base := []string{"--state-dir", stateDir, "--log-level", "warn"}
 	// RLIMIT_NPROC counts a uid's processes host-wide: test runs that share a
-	// machine give each its own range (a later --uid-base in args still wins).
+	// machine give each its own range.
 	if uids := os.Getenv("SANDBOXD_TEST_UID_BASE"); uids != "" {
 		base = append(base, "--uid-base", uids)
 	}
-	s.cmd = exec.Command(sandboxdBin, append(base, args...)...)
-	return s
+	return base
 }
 
 // start starts s.cmd with its stdin and stdout piped to the test.

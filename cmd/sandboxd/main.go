@@ -96,6 +96,9 @@ Flags:
 	if o.parallel < 1 || o.installs < 1 {
 		return nil, fmt.Errorf("--parallel and --max-installs must be at least 1")
 	}
+	if err := (spec.BoxOptions{Dirs: splitList(o.dirs)}).Validate(); err != nil {
+		return nil, fmt.Errorf("--%w", err) // "--dirs: ..."
+	}
 	if o.db == "" {
 		o.db = filepath.Join(o.stateDir, "sandboxd.db")
 	}

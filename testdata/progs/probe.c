@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
+#include <mqueue.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -160,6 +162,51 @@ int main(int argc, char **argv) {
 		}
 		int id = shmget(0x5eed, 0, 0);
 		printf("%s\n", id < 0 ? "none" : "found");
+		return 0;
+	}
+	if (!strcmp(what, "sockets")) { /* make a socket of each family; print what each attempt got */
+		static const struct { const char *name; long domain; int type, protocol, pair; } tries[] = {
+			{"unix", AF_UNIX, SOCK_STREAM, 0, 0},
+			{"unix-pair", AF_UNIX, SOCK_STREAM, 0, 1},
+			{"inet", AF_INET, SOCK_STREAM, 0, 0},
+			{"inet6", AF_INET6, SOCK_DGRAM, 0, 0},
+			{"netlink-route", AF_NETLINK, SOCK_RAW, NETLINK_ROUTE, 0},
+			{"netlink-audit", AF_NETLINK, SOCK_RAW, NETLINK_AUDIT, 0},
+			{"netlink-uevent", AF_NETLINK, SOCK_DGRAM, NETLINK_KOBJECT_UEVENT, 0},
+			{"netlink-sock-diag", AF_NETLINK, SOCK_DGRAM, NETLINK_SOCK_DIAG, 0},
+			{"vsock", AF_VSOCK, SOCK_STREAM, 0, 0},
+			{"vsock-pair", AF_VSOCK, SOCK_STREAM, 0, 1},
+			{"vsock-high-bits", (1L << 32) | AF_VSOCK, SOCK_STREAM, 0, 0}, /* the kernel reads an int */
+			{"alg", AF_ALG, SOCK_SEQPACKET, 0, 0},
+			{"packet", AF_PACKET, SOCK_DGRAM, 0, 0},
+			{"bluetooth", AF_BLUETOOTH, SOCK_RAW, 0, 0},
+			{"tipc", AF_TIPC, SOCK_RDM, 0, 0},
+			{"tipc-pair", AF_TIPC, SOCK_RDM, 0, 1},
+			{"key", AF_KEY, SOCK_RAW, 2, 0},
+			{"xdp", AF_XDP, SOCK_RAW, 0, 0},
+			{"can", AF_CAN, SOCK_RAW, 1, 0},
+		};
+		for (unsigned i = 0; i < sizeof tries / sizeof tries[0]; i++) {
+			int sv[2];
+			long r = tries[i].pair ? syscall(SYS_socketpair, tries[i].domain, tries[i].type, tries[i].protocol, sv)
+			                       : syscall(SYS_socket, tries[i].domain, tries[i].type, tries[i].protocol);
+			printf("%s %s\n", tries[i].name, r < 0 ? strerrorname_np(errno) : "ok");
+		}
+		return 0;
+	}
+	if (!strcmp(what, "mq")) { /* "mq put": leave a POSIX message queue with a secret; "mq get": read it */
+		if (!strcmp(arg, "put")) {
+			struct mq_attr attr = {.mq_maxmsg = 4, .mq_msgsize = 64};
+			mqd_t q = mq_open("/leak", O_CREAT | O_WRONLY, 0600, &attr);
+			if (q == (mqd_t)-1) { printf("mq_open: %s\n", strerror(errno)); return 1; }
+			if (mq_send(q, "secret-of-submission-A", 22, 0) < 0) { printf("mq_send: %s\n", strerror(errno)); return 1; }
+			return 0;
+		}
+		char msg[64] = {0};
+		mqd_t q = mq_open("/leak", O_RDONLY | O_NONBLOCK);
+		if (q == (mqd_t)-1) { printf("none\n"); return 0; }
+		if (mq_receive(q, msg, sizeof msg, NULL) < 0) { printf("mq_receive: %s\n", strerror(errno)); return 1; }
+		printf("%s\n", msg);
 		return 0;
 	}
 	if (!strcmp(what, "cat")) { /* copy stdin to stdout, a line to stderr */

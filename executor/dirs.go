@@ -1,0 +1,51 @@
+package executor
+
+import (
+	"path/filepath"
+	"strings"
+
+	"sandboxd/spec"
+)
+
+// checkDirsApart refuses shown directories that contain the state dir or
+// lie inside it. A directory is shown with every mount below it, and the
+// state dir holds every box's /space and /tmp: a box that showed it would
+// read what the other boxes hold (submissions, tests, outputs). Paths are
+// compared resolved (symlinks, ..), as a bind mount resolves them.
+func checkDirsApart(dirs []string, stateDir string) error {
+	state := resolvePath(stateDir)
+	for _, d := range dirs {
+		shown := resolvePath(d)
+		if !pathWithin(state, shown) && !pathWithin(shown, state) {
+			continue
+		}
+		if shown != d {
+			d += " (" + shown + ")"
+		}
+		return spec.Errorf(spec.CodeInvalidArgument, "dirs: %s would show the state dir %s, which holds every box's files", d, state)
+	}
+	return nil
+}
+
+// resolvePath resolves the symlinks of absolute path p as far as it exists;
+// what does not exist yet is kept as written.
+func resolvePath(p string) string {
+	p = filepath.Clean(p)
+	rest := ""
+	for {
+		if r, err := filepath.EvalSymlinks(p); err == nil {
+			return filepath.Join(r, rest)
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return filepath.Join(p, rest)
+		}
+		rest = filepath.Join(filepath.Base(p), rest)
+		p = parent
+	}
+}
+
+// pathWithin tells whether clean absolute path p is dir or lies below it.
+func pathWithin(dir, p string) bool {
+	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
+}
