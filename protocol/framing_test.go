@@ -23,6 +23,23 @@ func TestLineReader(t *testing.T) {
 	}
 }
 
+// A last line without "\n" is bounded as every other line is.
+func TestLineReaderBoundsTheLastLine(t *testing.T) {
+	for in, tooLong := range map[string]bool{"12345\n12345": false, "12345\n123456": true, "123456\n": true, "12345\r\n": true} {
+		lr := newLineReader(strings.NewReader(in), 5)
+		var err error
+		for err == nil {
+			_, err = lr.next()
+			if err == errLineTooLong {
+				break
+			}
+		}
+		if (err == errLineTooLong) != tooLong {
+			t.Errorf("%q with lines of at most 5 bytes: got %v", in, err)
+		}
+	}
+}
+
 func TestValidID(t *testing.T) {
 	for raw, valid := range map[string]bool{`"a"`: true, `7`: true, `-3`: true, ``: true, `1.5`: false, `true`: false, `{}`: false, `[1]`: false} {
 		if validID([]byte(raw)) != valid {
