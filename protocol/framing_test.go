@@ -41,9 +41,24 @@ func TestLineReaderBoundsTheLastLine(t *testing.T) {
 }
 
 func TestValidID(t *testing.T) {
-	for raw, valid := range map[string]bool{`"a"`: true, `7`: true, `-3`: true, ``: true, `1.5`: false, `true`: false, `{}`: false, `[1]`: false} {
+	for raw, valid := range map[string]bool{`"a"`: true, `7`: true, `-3`: true, ``: true, `1.5`: false, `true`: false, `{}`: false, `[1]`: false,
+		"\"\xff\"": false, `"\ud800"`: false, `"\ud83d\ude00"`: true} {
 		if validID([]byte(raw)) != valid {
 			t.Errorf("validID(%s) = %v", raw, !valid)
+		}
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	for text, code := range map[string]spec.Code{
+		`{"a":"\u00e9\ud83d\ude00\\ud800\n"}`: "", "{\"a\":\"\xc3\xa9\"}": "",
+		"{\"a\":\"\xc3\"}": spec.CodeBadJSON, "\xff": spec.CodeBadJSON,
+		`"\ud800"`: spec.CodeInvalidArgument, `"\udc00"`: spec.CodeInvalidArgument, `"\ud800\u0041"`: spec.CodeInvalidArgument,
+		`"\uD83D\uDE00"`: "", `"\ud83d"`: spec.CodeInvalidArgument,
+	} {
+		err := checkText([]byte(text))
+		if (code == "" && err != nil) || (code != "" && spec.CodeOf(err) != code) {
+			t.Errorf("checkText(%q) = %v, want %q", text, err, code)
 		}
 	}
 }

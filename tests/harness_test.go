@@ -133,13 +133,20 @@ func (s *server) send(line string) {
 	}
 }
 
-// recv reads one reply line.
-func (s *server) recv() obj {
+// recvLine reads one raw reply line.
+func (s *server) recvLine() []byte {
 	s.t.Helper()
 	line, err := s.out.ReadBytes('\n')
 	if err != nil {
 		s.t.Fatalf("read reply: %v (stderr: %s)", err, s.stderr.String())
 	}
+	return line
+}
+
+// recv reads one reply line.
+func (s *server) recv() obj {
+	s.t.Helper()
+	line := s.recvLine()
 	var m obj
 	if err := json.Unmarshal(line, &m); err != nil {
 		s.t.Fatalf("reply is not JSON: %q", line)
