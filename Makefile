@@ -29,6 +29,7 @@ test: deps build test-host test-cg2
 test-host:
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 30m ./...
+	$(GO) test -run '^$$' -fuzz FuzzServe -fuzztime 20s ./protocol/
 
 test-cg2:
 	./scripts/test-cg2.sh

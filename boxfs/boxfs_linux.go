@@ -5,6 +5,7 @@
 package boxfs
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -12,18 +13,22 @@ import (
 	"path"
 	"sort"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 
 	"sandboxd/spec"
 )
 
-// Entry describes one file of a directory listing.
+// Entry describes one file of a directory listing. A name that is not
+// UTF-8 is shown with U+FFFD in Name and exactly in NameBase64, which the
+// file commands take back as path_base64.
 type Entry struct {
-	Name string `json:"name"`
-	Type string `json:"type"` // "file", "dir", "symlink" or "other"
-	Size int64  `json:"size"`
-	Mode uint32 `json:"mode"` // permission bits
+	Name       string `json:"name"`
+	NameBase64 string `json:"name_base64,omitempty"`
+	Type       string `json:"type"` // "file", "dir", "symlink" or "other"
+	Size       int64  `json:"size"`
+	Mode       uint32 `json:"mode"` // permission bits
 }
 
 // Space is a box's /space as the host sees it.
@@ -37,14 +42,17 @@ func relPath(p string, allowRoot bool) (string, error) {
 	if strings.IndexByte(p, 0) >= 0 {
 		return "", spec.Errorf(spec.CodeInvalidArgument, "path must not contain NUL bytes")
 	}
+	if len(p) > spec.MaxPath {
+		return "", spec.Errorf(spec.CodeInvalidArgument, "a path of %d bytes is longer than %d", len(p), spec.MaxPath)
+	}
 	clean := spec.BoxPath(p)
 	if clean != spec.SpaceDir && !strings.HasPrefix(clean, spec.SpaceDir+"/") {
-		return "", spec.Errorf(spec.CodeInvalidArgument, "path %q is outside /space", p)
+		return "", spec.Errorf(spec.CodeInvalidArgument, "path %s is outside /space", spec.Quote(p))
 	}
 	rel := strings.TrimPrefix(strings.TrimPrefix(clean, spec.SpaceDir), "/")
 	if rel == "" {
 		if !allowRoot {
-			return "", spec.Errorf(spec.CodeInvalidArgument, "path %q names /space itself", p)
+			return "", spec.Errorf(spec.CodeInvalidArgument, "path %s names /space itself", spec.Quote(p))
 		}
 		rel = "."
 	}
@@ -82,17 +90,19 @@ func openBeneath(dirfd int, rel string, flags uint64, mode uint64) (int, error) 
 
 // fileError gives an error from the file system its protocol code.
 func fileError(op, p string, err error) error {
+	p = spec.Quote(p)
 	switch {
 	case errors.Is(err, unix.ENOENT):
-		return spec.Errorf(spec.CodeNoSuchFile, "%s %q: no such file or directory", op, p)
+		return spec.Errorf(spec.CodeNoSuchFile, "%s %s: no such file or directory", op, p)
 	case errors.Is(err, unix.ENOSPC), errors.Is(err, unix.EDQUOT), errors.Is(err, unix.EFBIG):
-		return spec.Errorf(spec.CodeQuotaExceeded, "%s %q: the box's space quota is exhausted", op, p)
+		return spec.Errorf(spec.CodeQuotaExceeded, "%s %s: the box's space quota is exhausted", op, p)
 	case errors.Is(err, unix.ENXIO): // a FIFO or socket, opened without waiting
-		return spec.Errorf(spec.CodeInvalidArgument, "%s %q: not a regular file", op, p)
-	case errors.Is(err, unix.EISDIR), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP), errors.Is(err, unix.EEXIST), errors.Is(err, unix.ENOTEMPTY):
-		return spec.Errorf(spec.CodeInvalidArgument, "%s %q: %v", op, p, err)
+		return spec.Errorf(spec.CodeInvalidArgument, "%s %s: not a regular file", op, p)
+	case errors.Is(err, unix.EISDIR), errors.Is(err, unix.ENOTDIR), errors.Is(err, unix.ELOOP), errors.Is(err, unix.EEXIST), errors.Is(err, unix.ENOTEMPTY),
+		errors.Is(err, unix.ENAMETOOLONG):
+		return spec.Errorf(spec.CodeInvalidArgument, "%s %s: %v", op, p, err)
 	}
-	return fmt.Errorf("%s %q: %w", op, p, err)
+	return fmt.Errorf("%s %s: %w", op, p, err)
 }
 
 // WriteFile creates or replaces a file in /space, with its parent
@@ -116,7 +126,7 @@ func (s Space) WriteFile(p string, data []byte, mode os.FileMode) (int64, error)
 	f := os.NewFile(uintptr(fd), rel)
 	defer f.Close()
 	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return 0, spec.Errorf(spec.CodeInvalidArgument, "write %q: not a regular file", p)
+		return 0, spec.Errorf(spec.CodeInvalidArgument, "write %s: not a regular file", spec.Quote(p))
 	}
 	if err := f.Truncate(0); err != nil {
 		return 0, fileError("write", p, err)
@@ -186,7 +196,7 @@ func (s Space) ReadFile(p string, offset, max int64) (data []byte, size int64, t
 		return nil, 0, false, fileError("read", p, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, 0, false, spec.Errorf(spec.CodeInvalidArgument, "read %q: not a regular file", p)
+		return nil, 0, false, spec.Errorf(spec.CodeInvalidArgument, "read %s: not a regular file", spec.Quote(p))
 	}
 	size = fi.Size()
 	if offset >= size {
@@ -228,7 +238,11 @@ func (s Space) ListFiles(p string) ([]Entry, error) {
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			continue // removed meanwhile
 		}
-		entries = append(entries, Entry{Name: name, Type: fileType(st.Mode), Size: st.Size, Mode: st.Mode & 0o7777})
+		e := Entry{Name: name, Type: fileType(st.Mode), Size: st.Size, Mode: st.Mode & 0o7777}
+		if !utf8.ValidString(name) {
+			e.Name, e.NameBase64 = strings.ToValidUTF8(name, "\uFFFD"), base64.StdEncoding.EncodeToString([]byte(name))
+		}
+		entries = append(entries, e)
 	}
 	return entries, nil
 }

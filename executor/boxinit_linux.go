@@ -602,9 +602,9 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 	if err != nil {
 		var ce forkexec.ChildError
 		if errors.As(err, &ce) && ce.Location == forkexec.LocExecve {
-			return 0, 0, true, fmt.Errorf("execute %q: %w", m.Argv[0], ce.Err)
+			return 0, 0, true, fmt.Errorf("execute %s: %w", spec.Quote(m.Argv[0]), ce.Err)
 		}
-		return 0, 0, false, fmt.Errorf("start %q: %w", m.Argv[0], err)
+		return 0, 0, false, fmt.Errorf("start %s: %w", spec.Quote(m.Argv[0]), err)
 	}
 	return pid, start, false, nil
 }
@@ -624,7 +624,7 @@ func execTarget(argv []string, pathEnv string) (args []string, execFile *os.File
 	}
 	f, err := os.OpenFile(exe, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
 	if err != nil {
-		return nil, nil, fmt.Errorf("open %q: %w", exe, err)
+		return nil, nil, fmt.Errorf("open %s: %w", spec.Quote(exe), err)
 	}
 	magic := make([]byte, 2)
 	if n, _ := f.ReadAt(magic, 0); n == 2 && string(magic) == "#!" {
@@ -676,7 +676,7 @@ func openStdio(m *initMessage) (files []*os.File, err error) {
 			for _, f := range files {
 				f.Close()
 			}
-			return nil, fmt.Errorf("open %s %q: %w", s.name, s.path, err)
+			return nil, fmt.Errorf("open %s %s: %w", s.name, spec.Quote(s.path), err)
 		}
 		if s.write {
 			opened[p] = f

@@ -424,7 +424,7 @@ func (x *Isolate) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.R
 	// would come back as exit code 127, indistinguishable from a program's own.
 	exe, err := lookPath(req.Argv[0], envValue(env, "PATH"), func(p string) bool { return b.isExecutable(p, req.NixStore) })
 	if err == nil && !b.isExecutable(exe, req.NixStore) {
-		err = fmt.Errorf("%q is not an executable file in the box", exe)
+		err = fmt.Errorf("%s is not an executable file in the box", spec.Quote(exe))
 	}
 	if err != nil {
 		return spec.RunResult{}, spec.Errorf(spec.CodeExecFailed, "%v", err)

@@ -33,7 +33,7 @@ func lookPath(name, pathEnv string, isExec func(boxPath string) bool) (string, e
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("no program %q in PATH %q", name, pathEnv)
+	return "", fmt.Errorf("no program %s in PATH %s", spec.Quote(name), spec.Quote(pathEnv))
 }
 
 // isExecutableFile tells whether p is a regular file with an execute bit.

@@ -159,21 +159,40 @@ func handleBoxPath(_ context.Context, s *Server, line []byte) (any, error) {
 	}{info.SpaceDir}, nil
 }
 
-// space decodes a file command and finds its box.
-func space(s *Server, line []byte, args interface{ box() int }) (boxfs.Space, error) {
-	if err := decodeArgs(line, args); err != nil {
-		return boxfs.Space{}, err
-	}
-	info, err := s.Exec.Box(args.box())
-	return boxfs.Space{BoxInfo: info}, err
-}
-
-func (b boxArg) box() int { return b.Box }
-
-type writeFileArgs struct {
+// fileArgs are the fields every file command has: the box, and the path as
+// text or, for a name that is not UTF-8, as base64 of its bytes.
+type fileArgs struct {
 	envelope
 	boxArg
-	Path          string  `json:"path"`
+	Path       string  `json:"path"`
+	PathBase64 *string `json:"path_base64"`
+}
+
+// space decodes a file command, finds its box and tells the path it names.
+func space(s *Server, line []byte, args interface{ file() *fileArgs }) (boxfs.Space, string, error) {
+	if err := decodeArgs(line, args); err != nil {
+		return boxfs.Space{}, "", err
+	}
+	a := args.file()
+	p := a.Path
+	if a.PathBase64 != nil {
+		if a.Path != "" {
+			return boxfs.Space{}, "", spec.Errorf(spec.CodeInvalidArgument, "give path or path_base64, not both")
+		}
+		b, err := base64.StdEncoding.DecodeString(*a.PathBase64)
+		if err != nil {
+			return boxfs.Space{}, "", spec.Errorf(spec.CodeInvalidArgument, "path_base64: %v", err)
+		}
+		p = string(b)
+	}
+	info, err := s.Exec.Box(a.Box)
+	return boxfs.Space{BoxInfo: info}, p, err
+}
+
+func (a *fileArgs) file() *fileArgs { return a }
+
+type writeFileArgs struct {
+	fileArgs
 	Content       *string `json:"content"`
 	ContentBase64 *string `json:"content_base64"`
 	Mode          *uint32 `json:"mode"`
@@ -181,7 +200,7 @@ type writeFileArgs struct {
 
 func handleWriteFile(_ context.Context, s *Server, line []byte) (any, error) {
 	var args writeFileArgs
-	sp, err := space(s, line, &args)
+	sp, path, err := space(s, line, &args)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +222,7 @@ func handleWriteFile(_ context.Context, s *Server, line []byte) (any, error) {
 		}
 		mode = os.FileMode(*args.Mode)
 	}
-	n, err := sp.WriteFile(args.Path, data, mode)
+	n, err := sp.WriteFile(path, data, mode)
 	if err != nil {
 		return nil, err
 	}
@@ -220,9 +239,7 @@ const (
 )
 
 type readFileArgs struct {
-	envelope
-	boxArg
-	Path     string `json:"path"`
+	fileArgs
 	Offset   int64  `json:"offset"`
 	MaxBytes *int64 `json:"max_bytes"`
 	Encoding string `json:"encoding"`
@@ -230,7 +247,7 @@ type readFileArgs struct {
 
 func handleReadFile(_ context.Context, s *Server, line []byte) (any, error) {
 	var args readFileArgs
-	sp, err := space(s, line, &args)
+	sp, path, err := space(s, line, &args)
 	if err != nil {
 		return nil, err
 	}
@@ -244,7 +261,7 @@ func handleReadFile(_ context.Context, s *Server, line []byte) (any, error) {
 	if args.Encoding != "" && args.Encoding != "utf8" && args.Encoding != "base64" {
 		return nil, spec.Errorf(spec.CodeInvalidArgument, "encoding must be \"utf8\" or \"base64\"")
 	}
-	data, size, truncated, err := sp.ReadFile(args.Path, args.Offset, max)
+	data, size, truncated, err := sp.ReadFile(path, args.Offset, max)
 	if err != nil {
 		return nil, err
 	}
@@ -252,7 +269,7 @@ func handleReadFile(_ context.Context, s *Server, line []byte) (any, error) {
 	if args.Encoding == "base64" {
 		content = base64.StdEncoding.EncodeToString(data)
 	} else if !utf8.Valid(data) {
-		return nil, spec.Errorf(spec.CodeInvalidArgument, "%q is not valid UTF-8 text: read it with \"encoding\": \"base64\"", args.Path)
+		return nil, spec.Errorf(spec.CodeInvalidArgument, "%s is not valid UTF-8 text: read it with \"encoding\": \"base64\"", spec.Quote(path))
 	}
 	return struct {
 		Content   string `json:"content"`
@@ -261,19 +278,13 @@ func handleReadFile(_ context.Context, s *Server, line []byte) (any, error) {
 	}{content, size, truncated}, nil
 }
 
-type pathArgs struct {
-	envelope
-	boxArg
-	Path string `json:"path"`
-}
-
 func handleListFiles(_ context.Context, s *Server, line []byte) (any, error) {
-	var args pathArgs
-	sp, err := space(s, line, &args)
+	var args fileArgs
+	sp, path, err := space(s, line, &args)
 	if err != nil {
 		return nil, err
 	}
-	entries, err := sp.ListFiles(args.Path)
+	entries, err := sp.ListFiles(path)
 	if err != nil {
 		return nil, err
 	}
@@ -283,12 +294,12 @@ func handleListFiles(_ context.Context, s *Server, line []byte) (any, error) {
 }
 
 func handleRemoveFile(_ context.Context, s *Server, line []byte) (any, error) {
-	var args pathArgs
-	sp, err := space(s, line, &args)
+	var args fileArgs
+	sp, path, err := space(s, line, &args)
 	if err != nil {
 		return nil, err
 	}
-	return empty{}, sp.RemoveFile(args.Path)
+	return empty{}, sp.RemoveFile(path)
 }
 
 func handleVersion(_ context.Context, s *Server, line []byte) (any, error) {

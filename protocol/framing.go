@@ -27,7 +27,8 @@ func newLineReader(r io.Reader, max int) *lineReader {
 
 // next returns the next line without its "\n" (or "\r\n"). The slice is
 // valid until the next call. At the end of input it returns io.EOF; a last
-// line without "\n" is still returned first.
+// line without "\n" is still returned first. A line's length is that of
+// its bytes before the "\n".
 func (l *lineReader) next() ([]byte, error) {
 	l.buf = l.buf[:0]
 	tooLong := false
@@ -46,6 +47,7 @@ func (l *lineReader) next() ([]byte, error) {
 			continue
 		case err == io.EOF && (len(l.buf) > 0 || tooLong):
 			// A final line without newline: return it now, EOF on the next call.
+			tooLong = tooLong || len(l.buf) > l.max
 		case err != nil:
 			return nil, err
 		}

@@ -23,10 +23,42 @@ func TestLineReader(t *testing.T) {
 	}
 }
 
+// A last line without "\n" is bounded as every other line is.
+func TestLineReaderBoundsTheLastLine(t *testing.T) {
+	for in, tooLong := range map[string]bool{"12345\n12345": false, "12345\n123456": true, "123456\n": true, "12345\r\n": true} {
+		lr := newLineReader(strings.NewReader(in), 5)
+		var err error
+		for err == nil {
+			_, err = lr.next()
+			if err == errLineTooLong {
+				break
+			}
+		}
+		if (err == errLineTooLong) != tooLong {
+			t.Errorf("%q with lines of at most 5 bytes: got %v", in, err)
+		}
+	}
+}
+
 func TestValidID(t *testing.T) {
-	for raw, valid := range map[string]bool{`"a"`: true, `7`: true, `-3`: true, ``: true, `1.5`: false, `true`: false, `{}`: false, `[1]`: false} {
+	for raw, valid := range map[string]bool{`"a"`: true, `7`: true, `-3`: true, ``: true, `1.5`: false, `true`: false, `{}`: false, `[1]`: false,
+		"\"\xff\"": false, `"\ud800"`: false, `"\ud83d\ude00"`: true} {
 		if validID([]byte(raw)) != valid {
 			t.Errorf("validID(%s) = %v", raw, !valid)
+		}
+	}
+}
+
+func TestCheckText(t *testing.T) {
+	for text, code := range map[string]spec.Code{
+		`{"a":"\u00e9\ud83d\ude00\\ud800\n"}`: "", "{\"a\":\"\xc3\xa9\"}": "",
+		"{\"a\":\"\xc3\"}": spec.CodeBadJSON, "\xff": spec.CodeBadJSON,
+		`"\ud800"`: spec.CodeInvalidArgument, `"\udc00"`: spec.CodeInvalidArgument, `"\ud800\u0041"`: spec.CodeInvalidArgument,
+		`"\uD83D\uDE00"`: "", `"\ud83d"`: spec.CodeInvalidArgument,
+	} {
+		err := checkText([]byte(text))
+		if (code == "" && err != nil) || (code != "" && spec.CodeOf(err) != code) {
+			t.Errorf("checkText(%q) = %v, want %q", text, err, code)
 		}
 	}
 }

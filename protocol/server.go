@@ -132,32 +132,43 @@ func (r *reader) loop() {
 // what cannot be dispatched. It returns the work to start now, if any: the
 // request, or the draining of its box's queue.
 func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
-	if len(bytes.TrimSpace(line)) == 0 {
+	trimmed := bytes.Trim(line, jsonSpace)
+	if len(trimmed) == 0 {
 		return nil // blank lines are not requests
 	}
-	var h header
-	if bytes.Equal(bytes.TrimSpace(line), []byte("null")) {
+	if bytes.Equal(trimmed, []byte("null")) {
 		s.reply(nil, nil, spec.Errorf(spec.CodeBadJSON, "request is not a JSON object: null"))
 		return nil
 	}
-	if err := json.Unmarshal(line, &h); err != nil {
+	var h header
+	decodeErr := json.Unmarshal(line, &h)
+	if decodeErr != nil {
 		var m map[string]json.RawMessage
-		if json.Unmarshal(line, &m) != nil {
+		if err := json.Unmarshal(line, &m); err != nil {
 			s.reply(nil, nil, spec.Errorf(spec.CodeBadJSON, "request is not a JSON object: %v", err))
 			return nil
 		}
-		// A JSON object whose command, id or box has the wrong type.
-		if id := m["id"]; validID(id) {
-			h.ID = id
-		}
-		s.reply(h.ID, nil, argsError(err))
-		return nil
+		// A JSON object whose command, id or box has the wrong type: its id
+		// is still echoed if it can be.
+		h = header{envelope: envelope{ID: m["id"]}}
 	}
 	if string(h.ID) == "null" {
 		h.ID = nil // a null id is no id, as a null field is an absent one
 	}
 	if !validID(h.ID) {
-		s.reply(nil, nil, spec.Errorf(spec.CodeInvalidArgument, "id must be a string or an integer"))
+		msg := "id must be a string or an integer"
+		if h.ID[0] == '"' {
+			msg = "id must be a string of valid Unicode: UTF-8, no lone surrogate"
+		}
+		s.reply(nil, nil, spec.Errorf(spec.CodeInvalidArgument, "%s", msg))
+		return nil
+	}
+	if err := checkText(line); err != nil {
+		s.reply(h.ID, nil, err)
+		return nil
+	}
+	if decodeErr != nil {
+		s.reply(h.ID, nil, argsError(decodeErr))
 		return nil
 	}
 	cmd, ok := commands[h.Command]
@@ -165,7 +176,7 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 		if h.Command == "" {
 			s.reply(h.ID, nil, spec.Errorf(spec.CodeInvalidArgument, "request has no command"))
 		} else {
-			s.reply(h.ID, nil, spec.Errorf(spec.CodeUnknownCommand, "unknown command %q", h.Command))
+			s.reply(h.ID, nil, spec.Errorf(spec.CodeUnknownCommand, "unknown command %s", spec.Quote(h.Command)))
 		}
 		return nil
 	}
@@ -240,6 +251,15 @@ func (s *Server) handle(ctx context.Context, req *request) {
 	}
 }
 
+// jsonSpace is the white space JSON allows between tokens; a line of only
+// these is blank.
+const jsonSpace = " \t\r"
+
+// maxMessage bounds an error message. Messages quote at most a prefix of
+// what a judge or a program sent (spec.Quote); this bound holds for the
+// rest, such as a long host path in an internal error (the log keeps it whole).
+const maxMessage = 1 << 10
+
 type errorBody struct {
 	Code    spec.Code `json:"code"`
 	Message string    `json:"message"`
@@ -251,7 +271,7 @@ func (s *Server) reply(id json.RawMessage, result any, err error) {
 	if err != nil {
 		body, _ = json.Marshal(struct {
 			Error errorBody `json:"error"`
-		}{errorBody{spec.CodeOf(err), err.Error()}})
+		}{errorBody{spec.CodeOf(err), spec.Clip(err.Error(), maxMessage)}})
 	} else if body, err = json.Marshal(result); err != nil {
 		body, _ = json.Marshal(struct {
 			Error errorBody `json:"error"`

@@ -46,11 +46,14 @@ func (o BoxOptions) Validate() error {
 	}
 	for _, d := range o.Dirs {
 		if len(d) == 0 || d[0] != '/' || path.Clean(d) != d {
-			return Errorf(CodeInvalidArgument, "dirs: %q is not a clean absolute path", d)
+			return Errorf(CodeInvalidArgument, "dirs: %s is not a clean absolute path", Quote(d))
+		}
+		if len(d) > MaxPath {
+			return Errorf(CodeInvalidArgument, "dirs: a path of %d bytes is longer than %d", len(d), MaxPath)
 		}
 		for _, own := range boxOwnDirs {
 			if d == own || strings.HasPrefix(d, own+"/") {
-				return Errorf(CodeInvalidArgument, "dirs: %q is the box's own (%s)", d, own)
+				return Errorf(CodeInvalidArgument, "dirs: %s is the box's own (%s)", Quote(d), own)
 			}
 		}
 	}

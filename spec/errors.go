@@ -3,6 +3,8 @@ package spec
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Code is a protocol error code: a short snake_case word documented in PROTOCOL.md.
@@ -48,4 +50,27 @@ func CodeOf(err error) Code {
 		return e.Code
 	}
 	return CodeInternal
+}
+
+// MaxQuoted bounds how much of a judge's or a program's string an error
+// message repeats: a message stays short whatever it was sent.
+const MaxQuoted = 100
+
+// Quote quotes s for an error message as %q does (bytes that are not UTF-8
+// come out as \x escapes), keeping at most its first MaxQuoted bytes.
+func Quote(s string) string {
+	return strconv.Quote(Clip(s, MaxQuoted))
+}
+
+// Clip keeps at most the first max bytes of s, cut between characters and
+// marked with "…".
+func Clip(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && cut > max-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

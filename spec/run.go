@@ -68,12 +68,15 @@ func (r *RunRequest) Validate() error {
 	}
 	for k, v := range r.Env {
 		if k == "" || strings.ContainsAny(k, "=\x00") || strings.IndexByte(v, 0) >= 0 {
-			return Errorf(CodeInvalidArgument, "env: invalid variable %q", k)
+			return Errorf(CodeInvalidArgument, "env: invalid variable %s", Quote(k))
 		}
 	}
-	for _, p := range []struct{ name, value string }{{"stdin", r.Stdin}, {"stdout", r.Stdout}, {"stderr", r.Stderr}} {
+	for _, p := range []struct{ name, value string }{{"argv[0]", r.Argv[0]}, {"stdin", r.Stdin}, {"stdout", r.Stdout}, {"stderr", r.Stderr}} {
 		if strings.IndexByte(p.value, 0) >= 0 {
 			return Errorf(CodeInvalidArgument, "%s: path must not contain NUL bytes", p.name)
+		}
+		if len(p.value) > MaxPath {
+			return Errorf(CodeInvalidArgument, "%s: a path of %d bytes is longer than %d", p.name, len(p.value), MaxPath)
 		}
 	}
 	if r.CPUTime == nil {
@@ -113,3 +116,7 @@ func BoxPath(p string) string {
 
 // SpaceDir is the working directory of every program, inside its box.
 const SpaceDir = "/space"
+
+// MaxPath is the longest path the kernel takes (PATH_MAX less its NUL).
+// Longer paths are refused before anything is tried with them.
+const MaxPath = 4095

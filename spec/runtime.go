@@ -29,7 +29,7 @@ var runtimeName = regexp.MustCompile(`^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,99}$`)
 // ValidRuntimeName reports whether name may name a runtime.
 func ValidRuntimeName(name string) error {
 	if !runtimeName.MatchString(name) {
-		return Errorf(CodeInvalidArgument, "runtime name %q: use 1 to 100 letters, digits and . _ + - (not starting with .)", name)
+		return Errorf(CodeInvalidArgument, "runtime name %s: use 1 to 100 letters, digits and . _ + - (not starting with .)", Quote(name))
 	}
 	return nil
 }

@@ -166,13 +166,20 @@ func (s *server) send(line string) {
 	}
 }
 
-// recv reads one reply line.
-func (s *server) recv() obj {
+// recvLine reads one raw reply line.
+func (s *server) recvLine() []byte {
 	s.t.Helper()
 	line, err := s.out.ReadBytes('\n')
 	if err != nil {
 		s.t.Fatalf("read reply: %v (stderr: %s)", err, s.stderr.String())
 	}
+	return line
+}
+
+// recv reads one reply line.
+func (s *server) recv() obj {
+	s.t.Helper()
+	line := s.recvLine()
 	var m obj
 	if err := json.Unmarshal(line, &m); err != nil {
 		s.t.Fatalf("reply is not JSON: %q", line)
@@ -289,15 +296,21 @@ func within(t *testing.T, what string, got, want, tol float64) {
 	}
 }
 
-// leftovers lists what a stopped sandboxd left on the host: cgroups, mounts
-// and processes of its state dir.
-func leftovers(stateDir string) []string {
-	var found []string
+// cgroupsOf lists the cgroups that a sandboxd on stateDir made its boxes'
+// cgroups in, on cgroup v1 (one per hierarchy) or v2.
+func cgroupsOf(stateDir string) []string {
 	sum := sha256.Sum256([]byte(stateDir))
 	name := "sandboxd-" + hex.EncodeToString(sum[:4])
 	v1, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
 	v2, _ := filepath.Glob("/sys/fs/cgroup/" + name)
-	for _, c := range append(v1, v2...) {
+	return append(v1, v2...)
+}
+
+// leftovers lists what a stopped sandboxd left on the host: cgroups, mounts
+// and processes of its state dir.
+func leftovers(stateDir string) []string {
+	var found []string
+	for _, c := range cgroupsOf(stateDir) {
 		found = append(found, "cgroup "+c)
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")

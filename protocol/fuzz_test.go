@@ -1,0 +1,140 @@
+package protocol
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"sandboxd/spec"
+)
+
+// idleExecutor does no real work: the protocol layer is what is fuzzed.
+// Box 0 exists, and its /space is nowhere, so file commands get as far as
+// opening it; other boxes are not open.
+type idleExecutor struct{}
+
+func (idleExecutor) OpenBox(spec.BoxOptions) (int, error) { return 1, nil }
+func (idleExecutor) CloseBox(int) error                   { return nil }
+func (idleExecutor) ResetBox(int) error                   { return nil }
+func (idleExecutor) Close() error                         { return nil }
+
+func (idleExecutor) Box(id int) (spec.BoxInfo, error) {
+	if id != 0 {
+		return spec.BoxInfo{}, spec.Errorf(spec.CodeNoSuchBox, "no box %d is open", id)
+	}
+	return spec.BoxInfo{SpaceDir: "/nonexistent/sandboxd-fuzz/space"}, nil
+}
+
+func (idleExecutor) Run(context.Context, int, *spec.RunRequest) (spec.RunResult, error) {
+	exit := 0
+	return spec.RunResult{Verdict: spec.VerdictOK, ExitCode: &exit}, nil
+}
+
+// fuzzMaxLine is small, so that inputs reach past it.
+const fuzzMaxLine = 1 << 10
+
+// maxFuzzMessage bounds an error message: each quotes at most a short
+// prefix of what it was sent (spec.Quote), whatever the input.
+const maxFuzzMessage = 512
+
+// FuzzServe feeds its input to Server.Serve as the request stream and checks
+// the framing: exactly one reply line per request line (blank lines get
+// none, a line over the limit gets line_too_long), each valid UTF-8 with no
+// lone surrogate and a JSON object, an error with a code and a short
+// message; and no panic.
+func FuzzServe(f *testing.F) {
+	sessions, err := filepath.Glob("../testdata/sessions/*.jsonl")
+	if err != nil || len(sessions) == 0 {
+		f.Fatalf("no golden sessions to seed the corpus: %v", err)
+	}
+	for _, file := range sessions {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		var stream []byte
+		for _, line := range strings.Split(string(data), "\n") {
+			if req, ok := strings.CutPrefix(line, "> "); ok {
+				f.Add([]byte(req))
+				stream = append(stream, req+"\n"...)
+			}
+		}
+		f.Add(stream)
+	}
+	for _, seed := range []string{
+		"", "\n", " \t\r\n\r\n", "\u00a0\n", "null", "[]", "{}",
+		"{\"command\":\"version\",\"id\":\"\xff\"}\n",
+		`{"command":"version","id":"\ud800"}` + "\r\n" + `{"command":"version","id":"\ud83d\ude00"}`,
+		`{"command":"read_file","path_base64":"Yf9i"}`,
+		`{"command":"list_files","path":"` + strings.Repeat("a/", 400) + `"}`,
+		strings.Repeat(" ", fuzzMaxLine) + "\n" + strings.Repeat(" ", fuzzMaxLine+1) + "\n" + strings.Repeat("x", fuzzMaxLine+1),
+		strings.Repeat(" ", fuzzMaxLine+1), // a last line without "\n", over the limit
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s := &Server{Exec: idleExecutor{}, Parallel: 2, MaxLine: fuzzMaxLine, Version: "fuzz"}
+		var out bytes.Buffer
+		if err := s.Serve(context.Background(), bytes.NewReader(in), &out); err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		replies := bytes.SplitAfter(out.Bytes(), []byte("\n"))
+		if last := replies[len(replies)-1]; len(last) != 0 {
+			t.Fatalf("output does not end with a whole line: %q", last)
+		}
+		replies = replies[:len(replies)-1]
+		if want := requestLines(in, fuzzMaxLine); len(replies) != want {
+			t.Fatalf("%d reply lines to %d request lines:\n%s", len(replies), want, out.Bytes())
+		}
+		for _, line := range replies {
+			checkReply(t, line)
+		}
+	})
+}
+
+// requestLines counts the lines of in that must get a reply: every line
+// but blank ones (JSON white space only), and a line longer than max
+// whatever it holds. The bytes after the last "\n" are a line too.
+func requestLines(in []byte, max int) int {
+	lines := bytes.Split(in, []byte("\n"))
+	if len(lines[len(lines)-1]) == 0 {
+		lines = lines[:len(lines)-1]
+	}
+	n := 0
+	for _, line := range lines {
+		if len(line) > max || len(bytes.Trim(line, " \t\r")) > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func checkReply(t *testing.T, line []byte) {
+	t.Helper()
+	if !utf8.Valid(line) {
+		t.Fatalf("reply is not valid UTF-8: %q", line)
+	}
+	if err := checkText(line); err != nil {
+		t.Fatalf("reply is not valid Unicode (%v): %s", err, line)
+	}
+	var reply map[string]json.RawMessage
+	if err := json.Unmarshal(line, &reply); err != nil || reply == nil {
+		t.Fatalf("reply is not a JSON object (%v): %s", err, line)
+	}
+	raw, failed := reply["error"]
+	if !failed {
+		return
+	}
+	var e struct{ Code, Message string }
+	if err := json.Unmarshal(raw, &e); err != nil || e.Code == "" || e.Message == "" {
+		t.Fatalf("error without a code or a message: %s", line)
+	}
+	if len(e.Message) > maxFuzzMessage {
+		t.Fatalf("error message of %d bytes: %s", len(e.Message), line)
+	}
+}
