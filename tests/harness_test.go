@@ -21,7 +21,8 @@ import (
 
 var (
 	sandboxdBin string // the binary under test
-	probeBin    []byte // testdata/progs/probe.c, compiled
+	probePath   string // testdata/progs/probe.c, compiled
+	probeBin    []byte // its contents
 	// functionalOnly skips the checks of timing precision, for slow
 	// emulated machines such as the cgroup v2 guest.
 	functionalOnly = os.Getenv("SANDBOXD_FUNCTIONAL_ONLY") != ""
@@ -59,16 +60,16 @@ func prepare(dir string) error {
 			return fmt.Errorf("build sandboxd: %v\n%s", err, out)
 		}
 	}
-	probe := os.Getenv("SANDBOXD_PROBE")
-	if probe == "" {
-		probe = filepath.Join(dir, "probe")
-		cmd := exec.Command("gcc", "-O1", "-Wall", "-pthread", "-o", probe, "../testdata/progs/probe.c")
+	probePath = os.Getenv("SANDBOXD_PROBE")
+	if probePath == "" {
+		probePath = filepath.Join(dir, "probe")
+		cmd := exec.Command("gcc", "-O1", "-Wall", "-pthread", "-o", probePath, "../testdata/progs/probe.c")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("compile probe.c: %v\n%s", err, out)
 		}
 	}
 	var err error
-	probeBin, err = os.ReadFile(probe)
+	probeBin, err = os.ReadFile(probePath)
 	return err
 }
 
