@@ -257,6 +257,26 @@ func within(t *testing.T, what string, got, want, tol float64) {
 	}
 }
 
+func between(t *testing.T, what string, got, lo, hi float64) {
+	t.Helper()
+	if got < lo || got > hi {
+		t.Errorf("%s: got %.4f, want between %.4f and %.4f", what, got, lo, hi)
+	}
+}
+
+// Wall-clock tolerances, for machines up to 3x slower than an idle
+// development machine and with another core busy.
+const (
+	// loadSlack is how much later a box may see a time limit pass, or its
+	// program end, than the moment it happened: the limit watch and the
+	// box's init wait for a CPU like any process. Idle, it is a few
+	// milliseconds (make bench); measured with a core busy, up to 50 ms.
+	loadSlack = 0.1
+	// cpuTick is how far the cgroup's CPU time may trail the CPU used (a
+	// scheduler tick), so that an idleness limit is seen that much early.
+	cpuTick = 0.01
+)
+
 // leftovers lists what a stopped sandboxd left on the host: cgroups, mounts
 // and processes of its state dir.
 func leftovers(stateDir string) []string {
