@@ -21,7 +21,8 @@ import (
 //   - the metrics, which must be there and not negative, and be near the
 //     limit the run hit, the one figure the session fixes: a time from the
 //     limit to loadSlack past it, memory within 10 % below memory_limit;
-//   - the host path of the state directory, written as $STATE.
+//   - the host path of the state directory, written as $STATE;
+//   - the box user's uid, recorded for the default --uid-base 60000.
 //
 // Regenerate after a deliberate change with: go test ./tests -run Golden -update
 
@@ -76,6 +77,10 @@ func checkMetric(key string, got any, verdict string, req map[string]any) string
 	return ""
 }
 
+// uidBase is the --uid-base of the test's boxes (startServer), which the
+// sessions record as the default.
+var uidBase = os.Getenv("SANDBOXD_TEST_UID_BASE")
+
 func TestGoldenSessions(t *testing.T) {
 	files, err := filepath.Glob("../testdata/sessions/*.jsonl")
 	if err != nil || len(files) == 0 {
@@ -92,6 +97,9 @@ func replaySession(t *testing.T, file string) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if *update && uidBase != "" && uidBase != "60000" {
+		t.Fatalf("the sessions record box uids of the default --uid-base 60000: unset SANDBOXD_TEST_UID_BASE (%s) to update them", uidBase)
 	}
 	s := startServer(t)
 	var out strings.Builder
@@ -153,6 +161,9 @@ func compareReplies(reqLine, gotLine, wantLine string) string {
 				return diff
 			}
 			continue
+		}
+		if str, ok := g.(string); ok && uidBase != "" {
+			g = strings.ReplaceAll(str, uidBase, "60000")
 		}
 		if !reflect.DeepEqual(g, w) {
 			return fmt.Sprintf("%s: got %v, want %v", k, g, w)
