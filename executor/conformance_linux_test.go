@@ -27,6 +27,17 @@ func TestIsolateConformance(t *testing.T) {
 			t.Skip("no isolate binary: put isolate on PATH or set SANDBOXD_ISOLATE=/path/to/isolate")
 		}
 	}
+	major, err := isolateMajorVersion(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isolateUsesHostCgroups(major) {
+		host := "v1"
+		if v2, _, _ := DetectCgroups(); v2 {
+			host = "v2"
+		}
+		t.Skipf("%s is isolate %d.x, which cannot use this host's cgroup %s (isolate 1.x drives cgroup v1, 2.x cgroup v2): put one that can on PATH or set SANDBOXD_ISOLATE=/path/to/isolate", path, major, host)
+	}
 	// Box uids from 60500 on: the native backend's tests, which go test may
 	// run at the same time, use 60000 and up, and processes_limit (isolate's
 	// RLIMIT_NPROC) counts every process of a uid.
