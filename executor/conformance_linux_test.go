@@ -125,8 +125,11 @@ func conformance(t *testing.T, e Executor) {
 		req.CPUTime = f64(0.5)
 		res := run(t, req)
 		expect(t, res, spec.VerdictCPUTimeLimit, 0)
-		if res.CPUTime < 0.45 || res.RealTime > 3 {
-			t.Errorf("cpu_time %.3f, real_time %.3f for a 0.5 s CPU limit", res.CPUTime, res.RealTime)
+		// How long the loop takes to burn 0.5 s depends on what else the
+		// machine runs; the CPU time it burnt past the limit is what tells
+		// how late the kill came (isolate checks every 100 ms).
+		if res.CPUTime < 0.45 || res.CPUTime > 1.5 {
+			t.Errorf("cpu_time %.3f for a 0.5 s CPU limit", res.CPUTime)
 		}
 	})
 	t.Run("real time limit", func(t *testing.T) {
