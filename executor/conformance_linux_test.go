@@ -30,6 +30,17 @@ func TestIsolateConformance(t *testing.T) {
 			t.Skip("no isolate binary: put isolate on PATH or set SANDBOXD_ISOLATE=/path/to/isolate")
 		}
 	}
+	major, err := isolateMajorVersion(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !isolateUsesHostCgroups(major) {
+		host := "v1"
+		if v2, _, _ := DetectCgroups(); v2 {
+			host = "v2"
+		}
+		t.Skipf("%s is isolate %d.x, which cannot use this host's cgroup %s (isolate 1.x drives cgroup v1, 2.x cgroup v2): put one that can on PATH or set SANDBOXD_ISOLATE=/path/to/isolate", path, major, host)
+	}
 	// Box uids from 60500 on: the native backend's tests, which go test may
 	// run at the same time, use 60000 and up, and processes_limit (isolate's
 	// RLIMIT_NPROC) counts every process of a uid.
@@ -117,8 +128,11 @@ func conformance(t *testing.T, e Executor) {
 		req.CPUTime = f64(0.5)
 		res := run(t, req)
 		expect(t, res, spec.VerdictCPUTimeLimit, 0)
-		if res.CPUTime < 0.45 || res.RealTime > 3 {
-			t.Errorf("cpu_time %.3f, real_time %.3f for a 0.5 s CPU limit", res.CPUTime, res.RealTime)
+		// How long the loop takes to burn 0.5 s depends on what else the
+		// machine runs; the CPU time it burnt past the limit is what tells
+		// how late the kill came (isolate checks every 100 ms).
+		if res.CPUTime < 0.45 || res.CPUTime > 1.5 {
+			t.Errorf("cpu_time %.3f for a 0.5 s CPU limit", res.CPUTime)
 		}
 	})
 	t.Run("real time limit", func(t *testing.T) {
@@ -139,8 +153,11 @@ func conformance(t *testing.T, e Executor) {
 			t.Errorf("idleness_time %.3f, real_time %.3f for a 0.3 s idleness limit", res.IdlenessTime, res.RealTime)
 		}
 	})
-	// The shell keeps the output of $(...) in its memory.
-	const use100MB = `x=$(head -c 100000000 /dev/zero | tr '\0' a); echo ${#x}`
+	// tail -c keeps the last bytes of a pipe in its memory, for a third of
+	// the CPU time a shell needs to hold them in a $(...) variable: under the
+	// emulation of the cgroup v2 leg, the shell outlasted a run's 20 s real
+	// time limit.
+	const use100MB = `head -c 100000000 /dev/zero | tail -c 100000000 >/dev/null`
 	t.Run("memory limit", func(t *testing.T) {
 		req := sh(use100MB)
 		req.Memory = i64(32 << 20)

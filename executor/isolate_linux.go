@@ -112,10 +112,9 @@ func NewIsolate(cfg IsolateConfig) (*Isolate, error) {
 	if err != nil {
 		return nil, err
 	}
-	hostV2, _, cgErr := DetectCgroups()
 	x := &Isolate{
 		cfg:        cfg,
-		cg:         cgErr == nil && (major >= 2) == hostV2,
+		cg:         isolateUsesHostCgroups(major),
 		peakResets: major < 2,
 		boxes:      newBoxTable[isolateBox](),
 		isoUsed:    map[int]bool{},
@@ -150,6 +149,13 @@ func isolateMajorVersion(path string) (int, error) {
 		return 0, fmt.Errorf("isolate version %q: %w", version, err)
 	}
 	return major, nil
+}
+
+// isolateUsesHostCgroups tells whether isolate of a major version can use
+// the host's cgroups: 1.x drives cgroup v1 hierarchies, 2.x the unified one.
+func isolateUsesHostCgroups(major int) bool {
+	hostV2, _, err := DetectCgroups()
+	return err == nil && (major >= 2) == hostV2
 }
 
 // removeStaleBoxes cleans up the isolate boxes a killed instance used (unless

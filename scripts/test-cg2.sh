@@ -3,6 +3,7 @@
 # nothing left behind; not timing precision) under a pure cgroup v2 kernel,
 # in the throwaway QEMU guest of ../shared/tools/cg2vm. Test binaries are
 # built here and run there; the guest sees the host's root read-only.
+# SANDBOXD_ISOLATE (an absolute path), if set, goes to the guest's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cg2vm=${CG2VM:-$(cd .. && pwd)/shared/tools/cg2vm}
@@ -24,6 +25,7 @@ cp -r testdata/sessions testdata/fake-isolate "$share/testdata/"
 # The guest runs this with its /bin/sh; results come back in $share.
 cat > "$share/run.sh" <<GUEST
 export SANDBOXD_BIN=$share/sandboxd SANDBOXD_PROBE=$share/probe SANDBOXD_FUNCTIONAL_ONLY=1
+${SANDBOXD_ISOLATE:+export SANDBOXD_ISOLATE=$SANDBOXD_ISOLATE}
 echo "cgroup2 controllers: \$(cat /sys/fs/cgroup/cgroup.controllers)"
 $share/sandboxd check || exit 1
 status=0

@@ -21,7 +21,8 @@ import (
 
 var (
 	sandboxdBin string // the binary under test
-	probeBin    []byte // testdata/progs/probe.c, compiled
+	probePath   string // testdata/progs/probe.c, compiled
+	probeBin    []byte // its contents
 	// functionalOnly skips the checks of timing precision, for slow
 	// emulated machines such as the cgroup v2 guest.
 	functionalOnly = os.Getenv("SANDBOXD_FUNCTIONAL_ONLY") != ""
@@ -59,16 +60,16 @@ func prepare(dir string) error {
 			return fmt.Errorf("build sandboxd: %v\n%s", err, out)
 		}
 	}
-	probe := os.Getenv("SANDBOXD_PROBE")
-	if probe == "" {
-		probe = filepath.Join(dir, "probe")
-		cmd := exec.Command("gcc", "-O1", "-Wall", "-pthread", "-o", probe, "../testdata/progs/probe.c")
+	probePath = os.Getenv("SANDBOXD_PROBE")
+	if probePath == "" {
+		probePath = filepath.Join(dir, "probe")
+		cmd := exec.Command("gcc", "-O1", "-Wall", "-pthread", "-o", probePath, "../testdata/progs/probe.c")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("compile probe.c: %v\n%s", err, out)
 		}
 	}
 	var err error
-	probeBin, err = os.ReadFile(probe)
+	probeBin, err = os.ReadFile(probePath)
 	return err
 }
 
@@ -295,6 +296,27 @@ func within(t *testing.T, what string, got, want, tol float64) {
 		t.Errorf("%s: got %.4f, want %.4f ± %.4f", what, got, want, tol)
 	}
 }
+
+func between(t *testing.T, what string, got, lo, hi float64) {
+	t.Helper()
+	if got < lo || got > hi {
+		t.Errorf("%s: got %.4f, want between %.4f and %.4f", what, got, lo, hi)
+	}
+}
+
+// Wall-clock tolerances, for machines up to 3x slower than an idle
+// development machine and with another core busy.
+const (
+	// loadSlack is how much later a box may see a time limit pass, or its
+	// program end, than the moment it happened: the limit watch and the
+	// box's init wait for a CPU like any process. Idle, it is a few
+	// milliseconds (make bench); with a core busy, up to 50 ms here, and
+	// 140 ms with other tests running as well (a load of 12 on 2 CPUs).
+	loadSlack = 0.25
+	// cpuTick is how far the cgroup's CPU time may trail the CPU used (a
+	// scheduler tick), so that an idleness limit is seen that much early.
+	cpuTick = 0.01
+)
 
 // cgroupsOf lists the cgroups that a sandboxd on stateDir made its boxes'
 // cgroups in, on cgroup v1 (one per hierarchy) or v2.

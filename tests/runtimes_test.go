@@ -141,7 +141,11 @@ func deadPaths(t *testing.T) string {
 	t.Helper()
 	out, err := exec.Command("nix-store", "--gc", "--print-dead").Output()
 	if err != nil {
-		t.Fatalf("nix-store --gc --print-dead: %v", err)
+		var stderr []byte
+		if exit, ok := err.(*exec.ExitError); ok {
+			stderr = exit.Stderr
+		}
+		t.Fatalf("nix-store --gc --print-dead: %v: %s", err, stderr)
 	}
 	return string(out)
 }

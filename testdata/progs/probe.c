@@ -23,17 +23,17 @@
 #include <time.h>
 #include <unistd.h>
 
-static double cpu_seconds(void) {
+static double seconds(clockid_t clock) {
 	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	clock_gettime(clock, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* spin burns CPU for secs seconds of this process's CPU time; 0 is forever. */
+/* spin burns CPU for secs seconds of this thread's CPU time; 0 is forever. */
 static void spin(double secs) {
 	volatile unsigned long x = 0;
-	double start = cpu_seconds();
-	while (secs <= 0 || cpu_seconds() - start < secs)
+	double start = seconds(CLOCK_THREAD_CPUTIME_ID);
+	while (secs <= 0 || seconds(CLOCK_THREAD_CPUTIME_ID) - start < secs)
 		for (int i = 0; i < 100000; i++) x += i;
 }
 
@@ -51,19 +51,25 @@ int main(int argc, char **argv) {
 	if (!strcmp(what, "abort")) abort();
 	if (!strcmp(what, "sigterm")) { kill(getpid(), SIGTERM); pause(); }
 	if (!strcmp(what, "spin")) { spin(atof(arg)); return 0; }
-	if (!strcmp(what, "threads")) {
+	if (!strcmp(what, "threads")) { /* arg threads spin; the main one prints its own CPU time every 10 ms of it */
 		int n = atoi(arg);
 		pthread_t t;
 		for (int i = 1; i < n; i++) pthread_create(&t, NULL, spin_thread, NULL);
-		spin(0);
+		for (;;) {
+			spin(0.01);
+			printf("%.6f\n", seconds(CLOCK_THREAD_CPUTIME_ID));
+			fflush(stdout);
+		}
 	}
 	if (!strcmp(what, "pause")) pause();
 	if (!strcmp(what, "spin-pause")) { spin(atof(arg)); pause(); }
-	if (!strcmp(what, "spin-sleep")) {
+	if (!strcmp(what, "spin-sleep")) { /* then print the wall and CPU seconds it took, as it measured them */
+		double start = seconds(CLOCK_MONOTONIC);
 		spin(atof(arg));
 		double s = atof(argc > 3 ? argv[3] : "0");
 		struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
 		nanosleep(&ts, NULL);
+		printf("%.6f %.6f\n", seconds(CLOCK_MONOTONIC) - start, seconds(CLOCK_PROCESS_CPUTIME_ID));
 		return 0;
 	}
 	if (!strcmp(what, "mem")) { /* touch arg MiB, then exit */
