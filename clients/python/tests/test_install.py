@@ -43,11 +43,14 @@ def test_pip_installs_the_client_offline_into_a_fresh_venv(tmp_path: Path) -> No
     assert check.stdout == "OK 9\n"
 
 
-def test_the_package_type_checks_strictly(tmp_path: Path) -> None:
-    mypy = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"), str(CLIENT / "src" / "sandboxd")],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    assert mypy.returncode == 0, mypy.stdout + mypy.stderr
+def test_the_package_and_a_judge_using_it_type_check_strictly(tmp_path: Path) -> None:
+    # The sources, then the example judge as a judge author's code sees the
+    # installed package: mypy reads its types only through py.typed.
+    for target, cwd in [(CLIENT / "src" / "sandboxd", REPO), (REPO / "examples" / "judge" / "judge.py", tmp_path)]:
+        mypy = subprocess.run(
+            [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"), str(target)],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+        )
+        assert mypy.returncode == 0, mypy.stdout + mypy.stderr
