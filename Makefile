@@ -32,16 +32,17 @@ test-host:
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 30m ./...
 
-# The Python client's tests and the example judge's, against bin/sandboxd.
-# pip installs the client, offline, into a venv that also sees Debian's
-# pytest and mypy.
+# The Python client's tests and the example judge's and worker's, against
+# bin/sandboxd. pip installs the client, offline, into a venv that also sees
+# Debian's pytest, mypy and redis-py (the worker's test runs its own
+# redis-server).
 test-clients-python: build
 	./scripts/install-client-deps.sh
 	$(PYTHON) -m venv --system-site-packages $(PYENV)
 	PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
 		$(PYENV)/bin/pip install --quiet --no-deps --force-reinstall ./clients/python
 	SANDBOXD_BIN=$(CURDIR)/$(BIN) PYTHONDONTWRITEBYTECODE=1 \
-		$(PYENV)/bin/python -m pytest -p no:cacheprovider -rs clients/python/tests examples/judge
+		$(PYENV)/bin/python -m pytest -p no:cacheprovider -rs clients/python/tests examples/judge examples/worker
 
 test-cg2:
 	./scripts/test-cg2.sh
