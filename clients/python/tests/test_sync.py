@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+import pickle
 import signal
 import stat
 import sys
@@ -248,8 +249,13 @@ def test_sandboxd_killed_mid_run_fails_the_run_and_what_follows(tmp_path: Path) 
         sb.run(["sleep", "10"], **LIMITS)
     assert time.monotonic() - start < 5
     assert "was killed by SIGKILL" in e.value.message
-    with pytest.raises(SandboxUnavailable):
+    assert str(e.value) == f"unavailable: {e.value.message}"
+    with pytest.raises(SandboxUnavailable) as later:
         sb.version()
+    assert (later.value.code, later.value.message, str(later.value)) == (e.value.code, e.value.message, str(e.value))
+    copied = pickle.loads(pickle.dumps(later.value))
+    assert type(copied) is SandboxUnavailable
+    assert (copied.code, copied.message, str(copied)) == ("unavailable", e.value.message, str(e.value))
     assert sb.close() == -signal.SIGKILL
     recover(tmp_path)
 

@@ -21,6 +21,17 @@ class SandboxError(Exception):
         self.code = code
         self.message = message
 
+    def __reduce__(self) -> Any:
+        # copy and pickle rebuild an exception from its args, which here are
+        # not the constructor's (the subclasses take no code).
+        return (_rebuild_error, (type(self), self.code, self.message))
+
+
+def _rebuild_error(cls: "type[SandboxError]", code: str, message: str) -> SandboxError:
+    error = cls.__new__(cls)
+    SandboxError.__init__(error, code, message)
+    return error
+
 
 class SandboxUnavailable(SandboxError):
     """sandboxd could not be started, or it exited or closed its output.
