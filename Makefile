@@ -3,8 +3,10 @@ GO      ?= go
 BIN     := bin/sandboxd
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+PYTHON  ?= /usr/bin/python3
+PYENV   := build/python
 
-.PHONY: all build deps serve test test-host test-cg2 bench clean
+.PHONY: all build deps serve test test-host test-clients-python test-cg2 bench clean
 
 all: build
 
@@ -22,14 +24,26 @@ serve:
 	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sandboxd >&2
 	@exec $(BIN)
 
-# Everything CI runs: unit and conformance tests on this host, then the
-# functional conformance cases under a pure cgroup v2 kernel.
-test: deps build test-host test-cg2
+# Everything CI runs: unit and conformance tests on this host, the clients'
+# tests, then the functional conformance cases under a pure cgroup v2 kernel.
+test: deps build test-host test-clients-python test-cg2
 
 test-host:
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 30m ./...
 	$(GO) test -run '^$$' -fuzz FuzzServe -fuzztime 20s ./protocol/
+
+# The Python client's tests and the example judge's and worker's, against
+# bin/sandboxd. pip installs the client, offline, into a venv that also sees
+# Debian's pytest, mypy and redis-py (the worker's test runs its own
+# redis-server).
+test-clients-python: build
+	./scripts/install-client-deps.sh
+	$(PYTHON) -m venv --system-site-packages $(PYENV)
+	PIP_NO_INDEX=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+		$(PYENV)/bin/pip install --quiet --no-deps --force-reinstall ./clients/python
+	SANDBOXD_BIN=$(CURDIR)/$(BIN) PYTHONDONTWRITEBYTECODE=1 \
+		$(PYENV)/bin/python -m pytest -p no:cacheprovider -rs clients/python/tests examples/judge examples/worker
 
 test-cg2:
 	./scripts/test-cg2.sh
