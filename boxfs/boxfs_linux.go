@@ -291,8 +291,12 @@ func removeAt(dirfd int, name string) error {
 	if !errors.Is(err, unix.EISDIR) {
 		return err
 	}
-	r := &treeRemover{top: dirfd}
-	defer func() { r.dir.Close() }() // nil, and so a no-op, once back at the top
+	r := &treeRemover{top: dirfd, dir: -1, buf: make([]byte, 32<<10)}
+	defer func() {
+		if r.dir >= 0 {
+			unix.Close(r.dir)
+		}
+	}()
 	if err := r.enter(name); err != nil {
 		return err
 	}
@@ -314,9 +318,10 @@ func removeAt(dirfd int, name string) error {
 
 // treeRemover removes a directory tree depth first (see removeAt).
 type treeRemover struct {
-	top    int      // the directory that holds the tree; the caller's
-	dir    *os.File // the directory being emptied; nil at the top
+	top    int // the directory that holds the tree; the caller's
+	dir    int // the directory being emptied; -1 at the top
 	levels []treeLevel
+	buf    []byte // for getdents
 }
 
 // treeLevel is a directory on the way down.
@@ -337,10 +342,18 @@ func identify(fd int) (fileID, error) {
 }
 
 func (r *treeRemover) fd() int {
-	if r.dir == nil {
+	if r.dir < 0 {
 		return r.top
 	}
-	return int(r.dir.Fd())
+	return r.dir
+}
+
+// moveTo makes fd, or the top when fd is -1, the directory being emptied.
+func (r *treeRemover) moveTo(fd int) {
+	if r.dir >= 0 {
+		unix.Close(r.dir)
+	}
+	r.dir = fd
 }
 
 // enter goes down into the subdirectory name and removes everything in it
@@ -354,11 +367,20 @@ func (r *treeRemover) enter(name string) error {
 	if err != nil {
 		return err
 	}
-	r.dir.Close()
-	r.dir = os.NewFile(uintptr(fd), name)
-	names, err := r.dir.Readdirnames(-1)
-	if err != nil {
-		return err
+	r.moveTo(fd)
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, r.buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(r.buf[:n], -1, names) // without . and ..
 	}
 	var subdirs []string
 	for _, n := range names {
@@ -377,19 +399,18 @@ func (r *treeRemover) enter(name string) error {
 func (r *treeRemover) leave() error {
 	l := r.levels[len(r.levels)-1]
 	r.levels = r.levels[:len(r.levels)-1]
-	var up *os.File // nil: back at the top
+	up := -1 // back at the top
 	if len(r.levels) > 0 {
 		fd, err := unix.Openat(r.fd(), "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 		if err != nil {
 			return err
 		}
-		up = os.NewFile(uintptr(fd), "..")
 		if id, err := identify(fd); err != nil || id != l.parent {
-			up.Close()
+			unix.Close(fd)
 			return fmt.Errorf("directory %q moved while it was removed", l.name)
 		}
+		up = fd
 	}
-	r.dir.Close()
-	r.dir = up
+	r.moveTo(up)
 	return unix.Unlinkat(r.fd(), l.name, unix.AT_REMOVEDIR)
 }
