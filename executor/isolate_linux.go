@@ -334,11 +334,7 @@ func (b *isolateBox) isolateDirArgs() []string {
 
 // CloseBox removes a box. Box 0 stays for the life of the executor.
 func (x *Isolate) CloseBox(id int) error {
-	b, err := x.boxes.remove(id)
-	if err != nil {
-		return err
-	}
-	return x.closeBox(b)
+	return x.boxes.close(id, x.closeBox)
 }
 
 func (x *Isolate) closeBox(b *isolateBox) error {

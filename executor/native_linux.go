@@ -183,14 +183,10 @@ func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 
 // CloseBox removes a box. Box 0 stays for the life of the executor.
 func (n *Native) CloseBox(id int) error {
-	b, err := n.boxes.remove(id)
-	if err != nil {
-		return err
-	}
-	return b.close()
+	return n.boxes.close(id, (*nativeBox).close)
 }
 
-// ResetBox empties the box's /space and /tmp.
+// ResetBox makes the box afresh: new /space and /tmp, a new init.
 func (n *Native) ResetBox(id int) error {
 	b, err := n.boxes.get(id)
 	if err != nil {
