@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"sandboxd/boxfs"
 	"sandboxd/spec"
 )
 
@@ -294,25 +295,33 @@ func (x *Isolate) newBox(id int, opts spec.BoxOptions) (b *isolateBox, err error
 	if err := os.WriteFile(filepath.Join(dir, isolateIDFile), []byte(strconv.Itoa(isoID)), 0o644); err != nil {
 		return nil, fmt.Errorf("record isolate box id: %w", err)
 	}
-	// Owned by the box user, as the native backend's tmpfs mounts are.
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{{b.space, 0o755}, {b.tmp, 0o777 | os.ModeSticky}} {
-		if err := os.Mkdir(d.path, 0o700); err != nil {
-			return nil, fmt.Errorf("create box dir: %w", err)
-		}
-		if err := os.Chown(d.path, b.uid, b.uid); err != nil {
-			return nil, fmt.Errorf("chown box dir: %w", err)
-		}
-		if err := os.Chmod(d.path, d.mode); err != nil {
-			return nil, fmt.Errorf("chmod box dir: %w", err)
-		}
+	if err := b.makeDirs(); err != nil {
+		return nil, err
 	}
 	if err := x.initBox(isoID); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// makeDirs makes the box's /space and /tmp, owned by the box user, as the
+// native backend's tmpfs mounts are.
+func (b *isolateBox) makeDirs() error {
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{b.space, 0o755}, {b.tmp, 0o777 | os.ModeSticky}} {
+		if err := os.Mkdir(d.path, 0o700); err != nil {
+			return fmt.Errorf("create box dir: %w", err)
+		}
+		if err := os.Chown(d.path, b.uid, b.uid); err != nil {
+			return fmt.Errorf("chown box dir: %w", err)
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return fmt.Errorf("chmod box dir: %w", err)
+		}
+	}
+	return nil
 }
 
 // isolateDirArgs shows /space and /tmp from the box's directories, and the
@@ -344,14 +353,14 @@ func (x *Isolate) closeBox(b *isolateBox) error {
 	if _, err := x.isolate(b.isoID, "--cleanup"); err != nil {
 		return fmt.Errorf("close box %d: %w", b.id, err)
 	}
-	if err := os.RemoveAll(b.dir); err != nil {
+	if err := boxfs.RemoveAll(b.dir); err != nil {
 		return fmt.Errorf("close box %d: %w", b.id, err)
 	}
 	x.releaseIsolateID(b.isoID, b.idLock)
 	return nil
 }
 
-// ResetBox empties the box's /space and /tmp.
+// ResetBox gives the box new, empty /space and /tmp.
 func (x *Isolate) ResetBox(id int) error {
 	b, err := x.boxes.get(id)
 	if err != nil {
@@ -360,9 +369,12 @@ func (x *Isolate) ResetBox(id int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, d := range []string{b.space, b.tmp} {
-		if err := emptyDir(d); err != nil {
+		if err := boxfs.RemoveAll(d); err != nil {
 			return fmt.Errorf("reset box %d: %w", id, err)
 		}
+	}
+	if err := b.makeDirs(); err != nil {
+		return fmt.Errorf("reset box %d: %w", id, err)
 	}
 	return nil
 }

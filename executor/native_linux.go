@@ -20,6 +20,7 @@ import (
 	json "github.com/goccy/go-json"
 	"golang.org/x/sys/unix"
 
+	"sandboxd/boxfs"
 	"sandboxd/spec"
 )
 
@@ -137,7 +138,7 @@ func removeStaleBoxes(boxesDir string) error {
 		return fmt.Errorf("read %s: %w", boxesDir, err)
 	}
 	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(boxesDir, e.Name())); err != nil {
+		if err := boxfs.RemoveAll(filepath.Join(boxesDir, e.Name())); err != nil {
 			return fmt.Errorf("remove stale box: %w", err)
 		}
 	}
@@ -249,13 +250,14 @@ type nativeBox struct {
 	ctl, kill int
 	buf       []byte
 	runs      uint64 // runs started, naming each run to the init
-	closed    bool
+	// mounted: the box's /space and /tmp are mounted on the host.
+	mounted bool
+	closed  bool
 	// mu makes the box's operations one at a time.
 	mu sync.Mutex
 }
 
-// startBox makes the box's directories, mounts its /space and /tmp on the
-// host (so that judges can reach the files), and starts its init.
+// startBox makes the box's directories and starts it.
 func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
 	b := &nativeBox{boxConfig: c, cgroups: cgroups, ctl: -1, kill: -1, buf: make([]byte, maxInitMessage)}
 	defer func() {
@@ -268,19 +270,56 @@ func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
 			return nil, fmt.Errorf("create box dir: %w", err)
 		}
 	}
-	for _, d := range []struct {
-		dir  string
-		mode string
-	}{{c.init.Space, "0755"}, {c.init.Tmp, "1777"}} {
-		data := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%s,uid=%d,gid=%d", c.opts.QuotaSpace, c.opts.QuotaInodes, d.mode, c.uid, c.uid)
-		if err := unix.Mount("tmpfs", d.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
-			return nil, fmt.Errorf("mount box tmpfs %s: %w", d.dir, err)
-		}
-	}
-	if err := b.startInit(); err != nil {
+	if err := b.start(); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// start mounts the box's /space and /tmp on the host (so that judges can
+// reach the files) unless they are, and starts its init unless it runs.
+func (b *nativeBox) start() error {
+	if !b.mounted {
+		if err := b.mountDirs(); err != nil {
+			return err
+		}
+	}
+	if b.initProc == nil {
+		return b.startInit()
+	}
+	return nil
+}
+
+// mountDirs mounts new, empty tmpfs at the box's /space and /tmp.
+func (b *nativeBox) mountDirs() error {
+	for _, d := range []struct {
+		dir  string
+		mode string
+	}{{b.init.Space, "0755"}, {b.init.Tmp, "1777"}} {
+		data := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%s,uid=%d,gid=%d", b.opts.QuotaSpace, b.opts.QuotaInodes, d.mode, b.uid, b.uid)
+		if err := unix.Mount("tmpfs", d.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+			b.unmountDirs()
+			return fmt.Errorf("mount box tmpfs %s: %w", d.dir, err)
+		}
+	}
+	b.mounted = true
+	return nil
+}
+
+// unmountDirs detaches the box's /space and /tmp from the host. A tmpfs
+// and every file in it go with its last mount, the init's bind.
+func (b *nativeBox) unmountDirs() error {
+	var errs []error
+	for _, d := range []string{b.init.Space, b.init.Tmp} {
+		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", d, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	b.mounted = false
+	return nil
 }
 
 // startInit starts the box's init, which builds the box's root, and the
@@ -402,49 +441,25 @@ func (b *nativeBox) close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	errs := []error{b.stopInit()}
-	for _, d := range []string{b.init.Space, b.init.Tmp} {
-		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", d, err))
-		}
-	}
+	errs := []error{b.stopInit(), b.unmountDirs()}
 	if errors.Join(errs...) == nil {
-		errs = append(errs, os.RemoveAll(b.dir))
+		errs = append(errs, boxfs.RemoveAll(b.dir))
 	}
 	return errors.Join(errs...)
 }
 
+// reset makes the box afresh: its init is stopped, with every process of
+// the box, and a new one starts on new /space and /tmp. That costs the
+// same however many files the box held (the old tmpfs go with their last
+// mount), and PIDs, IPC objects and the hostname start over, as in a new box.
 func (b *nativeBox) reset() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, d := range []struct {
-		dir  string
-		mode os.FileMode
-	}{{b.init.Space, 0o755}, {b.init.Tmp, 0o777 | os.ModeSticky}} {
-		if err := emptyDir(d.dir); err != nil {
-			return fmt.Errorf("reset box %d: %w", b.id, err)
-		}
-		// A program may have changed them (chmod 000 /space).
-		if err := os.Chown(d.dir, b.uid, b.uid); err != nil {
-			return fmt.Errorf("reset box %d: %w", b.id, err)
-		}
-		if err := os.Chmod(d.dir, d.mode); err != nil {
-			return fmt.Errorf("reset box %d: %w", b.id, err)
-		}
+	if err := errors.Join(b.stopInit(), b.unmountDirs()); err != nil {
+		return fmt.Errorf("reset box %d: %w", b.id, err)
 	}
-	return nil
-}
-
-// emptyDir removes everything inside dir; symlinks are removed, never followed.
-func emptyDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
+	if err := b.start(); err != nil {
+		return fmt.Errorf("reset box %d: %w", b.id, err)
 	}
 	return nil
 }
@@ -464,10 +479,9 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 	if b.closed {
 		return spec.RunResult{}, spec.Errorf(spec.CodeNoSuchBox, "box %d is closed", b.id)
 	}
-	if b.initProc == nil {
-		if err := b.startInit(); err != nil {
-			return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
-		}
+	// After a fault or a failed reset, the box starts again.
+	if err := b.start(); err != nil {
+		return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
 	}
 	l := req.Limits
 	rl := runLimits{processes: *l.Processes}
