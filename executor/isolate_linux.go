@@ -443,7 +443,7 @@ func (x *Isolate) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.R
 	cmd.WaitDelay = 5 * time.Second
 	runErr := cmd.Run()
 	if ctx.Err() != nil {
-		return spec.RunResult{}, spec.Errorf(spec.CodeShuttingDown, "the run was killed: sandboxd is shutting down")
+		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
 	}
 	var exitErr *exec.ExitError
 	if runErr != nil && !errors.As(runErr, &exitErr) {

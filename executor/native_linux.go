@@ -557,10 +557,10 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 		}
 		return fault(err)
 	}
+	if errors.Is(err, errRunEnded) {
+		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
+	}
 	if err != nil {
-		if spec.CodeOf(err) == spec.CodeShuttingDown {
-			return spec.RunResult{}, err
-		}
 		return fault(err)
 	}
 	usage, err := end()
@@ -625,11 +625,14 @@ func runEnv(env map[string]string) []string {
 	return list
 }
 
+// errRunEnded tells that ctx ended the run: the box is sound.
+var errRunEnded = errors.New("the run was ended")
+
 // watch enforces the time limits until the init reports the end of the run.
 // CPU time is read from the run's cgroup at intervals that shrink as the
 // limit nears: CPU time grows at most as fast as wall time times the CPUs
 // the run can use, so a check can be put off by (limit - used) / CPUs
-// without missing the limit. When ctx ends, the run is killed.
+// without missing the limit. When ctx ends, the run is killed (errRunEnded).
 func (b *nativeBox) watch(ctx context.Context, l spec.Limits, startNs int64) (exited *initMessage, killedFor spec.Limit, err error) {
 	cpus := runtime.NumCPU()
 	if int64(cpus) > *l.Processes {
@@ -647,7 +650,7 @@ func (b *nativeBox) watch(ctx context.Context, l spec.Limits, startNs int64) (ex
 		switch {
 		case err == nil && m.Op == opExited:
 			if killedFor == spec.NoLimit && ctx.Err() != nil {
-				return nil, 0, spec.Errorf(spec.CodeShuttingDown, "the run was killed: sandboxd is shutting down")
+				return nil, 0, errRunEnded
 			}
 			return m, killedFor, nil
 		case err == nil:
