@@ -88,7 +88,13 @@ type obj = map[string]any
 
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, stateDir: t.TempDir()}
+	return startServerIn(t, t.TempDir(), args...)
+}
+
+// startServerIn starts a sandboxd on the given state directory.
+func startServerIn(t *testing.T, stateDir string, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, stateDir: stateDir}
 	base := []string{"--state-dir", s.stateDir, "--log-level", "warn"}
 	// RLIMIT_NPROC counts a uid's processes host-wide: test runs that share a
 	// machine give each its own range (a later --uid-base in args still wins).
@@ -260,8 +266,7 @@ func within(t *testing.T, what string, got, want, tol float64) {
 // and processes of its state dir.
 func leftovers(stateDir string) []string {
 	var found []string
-	sum := sha256.Sum256([]byte(stateDir))
-	name := "sandboxd-" + hex.EncodeToString(sum[:4])
+	name := instanceCgroup(stateDir)
 	v1, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
 	v2, _ := filepath.Glob("/sys/fs/cgroup/" + name)
 	for _, c := range append(v1, v2...) {
@@ -281,4 +286,10 @@ func leftovers(stateDir string) []string {
 		}
 	}
 	return found
+}
+
+// instanceCgroup names the cgroup of the sandboxd that owns stateDir.
+func instanceCgroup(stateDir string) string {
+	sum := sha256.Sum256([]byte(stateDir))
+	return "sandboxd-" + hex.EncodeToString(sum[:4])
 }
