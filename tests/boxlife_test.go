@@ -16,8 +16,8 @@ import (
 )
 
 // The life of a box: close_box and reset_box end the runs in flight, an id
-// is given again only once its box is gone, and a deep tree of directories
-// is removed as quickly as a shallow one.
+// is given again only once its box is gone, and a tree of directories
+// deeper than any path is removed, quickly.
 
 // backends runs a test on the native backend, and on isolate where an
 // isolate binary is present (SANDBOXD_ISOLATE, or isolate on PATH): the
