@@ -277,27 +277,154 @@ func (s Space) RemoveFile(p string) error {
 	return nil
 }
 
+// RemoveAll removes a host path and, if it is a directory, everything in
+// it, as removeAt does; a path that does not exist is not an error.
+func RemoveAll(p string) error {
+	parent, err := unix.Open(path.Dir(p), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	defer unix.Close(parent)
+	if err := removeAt(parent, path.Base(p)); err != nil && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("remove %s: %w", p, err)
+	}
+	return nil
+}
+
+// removeAt removes name from directory dirfd: a file, a symlink (never what
+// it points to), or a directory with everything in it. However deep a tree
+// is, it holds two descriptors: the directory being emptied and, going up,
+// its parent, reached through ".." and checked to be the directory it came
+// down from. Per level it keeps names only: the directory's own, and its
+// subdirectories still to remove.
 func removeAt(dirfd int, name string) error {
 	err := unix.Unlinkat(dirfd, name, 0)
 	if !errors.Is(err, unix.EISDIR) {
 		return err
 	}
-	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
-	if err != nil {
+	r := &treeRemover{top: dirfd, dir: -1, buf: make([]byte, 32<<10)}
+	defer func() {
+		if r.dir >= 0 {
+			unix.Close(r.dir)
+		}
+	}()
+	if err := r.enter(name); err != nil {
 		return err
 	}
-	d := os.NewFile(uintptr(fd), name)
-	names, err := d.Readdirnames(-1)
-	if err == nil {
-		for _, n := range names {
-			if err = removeAt(fd, n); err != nil {
-				break
-			}
+	for len(r.levels) > 0 {
+		l := &r.levels[len(r.levels)-1]
+		if n := len(l.subdirs); n > 0 {
+			sub := l.subdirs[n-1]
+			l.subdirs = l.subdirs[:n-1]
+			err = r.enter(sub)
+		} else {
+			err = r.leave()
+		}
+		if err != nil {
+			return err
 		}
 	}
-	d.Close()
+	return nil
+}
+
+// treeRemover removes a directory tree depth first (see removeAt).
+type treeRemover struct {
+	top    int // the directory that holds the tree; the caller's
+	dir    int // the directory being emptied; -1 at the top
+	levels []treeLevel
+	buf    []byte // for getdents
+}
+
+// treeLevel is a directory on the way down.
+type treeLevel struct {
+	name    string   // in its parent
+	parent  fileID   // which ".." must lead back to
+	subdirs []string // still to remove
+}
+
+type fileID struct{ dev, ino uint64 }
+
+func identify(fd int) (fileID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fileID{}, err
+	}
+	return fileID{st.Dev, st.Ino}, nil
+}
+
+func (r *treeRemover) fd() int {
+	if r.dir < 0 {
+		return r.top
+	}
+	return r.dir
+}
+
+// moveTo makes fd, or the top when fd is -1, the directory being emptied.
+func (r *treeRemover) moveTo(fd int) {
+	if r.dir >= 0 {
+		unix.Close(r.dir)
+	}
+	r.dir = fd
+}
+
+// enter goes down into the subdirectory name and removes everything in it
+// but its own subdirectories, which it notes.
+func (r *treeRemover) enter(name string) error {
+	parent, err := identify(r.fd())
 	if err != nil {
 		return err
 	}
-	return unix.Unlinkat(dirfd, name, unix.AT_REMOVEDIR)
+	fd, err := unix.Openat(r.fd(), name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	r.moveTo(fd)
+	var names []string
+	for {
+		n, err := unix.Getdents(fd, r.buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(r.buf[:n], -1, names) // without . and ..
+	}
+	var subdirs []string
+	for _, n := range names {
+		switch err := unix.Unlinkat(fd, n, 0); {
+		case errors.Is(err, unix.EISDIR):
+			subdirs = append(subdirs, n)
+		case err != nil && !errors.Is(err, unix.ENOENT):
+			return err
+		}
+	}
+	r.levels = append(r.levels, treeLevel{name: name, parent: parent, subdirs: subdirs})
+	return nil
+}
+
+// leave goes up from the emptied directory and removes it.
+func (r *treeRemover) leave() error {
+	l := r.levels[len(r.levels)-1]
+	r.levels = r.levels[:len(r.levels)-1]
+	up := -1 // back at the top
+	if len(r.levels) > 0 {
+		fd, err := unix.Openat(r.fd(), "..", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		if id, err := identify(fd); err != nil || id != l.parent {
+			unix.Close(fd)
+			return fmt.Errorf("directory %q moved while it was removed", l.name)
+		}
+		up = fd
+	}
+	r.moveTo(up)
+	return unix.Unlinkat(r.fd(), l.name, unix.AT_REMOVEDIR)
 }

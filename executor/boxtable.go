@@ -11,7 +11,7 @@ import (
 // kind of box B in one.
 type boxTable[B any] struct {
 	mu    sync.Mutex
-	boxes map[int]*B // a nil box is an id reserved while its box is built
+	boxes map[int]*B // a nil box is an id taken while its box is built or closed
 }
 
 func newBoxTable[B any]() *boxTable[B] { return &boxTable[B]{boxes: map[int]*B{}} }
@@ -55,20 +55,30 @@ func (t *boxTable[B]) get(id int) (*B, error) {
 	return b, nil
 }
 
-// remove takes a box out of the table for closing. Box 0 stays for the life
-// of the executor.
-func (t *boxTable[B]) remove(id int) (*B, error) {
+// close takes a box out of use and closes it with closeBox. Its id stays
+// taken until closeBox has succeeded: a box opened meanwhile must not get
+// the directories of one being removed. (After a failed close the id stays
+// taken for good, as what is left of the box may be in the way.) Box 0
+// stays for the life of the executor.
+func (t *boxTable[B]) close(id int, closeBox func(*B) error) error {
 	if id == DefaultBox {
-		return nil, spec.Errorf(spec.CodeInvalidArgument, "box 0 always exists; use reset_box to empty it")
+		return spec.Errorf(spec.CodeInvalidArgument, "box 0 always exists; use reset_box to empty it")
 	}
-	b, err := t.get(id)
-	if err != nil {
-		return nil, err
+	t.mu.Lock()
+	b := t.boxes[id]
+	if b == nil {
+		t.mu.Unlock()
+		return spec.Errorf(spec.CodeNoSuchBox, "no box %d is open", id)
+	}
+	t.boxes[id] = nil // taken, but no box: as while it is built
+	t.mu.Unlock()
+	if err := closeBox(b); err != nil {
+		return err
 	}
 	t.mu.Lock()
 	delete(t.boxes, id)
 	t.mu.Unlock()
-	return b, nil
+	return nil
 }
 
 // removeAll takes every built box out of the table.

@@ -16,12 +16,13 @@ type Executor interface {
 	OpenBox(opts spec.BoxOptions) (int, error)
 	// CloseBox kills whatever runs in the box and removes it.
 	CloseBox(id int) error
-	// ResetBox empties the box's /space and /tmp.
+	// ResetBox gives the box new, empty /space and /tmp; nothing of its
+	// programs is left.
 	ResetBox(id int) error
 	// Box tells where the box's files are on the host.
 	Box(id int) (spec.BoxInfo, error)
 	// Run runs a validated request in the box and reports its verdict. When
-	// ctx ends first, the run is killed and an error returned.
+	// ctx ends first, the run is killed and spec.Ended's error returned.
 	Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error)
 	// Close kills every run, removes every box and what the executor made on the host.
 	Close() error

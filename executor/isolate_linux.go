@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"sandboxd/boxfs"
 	"sandboxd/spec"
 )
 
@@ -305,25 +306,33 @@ func (x *Isolate) newBox(id int, opts spec.BoxOptions) (b *isolateBox, err error
 	if err := os.WriteFile(filepath.Join(dir, isolateIDFile), []byte(strconv.Itoa(isoID)), 0o644); err != nil {
 		return nil, fmt.Errorf("record isolate box id: %w", err)
 	}
-	// Owned by the box user, as the native backend's tmpfs mounts are.
-	for _, d := range []struct {
-		path string
-		mode os.FileMode
-	}{{b.space, 0o755}, {b.tmp, 0o777 | os.ModeSticky}} {
-		if err := os.Mkdir(d.path, 0o700); err != nil {
-			return nil, fmt.Errorf("create box dir: %w", err)
-		}
-		if err := os.Chown(d.path, b.uid, b.uid); err != nil {
-			return nil, fmt.Errorf("chown box dir: %w", err)
-		}
-		if err := os.Chmod(d.path, d.mode); err != nil {
-			return nil, fmt.Errorf("chmod box dir: %w", err)
-		}
+	if err := b.makeDirs(); err != nil {
+		return nil, err
 	}
 	if err := x.initBox(isoID); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// makeDirs makes the box's /space and /tmp, owned by the box user, as the
+// native backend's tmpfs mounts are.
+func (b *isolateBox) makeDirs() error {
+	for _, d := range []struct {
+		path string
+		mode os.FileMode
+	}{{b.space, 0o755}, {b.tmp, 0o777 | os.ModeSticky}} {
+		if err := os.Mkdir(d.path, 0o700); err != nil {
+			return fmt.Errorf("create box dir: %w", err)
+		}
+		if err := os.Chown(d.path, b.uid, b.uid); err != nil {
+			return fmt.Errorf("chown box dir: %w", err)
+		}
+		if err := os.Chmod(d.path, d.mode); err != nil {
+			return fmt.Errorf("chmod box dir: %w", err)
+		}
+	}
+	return nil
 }
 
 // isolateDirArgs shows /space and /tmp from the box's directories, the
@@ -350,11 +359,7 @@ func (b *isolateBox) isolateDirArgs() []string {
 
 // CloseBox removes a box. Box 0 stays for the life of the executor.
 func (x *Isolate) CloseBox(id int) error {
-	b, err := x.boxes.remove(id)
-	if err != nil {
-		return err
-	}
-	return x.closeBox(b)
+	return x.boxes.close(id, x.closeBox)
 }
 
 func (x *Isolate) closeBox(b *isolateBox) error {
@@ -364,14 +369,14 @@ func (x *Isolate) closeBox(b *isolateBox) error {
 	if _, err := x.isolate(b.isoID, "--cleanup"); err != nil {
 		return fmt.Errorf("close box %d: %w", b.id, err)
 	}
-	if err := os.RemoveAll(b.dir); err != nil {
+	if err := boxfs.RemoveAll(b.dir); err != nil {
 		return fmt.Errorf("close box %d: %w", b.id, err)
 	}
 	x.releaseIsolateID(b.isoID, b.idLock)
 	return nil
 }
 
-// ResetBox empties the box's /space and /tmp.
+// ResetBox gives the box new, empty /space and /tmp.
 func (x *Isolate) ResetBox(id int) error {
 	b, err := x.boxes.get(id)
 	if err != nil {
@@ -380,9 +385,12 @@ func (x *Isolate) ResetBox(id int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, d := range []string{b.space, b.tmp} {
-		if err := emptyDir(d); err != nil {
+		if err := boxfs.RemoveAll(d); err != nil {
 			return fmt.Errorf("reset box %d: %w", id, err)
 		}
+	}
+	if err := b.makeDirs(); err != nil {
+		return fmt.Errorf("reset box %d: %w", id, err)
 	}
 	return nil
 }
@@ -451,7 +459,7 @@ func (x *Isolate) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.R
 	cmd.WaitDelay = 5 * time.Second
 	runErr := cmd.Run()
 	if ctx.Err() != nil {
-		return spec.RunResult{}, spec.Errorf(spec.CodeShuttingDown, "the run was killed: sandboxd is shutting down")
+		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
 	}
 	var exitErr *exec.ExitError
 	if runErr != nil && !errors.As(runErr, &exitErr) {

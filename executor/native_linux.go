@@ -20,6 +20,7 @@ import (
 	json "github.com/goccy/go-json"
 	"golang.org/x/sys/unix"
 
+	"sandboxd/boxfs"
 	"sandboxd/spec"
 )
 
@@ -132,7 +133,7 @@ func removeStaleBoxes(boxesDir string) error {
 		return fmt.Errorf("read %s: %w", boxesDir, err)
 	}
 	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(boxesDir, e.Name())); err != nil {
+		if err := boxfs.RemoveAll(filepath.Join(boxesDir, e.Name())); err != nil {
 			return fmt.Errorf("remove stale box: %w", err)
 		}
 	}
@@ -183,14 +184,10 @@ func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 
 // CloseBox removes a box. Box 0 stays for the life of the executor.
 func (n *Native) CloseBox(id int) error {
-	b, err := n.boxes.remove(id)
-	if err != nil {
-		return err
-	}
-	return b.close()
+	return n.boxes.close(id, (*nativeBox).close)
 }
 
-// ResetBox empties the box's /space and /tmp.
+// ResetBox makes the box afresh: new /space and /tmp, a new init.
 func (n *Native) ResetBox(id int) error {
 	b, err := n.boxes.get(id)
 	if err != nil {
@@ -253,13 +250,14 @@ type nativeBox struct {
 	ctl, kill int
 	buf       []byte
 	runs      uint64 // runs started, naming each run to the init
-	closed    bool
+	// mounted: the box's /space and /tmp are mounted on the host.
+	mounted bool
+	closed  bool
 	// mu makes the box's operations one at a time.
 	mu sync.Mutex
 }
 
-// startBox makes the box's directories, mounts its /space and /tmp on the
-// host (so that judges can reach the files), and starts its init.
+// startBox makes the box's directories and starts it.
 func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
 	b := &nativeBox{boxConfig: c, cgroups: cgroups, ctl: -1, kill: -1, buf: make([]byte, maxInitMessage)}
 	defer func() {
@@ -272,19 +270,56 @@ func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
 			return nil, fmt.Errorf("create box dir: %w", err)
 		}
 	}
-	for _, d := range []struct {
-		dir  string
-		mode string
-	}{{c.init.Space, "0755"}, {c.init.Tmp, "1777"}} {
-		data := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%s,uid=%d,gid=%d", c.opts.QuotaSpace, c.opts.QuotaInodes, d.mode, c.uid, c.uid)
-		if err := unix.Mount("tmpfs", d.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
-			return nil, fmt.Errorf("mount box tmpfs %s: %w", d.dir, err)
-		}
-	}
-	if err := b.startInit(); err != nil {
+	if err := b.start(); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// start mounts the box's /space and /tmp on the host (so that judges can
+// reach the files) unless they are, and starts its init unless it runs.
+func (b *nativeBox) start() error {
+	if !b.mounted {
+		if err := b.mountDirs(); err != nil {
+			return err
+		}
+	}
+	if b.initProc == nil {
+		return b.startInit()
+	}
+	return nil
+}
+
+// mountDirs mounts new, empty tmpfs at the box's /space and /tmp.
+func (b *nativeBox) mountDirs() error {
+	for _, d := range []struct {
+		dir  string
+		mode string
+	}{{b.init.Space, "0755"}, {b.init.Tmp, "1777"}} {
+		data := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%s,uid=%d,gid=%d", b.opts.QuotaSpace, b.opts.QuotaInodes, d.mode, b.uid, b.uid)
+		if err := unix.Mount("tmpfs", d.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+			b.unmountDirs()
+			return fmt.Errorf("mount box tmpfs %s: %w", d.dir, err)
+		}
+	}
+	b.mounted = true
+	return nil
+}
+
+// unmountDirs detaches the box's /space and /tmp from the host. A tmpfs
+// and every file in it go with its last mount, the init's bind.
+func (b *nativeBox) unmountDirs() error {
+	var errs []error
+	for _, d := range []string{b.init.Space, b.init.Tmp} {
+		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", d, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	b.mounted = false
+	return nil
 }
 
 // startInit starts the box's init, which builds the box's root, and the
@@ -409,49 +444,25 @@ func (b *nativeBox) close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
-	errs := []error{b.stopInit()}
-	for _, d := range []string{b.init.Space, b.init.Tmp} {
-		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-			errs = append(errs, fmt.Errorf("unmount %s: %w", d, err))
-		}
-	}
+	errs := []error{b.stopInit(), b.unmountDirs()}
 	if errors.Join(errs...) == nil {
-		errs = append(errs, os.RemoveAll(b.dir))
+		errs = append(errs, boxfs.RemoveAll(b.dir))
 	}
 	return errors.Join(errs...)
 }
 
+// reset makes the box afresh: its init is stopped, with every process of
+// the box, and a new one starts on new /space and /tmp. That costs the
+// same however many files the box held (the old tmpfs go with their last
+// mount), and PIDs, IPC objects and the hostname start over, as in a new box.
 func (b *nativeBox) reset() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, d := range []struct {
-		dir  string
-		mode os.FileMode
-	}{{b.init.Space, 0o755}, {b.init.Tmp, 0o777 | os.ModeSticky}} {
-		if err := emptyDir(d.dir); err != nil {
-			return fmt.Errorf("reset box %d: %w", b.id, err)
-		}
-		// A program may have changed them (chmod 000 /space).
-		if err := os.Chown(d.dir, b.uid, b.uid); err != nil {
-			return fmt.Errorf("reset box %d: %w", b.id, err)
-		}
-		if err := os.Chmod(d.dir, d.mode); err != nil {
-			return fmt.Errorf("reset box %d: %w", b.id, err)
-		}
+	if err := errors.Join(b.stopInit(), b.unmountDirs()); err != nil {
+		return fmt.Errorf("reset box %d: %w", b.id, err)
 	}
-	return nil
-}
-
-// emptyDir removes everything inside dir; symlinks are removed, never followed.
-func emptyDir(dir string) error {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
-			return err
-		}
+	if err := b.start(); err != nil {
+		return fmt.Errorf("reset box %d: %w", b.id, err)
 	}
 	return nil
 }
@@ -471,10 +482,9 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 	if b.closed {
 		return spec.RunResult{}, spec.Errorf(spec.CodeNoSuchBox, "box %d is closed", b.id)
 	}
-	if b.initProc == nil {
-		if err := b.startInit(); err != nil {
-			return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
-		}
+	// After a fault or a failed reset, the box starts again.
+	if err := b.start(); err != nil {
+		return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
 	}
 	l := req.Limits
 	rl := runLimits{processes: *l.Processes}
@@ -550,10 +560,10 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 		}
 		return fault(err)
 	}
+	if errors.Is(err, errRunEnded) {
+		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
+	}
 	if err != nil {
-		if spec.CodeOf(err) == spec.CodeShuttingDown {
-			return spec.RunResult{}, err
-		}
 		return fault(err)
 	}
 	usage, err := end()
@@ -618,11 +628,14 @@ func runEnv(env map[string]string) []string {
 	return list
 }
 
+// errRunEnded tells that ctx ended the run: the box is sound.
+var errRunEnded = errors.New("the run was ended")
+
 // watch enforces the time limits until the init reports the end of the run.
 // CPU time is read from the run's cgroup at intervals that shrink as the
 // limit nears: CPU time grows at most as fast as wall time times the CPUs
 // the run can use, so a check can be put off by (limit - used) / CPUs
-// without missing the limit. When ctx ends, the run is killed.
+// without missing the limit. When ctx ends, the run is killed (errRunEnded).
 func (b *nativeBox) watch(ctx context.Context, l spec.Limits, startNs int64) (exited *initMessage, killedFor spec.Limit, err error) {
 	cpus := runtime.NumCPU()
 	if int64(cpus) > *l.Processes {
@@ -640,7 +653,7 @@ func (b *nativeBox) watch(ctx context.Context, l spec.Limits, startNs int64) (ex
 		switch {
 		case err == nil && m.Op == opExited:
 			if killedFor == spec.NoLimit && ctx.Err() != nil {
-				return nil, 0, spec.Errorf(spec.CodeShuttingDown, "the run was killed: sandboxd is shutting down")
+				return nil, 0, errRunEnded
 			}
 			return m, killedFor, nil
 		case err == nil:

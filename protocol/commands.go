@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"sandboxd/boxfs"
+	"sandboxd/executor"
 	"sandboxd/spec"
 )
 
@@ -25,13 +26,19 @@ type Runtimes interface {
 }
 
 // command is one protocol command. perBox commands are ordered per box.
-// selfLimited commands bound their own concurrency and hold no slot of
-// --parallel (an install may take minutes).
 type command struct {
-	name        string
-	perBox      bool
-	selfLimited bool
-	handle      func(ctx context.Context, s *Server, line []byte) (any, error)
+	name   string
+	perBox bool
+	// takesSlot: the command runs a program in its box. It holds a
+	// --parallel slot while it runs, and close_box and reset_box of its box
+	// end it. Every other command starts at once. (install_package runs in
+	// a box of its own, bounded by --max-installs.)
+	takesSlot bool
+	// endsRuns, when set, tells the error with which a request of the
+	// command ends the runs of its box sent before it; nil when the
+	// request is refused, which then ends nothing.
+	endsRuns func(line []byte) error
+	handle   func(ctx context.Context, s *Server, line []byte) (any, error)
 }
 
 var commands map[string]*command
@@ -43,10 +50,10 @@ func init() {
 		}
 	}()
 	commands = map[string]*command{
-		"run":         {perBox: true, handle: handleRun},
+		"run":         {perBox: true, takesSlot: true, handle: handleRun},
 		"open_box":    {perBox: false, handle: handleOpenBox},
-		"close_box":   {perBox: true, handle: handleCloseBox},
-		"reset_box":   {perBox: true, handle: handleResetBox},
+		"close_box":   {perBox: true, endsRuns: closeEndsRuns, handle: handleCloseBox},
+		"reset_box":   {perBox: true, endsRuns: resetEndsRuns, handle: handleResetBox},
 		"box_path":    {perBox: true, handle: handleBoxPath},
 		"write_file":  {perBox: true, handle: handleWriteFile},
 		"read_file":   {perBox: true, handle: handleReadFile},
@@ -54,7 +61,7 @@ func init() {
 		"remove_file": {perBox: true, handle: handleRemoveFile},
 		"version":     {perBox: false, handle: handleVersion},
 
-		"install_package": {selfLimited: true, handle: handleInstallPackage},
+		"install_package": {handle: handleInstallPackage},
 		"list_runtimes":   {handle: handleListRuntimes},
 		"remove_runtime":  {handle: handleRemoveRuntime},
 	}
@@ -117,29 +124,60 @@ func handleOpenBox(_ context.Context, s *Server, line []byte) (any, error) {
 	}{id}, nil
 }
 
-func handleCloseBox(_ context.Context, s *Server, line []byte) (any, error) {
+// closeBoxArgs decodes a close_box request and returns the box to close.
+func closeBoxArgs(line []byte) (int, error) {
 	var args struct {
 		envelope
 		Box *int `json:"box"`
 	}
 	if err := decodeArgs(line, &args); err != nil {
-		return nil, err
+		return 0, err
 	}
 	if args.Box == nil {
-		return nil, spec.Errorf(spec.CodeInvalidArgument, "close_box needs the box to close")
+		return 0, spec.Errorf(spec.CodeInvalidArgument, "close_box needs the box to close")
 	}
-	return empty{}, s.Exec.CloseBox(*args.Box)
+	return *args.Box, nil
 }
 
-func handleResetBox(_ context.Context, s *Server, line []byte) (any, error) {
+func closeEndsRuns(line []byte) error {
+	box, err := closeBoxArgs(line)
+	if err != nil || box == executor.DefaultBox {
+		return nil // refused: box 0 cannot be closed
+	}
+	return spec.Errorf(spec.CodeBoxClosed, "the run was ended by close_box of box %d", box)
+}
+
+func handleCloseBox(_ context.Context, s *Server, line []byte) (any, error) {
+	box, err := closeBoxArgs(line)
+	if err != nil {
+		return nil, err
+	}
+	return empty{}, s.Exec.CloseBox(box)
+}
+
+func resetBoxArgs(line []byte) (int, error) {
 	var args struct {
 		envelope
 		boxArg
 	}
-	if err := decodeArgs(line, &args); err != nil {
+	err := decodeArgs(line, &args)
+	return args.Box, err
+}
+
+func resetEndsRuns(line []byte) error {
+	box, err := resetBoxArgs(line)
+	if err != nil {
+		return nil
+	}
+	return spec.Errorf(spec.CodeBoxReset, "the run was ended by reset_box of box %d", box)
+}
+
+func handleResetBox(_ context.Context, s *Server, line []byte) (any, error) {
+	box, err := resetBoxArgs(line)
+	if err != nil {
 		return nil, err
 	}
-	return empty{}, s.Exec.ResetBox(args.Box)
+	return empty{}, s.Exec.ResetBox(box)
 }
 
 func handleBoxPath(_ context.Context, s *Server, line []byte) (any, error) {

@@ -23,7 +23,7 @@ type Server struct {
 	Exec executor.Executor
 	// Runtimes resolves and manages installed runtimes; nil when the host has none.
 	Runtimes Runtimes
-	// Parallel bounds the requests executed at once (default: the number of CPUs).
+	// Parallel bounds the runs executed at once (default: the number of CPUs).
 	Parallel int
 	// MaxLine bounds a request line in bytes (default DefaultMaxLine).
 	MaxLine int
@@ -45,6 +45,8 @@ type Server struct {
 // boxQueue holds the requests waiting for one box, in arrival order.
 type boxQueue struct {
 	pending []*request
+	// current is the request being executed; nil between requests.
+	current *request
 }
 
 type request struct {
@@ -52,6 +54,26 @@ type request struct {
 	id   json.RawMessage
 	cmd  *command
 	box  int
+	// end ends a run while it is current, with the cause given.
+	end context.CancelCauseFunc
+}
+
+// endRuns ends the runs of the queue: the current one is killed with
+// cause, and queued ones are taken out, to be answered with cause.
+func (q *boxQueue) endRuns(cause error) (dropped []*request) {
+	if q.current != nil && q.current.end != nil {
+		q.current.end(cause)
+	}
+	kept := q.pending[:0]
+	for _, r := range q.pending {
+		if r.cmd.takesSlot {
+			dropped = append(dropped, r)
+		} else {
+			kept = append(kept, r)
+		}
+	}
+	q.pending = kept
+	return dropped
 }
 
 // Serve reads requests from in and writes replies to out until the end of
@@ -191,24 +213,38 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 	if h.Box != nil {
 		req.box = *h.Box
 	}
+	var endCause error
+	if cmd.endsRuns != nil {
+		endCause = cmd.endsRuns(line)
+	}
+	var dropped []*request
 	s.queuesM.Lock()
 	q, busy := s.queues[req.box]
 	if !busy {
 		q = &boxQueue{}
 		s.queues[req.box] = q
 	}
+	if endCause != nil {
+		dropped = q.endRuns(endCause)
+	}
 	q.pending = append(q.pending, req)
 	s.queuesM.Unlock()
+	for _, r := range dropped {
+		s.reply(r.id, nil, endCause)
+		s.wg.Done()
+	}
 	if busy {
 		return nil // the box's drainer will run it
 	}
 	return func() { s.drain(ctx, req.box, q) }
 }
 
-// drain executes a box's requests in order until its queue is empty.
+// drain executes a box's requests in order until its queue is empty. A run
+// gets a context of its own, which close_box and reset_box end.
 func (s *Server) drain(ctx context.Context, box int, q *boxQueue) {
 	for {
 		s.queuesM.Lock()
+		q.current = nil
 		if len(q.pending) == 0 {
 			delete(s.queues, box)
 			s.queuesM.Unlock()
@@ -216,28 +252,33 @@ func (s *Server) drain(ctx context.Context, box int, q *boxQueue) {
 		}
 		req := q.pending[0]
 		q.pending = q.pending[1:]
+		reqCtx := ctx
+		if req.cmd.takesSlot {
+			reqCtx, req.end = context.WithCancelCause(ctx)
+		}
+		q.current = req
 		s.queuesM.Unlock()
-		s.execute(ctx, req)
+		s.execute(reqCtx, req)
+		if req.end != nil {
+			req.end(nil)
+		}
 		s.wg.Done()
 	}
 }
 
+// execute runs a request, once it has a --parallel slot if it needs one.
 func (s *Server) execute(ctx context.Context, req *request) {
-	if req.cmd.selfLimited {
-		s.handle(ctx, req)
-		return
-	}
-	if ctx.Err() == nil {
+	if req.cmd.takesSlot && ctx.Err() == nil {
 		select {
 		case s.sem <- struct{}{}:
+			defer func() { <-s.sem }()
 		case <-ctx.Done():
 		}
 	}
 	if ctx.Err() != nil {
-		s.reply(req.id, nil, spec.Errorf(spec.CodeShuttingDown, "not started: sandboxd is shutting down"))
+		s.reply(req.id, nil, spec.Ended(ctx, "not started"))
 		return
 	}
-	defer func() { <-s.sem }()
 	s.handle(ctx, req)
 }
 

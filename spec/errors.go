@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,6 +27,8 @@ const (
 	CodeQuotaExceeded   Code = "quota_exceeded"
 	CodeTooManyBoxes    Code = "too_many_boxes"
 	CodeShuttingDown    Code = "shutting_down"
+	CodeBoxClosed       Code = "box_closed"
+	CodeBoxReset        Code = "box_reset"
 	CodeInternal        Code = "internal"
 )
 
@@ -73,4 +76,16 @@ func Clip(s string, max int) string {
 		cut--
 	}
 	return s[:cut] + "…"
+}
+
+// Ended is the error of a request that ctx ended before it was done: the
+// cause ctx was cancelled with when that is a protocol error (close_box and
+// reset_box end the runs of their box so), else shutting_down; what says
+// what became of the request.
+func Ended(ctx context.Context, what string) error {
+	var e *Error
+	if errors.As(context.Cause(ctx), &e) {
+		return e
+	}
+	return Errorf(CodeShuttingDown, "%s: sandboxd is shutting down", what)
 }

@@ -321,8 +321,7 @@ const (
 // cgroupsOf lists the cgroups that a sandboxd on stateDir made its boxes'
 // cgroups in, on cgroup v1 (one per hierarchy) or v2.
 func cgroupsOf(stateDir string) []string {
-	sum := sha256.Sum256([]byte(stateDir))
-	name := "sandboxd-" + hex.EncodeToString(sum[:4])
+	name := instanceCgroup(stateDir)
 	v1, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
 	v2, _ := filepath.Glob("/sys/fs/cgroup/" + name)
 	return append(v1, v2...)
@@ -349,4 +348,10 @@ func leftovers(stateDir string) []string {
 		}
 	}
 	return found
+}
+
+// instanceCgroup names the cgroup of the sandboxd that owns stateDir.
+func instanceCgroup(stateDir string) string {
+	sum := sha256.Sum256([]byte(stateDir))
+	return "sandboxd-" + hex.EncodeToString(sum[:4])
 }

@@ -67,7 +67,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&o.parallel, "parallel", runtime.NumCPU(), "requests executed at once (boxes run in parallel, one request at a time each)")
+	fs.IntVar(&o.parallel, "parallel", runtime.NumCPU(), "runs executed at once (boxes run in parallel, one request at a time each; other requests never wait for a slot)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level on stderr: debug, info, warn, error")
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/sandboxd", "directory for boxes and state; one sandboxd at a time per directory")
 	fs.StringVar(&o.executor, "executor", "native", "sandbox backend: native, or isolate (drives an installed ioi/isolate)")

@@ -79,6 +79,13 @@ int main(int argc, char **argv) {
 		for (size_t i = 0; i < n; i += 4096) p[i] = 1;
 		return 0;
 	}
+	if (!strcmp(what, "deeptree")) { /* in directory arg, make a chain d/d/d/... argv[3] deep */
+		int depth = atoi(argc > 3 ? argv[3] : "0");
+		if (chdir(arg)) { perror("deeptree"); return 1; }
+		for (int i = 0; i < depth; i++)
+			if (mkdir("d", 0755) || chdir("d")) { perror("deeptree"); return 1; }
+		return 0;
+	}
 	if (!strcmp(what, "oomscore")) { /* print this process's oom_score_adj */
 		char buf[32] = {0};
 		int fd = open("/proc/self/oom_score_adj", O_RDONLY);
