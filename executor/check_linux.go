@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"sandboxd/cgroup"
 	"sandboxd/spec"
 )
 
@@ -28,7 +29,7 @@ func CheckHost(cfg NativeConfig) []Finding {
 	root := os.Geteuid() == 0
 	out = append(out, Finding{"root", root, fmt.Sprintf("euid %d", os.Geteuid()), true})
 
-	v2, controllers, err := DetectCgroups()
+	v2, controllers, err := cgroup.Detect()
 	version := "v1"
 	if v2 {
 		version = "v2"

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandboxd/boxfs"
+	"sandboxd/cgroup"
 	"sandboxd/spec"
 )
 
@@ -36,7 +37,7 @@ func TestIsolateConformance(t *testing.T) {
 	}
 	if !isolateUsesHostCgroups(major) {
 		host := "v1"
-		if v2, _, _ := DetectCgroups(); v2 {
+		if v2, _, _ := cgroup.Detect(); v2 {
 			host = "v2"
 		}
 		t.Skipf("%s is isolate %d.x, which cannot use this host's cgroup %s (isolate 1.x drives cgroup v1, 2.x cgroup v2): put one that can on PATH or set SANDBOXD_ISOLATE=/path/to/isolate", path, major, host)

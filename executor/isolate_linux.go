@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"sandboxd/boxfs"
+	"sandboxd/cgroup"
 	"sandboxd/spec"
 )
 
@@ -155,7 +156,7 @@ func isolateMajorVersion(path string) (int, error) {
 // isolateUsesHostCgroups tells whether isolate of a major version can use
 // the host's cgroups: 1.x drives cgroup v1 hierarchies, 2.x the unified one.
 func isolateUsesHostCgroups(major int) bool {
-	hostV2, _, err := DetectCgroups()
+	hostV2, _, err := cgroup.Detect()
 	return err == nil && (major >= 2) == hostV2
 }
 

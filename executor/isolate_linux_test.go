@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"sandboxd/boxfs"
+	"sandboxd/cgroup"
 	"sandboxd/spec"
 )
 
@@ -76,7 +77,7 @@ func (f *fakeIsolate) calls(t *testing.T) [][]string {
 // cgArgs is what sandboxd should put before the box id: --cg when isolate
 // of that major version can use this host's cgroups.
 func cgArgs(major int) []string {
-	v2, _, err := DetectCgroups()
+	v2, _, err := cgroup.Detect()
 	if err == nil && (major >= 2) == v2 {
 		return []string{"--cg"}
 	}

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandboxd/boxfs"
+	"sandboxd/cgroup"
 	"sandboxd/spec"
 )
 
@@ -37,7 +38,7 @@ type NativeConfig struct {
 // Native is the executor that builds boxes itself.
 type Native struct {
 	cfg     NativeConfig
-	cgroups *Cgroups
+	cgroups *cgroup.Instance
 	lock    *os.File
 	hasNix  bool
 	// hasNixDaemon: the host runs a nix daemon, which installs talk to.
@@ -69,7 +70,7 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256([]byte(stateDir))
-	if n.cgroups, err = NewCgroups("sandboxd-" + hex.EncodeToString(sum[:4])); err != nil {
+	if n.cgroups, err = cgroup.NewInstance("sandboxd-" + hex.EncodeToString(sum[:4])); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -169,7 +170,7 @@ func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 			Tmp:      filepath.Join(dir, "tmp"),
 			Dirs:     opts.Dirs,
 			Hostname: "sandbox",
-			// See boxAccounting.
+			// See cgroup.Box.
 			BornInCgroup: n.cgroups.V2,
 		},
 	}
@@ -240,11 +241,11 @@ type boxConfig struct {
 // nativeBox is a running box: its init process and the host ends of its sockets.
 type nativeBox struct {
 	boxConfig
-	cgroups *Cgroups
+	cgroups *cgroup.Instance
 	// initProc is the box's init; nil after a fault stopped it, until the
 	// next run starts a new one (the box's files stay).
 	initProc *exec.Cmd
-	acct     boxAccounting
+	acct     cgroup.Box
 	// ctl carries run requests and the init's replies; kill carries only
 	// kill requests, which the init must hear while it waits for a program.
 	ctl, kill int
@@ -258,7 +259,7 @@ type nativeBox struct {
 }
 
 // startBox makes the box's directories and starts it.
-func startBox(c boxConfig, cgroups *Cgroups) (_ *nativeBox, err error) {
+func startBox(c boxConfig, cgroups *cgroup.Instance) (_ *nativeBox, err error) {
 	b := &nativeBox{boxConfig: c, cgroups: cgroups, ctl: -1, kill: -1, buf: make([]byte, maxInitMessage)}
 	defer func() {
 		if err != nil {
@@ -487,16 +488,16 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 		return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
 	}
 	l := req.Limits
-	rl := runLimits{processes: *l.Processes}
+	rl := cgroup.Limits{Processes: *l.Processes}
 	if l.Memory != nil {
-		rl.memory = *l.Memory
+		rl.Memory = *l.Memory
 	}
 	cgroupDir, err := b.acct.Begin(rl)
 	if err != nil {
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
 	ended := false
-	end := func() (runUsage, error) {
+	end := func() (cgroup.Usage, error) {
 		ended = true
 		return b.acct.End()
 	}
@@ -551,12 +552,12 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 		// On cgroup v1 the init shares the box's memory group: a run can
 		// drive the OOM killer to it. That run exceeded its memory limit.
 		usage, uerr := end()
-		if uerr == nil && usage.oomKills > 0 {
+		if uerr == nil && usage.OOMKills > 0 {
 			b.stopInit()
 			real := float64(monotonicNs()-m.StartNs) / 1e9
-			cpu := usage.cpuTime.Seconds()
+			cpu := usage.CPUTime.Seconds()
 			return spec.Decide(l, spec.Outcome{OOMKilled: true, Metrics: spec.Metrics{
-				RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: usage.peakMemory}}), nil
+				RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: usage.PeakMemory}}), nil
 		}
 		return fault(err)
 	}
@@ -713,13 +714,13 @@ func nextCheck(l spec.Limits, cpu, elapsed float64, cpus int) time.Duration {
 }
 
 // outcome puts together what is known of a finished run.
-func outcome(exited *initMessage, startNs int64, killedFor spec.Limit, u runUsage) spec.Outcome {
+func outcome(exited *initMessage, startNs int64, killedFor spec.Limit, u cgroup.Usage) spec.Outcome {
 	real := float64(exited.EndNs-startNs) / 1e9
-	cpu := u.cpuTime.Seconds()
+	cpu := u.CPUTime.Seconds()
 	out := spec.Outcome{
 		KilledFor: killedFor,
-		OOMKilled: u.oomKills > 0,
-		Metrics:   spec.Metrics{RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: u.peakMemory},
+		OOMKilled: u.OOMKills > 0,
+		Metrics:   spec.Metrics{RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: u.PeakMemory},
 	}
 	if ws := unix.WaitStatus(exited.WaitStatus); ws.Signaled() {
 		out.Signal = int(ws.Signal())
