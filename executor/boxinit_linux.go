@@ -116,10 +116,6 @@ var (
 		func(c *initConfig) string { return c.NixDaemon }}
 )
 
-// NixDaemonSocketDir holds the nix daemon's socket on the host and, during
-// an install, in its box.
-const NixDaemonSocketDir = "/nix/var/nix/daemon-socket"
-
 // requestedViews are the views a run asks for.
 func requestedViews(cfg *initConfig, m *initMessage) ([]hostView, error) {
 	var views []hostView
@@ -564,7 +560,7 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		}
 	}()
 	env := m.Env
-	args, execFile, err := execTarget(m.Argv, envValue(env, "PATH"))
+	args, execFile, err := execTarget(m.Argv, EnvValue(env, "PATH"))
 	if err != nil {
 		return 0, 0, true, err
 	}
@@ -618,7 +614,7 @@ func execTarget(argv []string, pathEnv string) (args []string, execFile *os.File
 	if strings.Contains(argv[0], "/") {
 		return argv, nil, nil // a path: executed from /space, as given
 	}
-	exe, err := lookPath(argv[0], pathEnv, isExecutableFile)
+	exe, err := LookPath(argv[0], pathEnv, IsExecutableFile)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -55,12 +54,6 @@ func CheckHost(cfg NativeConfig) []Finding {
 	if root && err == nil {
 		out = append(out, checkBox(cfg))
 	}
-	if path, err := exec.LookPath("isolate"); err == nil {
-		v, _ := exec.Command(path, "--version").Output()
-		out = append(out, Finding{"isolate", true, path + ": " + firstLine(string(v)), false})
-	} else {
-		out = append(out, Finding{"isolate", false, "not on PATH (needed only for --executor=isolate)", false})
-	}
 	return out
 }
 
@@ -83,9 +76,4 @@ func checkBox(cfg NativeConfig) Finding {
 		return Finding{"box", false, "run /bin/true: verdict " + res.Verdict, true}
 	}
 	return Finding{"box", true, fmt.Sprintf("opened in %v, ran /bin/true in %v", opened.Round(time.Microsecond), time.Since(start).Round(time.Microsecond)), true}
-}
-
-func firstLine(s string) string {
-	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return line
 }

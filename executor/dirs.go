@@ -7,16 +7,16 @@ import (
 	"sandboxd/spec"
 )
 
-// checkDirsApart refuses shown directories that contain the state dir or
+// CheckDirsApart refuses shown directories that contain the state dir or
 // lie inside it. A directory is shown with every mount below it, and the
 // state dir holds every box's /space and /tmp: a box that showed it would
 // read what the other boxes hold (submissions, tests, outputs). Paths are
 // compared resolved (symlinks, ..), as a bind mount resolves them.
-func checkDirsApart(dirs []string, stateDir string) error {
+func CheckDirsApart(dirs []string, stateDir string) error {
 	state := resolvePath(stateDir)
 	for _, d := range dirs {
 		shown := resolvePath(d)
-		if !pathWithin(state, shown) && !pathWithin(shown, state) {
+		if !PathWithin(state, shown) && !PathWithin(shown, state) {
 			continue
 		}
 		if shown != d {
@@ -45,7 +45,7 @@ func resolvePath(p string) string {
 	}
 }
 
-// pathWithin tells whether clean absolute path p is dir or lies below it.
-func pathWithin(dir, p string) bool {
+// PathWithin tells whether clean absolute path p is dir or lies below it.
+func PathWithin(dir, p string) bool {
 	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }

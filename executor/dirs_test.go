@@ -30,13 +30,13 @@ func TestDirsApartFromTheStateDir(t *testing.T) {
 		{base + "/other", true},
 		{"/usr", true},
 	} {
-		err := checkDirsApart([]string{"/usr", c.dir}, state)
+		err := CheckDirsApart([]string{"/usr", c.dir}, state)
 		if (err == nil) != c.apart {
 			t.Errorf("dirs %s beside the state dir %s: %v, want apart=%v", c.dir, state, err, c.apart)
 		}
 	}
 	// The state dir named through a symlink is where it leads.
-	if err := checkDirsApart([]string{state + "/boxes"}, base+"/alias"); err == nil {
+	if err := CheckDirsApart([]string{state + "/boxes"}, base+"/alias"); err == nil {
 		t.Errorf("a dir inside the state dir, named through a symlink, was accepted")
 	}
 }

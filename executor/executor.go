@@ -34,8 +34,8 @@ const DefaultBox = 0
 // MaxBoxes bounds the number of boxes open at once.
 const MaxBoxes = 1000
 
-// lowestFree is the lowest id in [from, to) that is not used, or -1.
-func lowestFree(from, to int, used func(id int) bool) int {
+// LowestFree is the lowest id in [from, to) that is not used, or -1.
+func LowestFree(from, to int, used func(id int) bool) int {
 	for i := from; i < to; i++ {
 		if !used(i) {
 			return i
@@ -43,3 +43,7 @@ func lowestFree(from, to int, used func(id int) bool) int {
 	}
 	return -1
 }
+
+// NixDaemonSocketDir holds the nix daemon's socket on the host and, during
+// an install, in its box.
+const NixDaemonSocketDir = "/nix/var/nix/daemon-socket"

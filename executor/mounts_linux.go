@@ -3,9 +3,7 @@ package executor
 import (
 	"errors"
 	"fmt"
-	"os"
 	"slices"
-	"strings"
 
 	"golang.org/x/sys/unix"
 )
@@ -55,47 +53,23 @@ func setTreeAttrs(target string, attrs mountAttrs) error {
 // anew. Of mounts stacked on one mount point it reaches the top one, the
 // only one a path leads to.
 func remountTree(target string, attrs mountAttrs) error {
-	mounts, err := readMountinfo()
+	mounts, err := Mountinfo()
 	if err != nil {
 		return err
 	}
 	for _, m := range mounts {
-		if !pathWithin(target, m.point) {
+		if !PathWithin(target, m.Point) {
 			continue
 		}
 		flags := uintptr(unix.MS_BIND | unix.MS_REMOUNT)
 		for _, r := range restrictions {
-			if attrs&r.attr != 0 || slices.Contains(m.options, r.option) {
+			if attrs&r.attr != 0 || slices.Contains(m.Options, r.option) {
 				flags |= r.flag
 			}
 		}
-		if err := unix.Mount("", m.point, "", flags, ""); err != nil {
-			return fmt.Errorf("restrict mount %s: %w", m.point, err)
+		if err := unix.Mount("", m.Point, "", flags, ""); err != nil {
+			return fmt.Errorf("restrict mount %s: %w", m.Point, err)
 		}
 	}
 	return nil
-}
-
-// mountEntry is a line of mountinfo: where a mount is and its own options.
-type mountEntry struct {
-	point   string
-	options []string
-}
-
-// readMountinfo lists the mounts of the calling thread's mount namespace.
-func readMountinfo() ([]mountEntry, error) {
-	data, err := os.ReadFile("/proc/thread-self/mountinfo")
-	if err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
-	}
-	// mountinfo escapes space, tab, newline and backslash in paths as octal.
-	unescape := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
-	var mounts []mountEntry
-	for _, line := range strings.Split(string(data), "\n") {
-		// id parent major:minor root point options ...
-		if f := strings.Fields(line); len(f) > 5 {
-			mounts = append(mounts, mountEntry{point: unescape.Replace(f[4]), options: strings.Split(f[5], ",")})
-		}
-	}
-	return mounts, nil
 }

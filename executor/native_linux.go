@@ -11,8 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -44,7 +42,7 @@ type Native struct {
 	// hasNixDaemon: the host runs a nix daemon, which installs talk to.
 	hasNixDaemon bool
 
-	boxes *boxTable[nativeBox]
+	boxes *BoxTable[nativeBox]
 }
 
 // NewNative takes ownership of the state directory, removes what a previous
@@ -53,19 +51,19 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("the native executor must run as root")
 	}
-	stateDir, lock, err := takeStateDir(cfg.StateDir)
+	stateDir, lock, err := TakeStateDir(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
 	cfg.StateDir = stateDir
-	n := &Native{cfg: cfg, lock: lock, boxes: newBoxTable[nativeBox]()}
+	n := &Native{cfg: cfg, lock: lock, boxes: NewBoxTable[nativeBox]()}
 	if _, err := os.Stat("/nix/store"); err == nil {
 		n.hasNix = true
 	}
 	if _, err := os.Stat(NixDaemonSocketDir); err == nil {
 		n.hasNixDaemon = true
 	}
-	if err := removeStaleBoxes(filepath.Join(stateDir, "boxes")); err != nil {
+	if err := RemoveStaleBoxes(filepath.Join(stateDir, "boxes")); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -74,83 +72,23 @@ func NewNative(cfg NativeConfig) (*Native, error) {
 		n.Close()
 		return nil, err
 	}
-	if _, err := n.boxes.open(DefaultBox, n.startBox(spec.BoxOptions{})); err != nil {
+	if _, err := n.boxes.Open(DefaultBox, n.startBox(spec.BoxOptions{})); err != nil {
 		n.Close()
 		return nil, err
 	}
 	return n, nil
 }
 
-// takeStateDir creates the state directory with its boxes/ subdirectory and
-// locks it for this instance; the lock lasts as long as the returned file.
-func takeStateDir(dir string) (abs string, lock *os.File, err error) {
-	abs, err = filepath.Abs(dir)
-	if err != nil {
-		return "", nil, err
-	}
-	if err := os.MkdirAll(filepath.Join(abs, "boxes"), 0o755); err != nil {
-		return "", nil, fmt.Errorf("create state dir: %w", err)
-	}
-	if lock, err = tryLock(filepath.Join(abs, "lock")); err != nil {
-		return "", nil, fmt.Errorf("state dir %s is in use by another sandboxd: %w", abs, err)
-	}
-	return abs, lock, nil
-}
-
-// tryLock takes an exclusive lock on a file, without waiting. The kernel
-// drops it when the file is closed or the process dies.
-func tryLock(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open lock: %w", err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		return nil, err
-	}
-	return f, nil
-}
-
-// removeStaleBoxes unmounts and deletes box directories a killed instance left.
-func removeStaleBoxes(boxesDir string) error {
-	all, err := readMountinfo()
-	if err != nil {
-		return err
-	}
-	var mounts []string
-	for _, m := range all {
-		if strings.HasPrefix(m.point, boxesDir+"/") {
-			mounts = append(mounts, m.point)
-		}
-	}
-	sort.Sort(sort.Reverse(sort.StringSlice(mounts))) // children before parents
-	for _, m := range mounts {
-		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
-			return fmt.Errorf("unmount stale %s: %w", m, err)
-		}
-	}
-	entries, err := os.ReadDir(boxesDir)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", boxesDir, err)
-	}
-	for _, e := range entries {
-		if err := boxfs.RemoveAll(filepath.Join(boxesDir, e.Name())); err != nil {
-			return fmt.Errorf("remove stale box: %w", err)
-		}
-	}
-	return nil
-}
-
 // OpenBox creates a box with the lowest free id.
 func (n *Native) OpenBox(opts spec.BoxOptions) (int, error) {
-	return n.boxes.open(anyBox, n.startBox(opts))
+	return n.boxes.Open(AnyBox, n.startBox(opts))
 }
 
 // startBox returns the builder of a box with the given options.
 func (n *Native) startBox(opts spec.BoxOptions) func(id int) (*nativeBox, error) {
 	opts = opts.WithDefaults(n.cfg.Dirs)
 	return func(id int) (*nativeBox, error) {
-		if err := checkDirsApart(opts.Dirs, n.cfg.StateDir); err != nil {
+		if err := CheckDirsApart(opts.Dirs, n.cfg.StateDir); err != nil {
 			return nil, err
 		}
 		return startBox(n.boxConfig(id, opts), n.cgroups)
@@ -185,12 +123,12 @@ func (n *Native) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 
 // CloseBox removes a box. Box 0 stays for the life of the executor.
 func (n *Native) CloseBox(id int) error {
-	return n.boxes.close(id, (*nativeBox).close)
+	return n.boxes.Close(id, (*nativeBox).close)
 }
 
 // ResetBox makes the box afresh: new /space and /tmp, a new init.
 func (n *Native) ResetBox(id int) error {
-	b, err := n.boxes.get(id)
+	b, err := n.boxes.Get(id)
 	if err != nil {
 		return err
 	}
@@ -199,7 +137,7 @@ func (n *Native) ResetBox(id int) error {
 
 // Box tells where a box's /space is on the host.
 func (n *Native) Box(id int) (spec.BoxInfo, error) {
-	b, err := n.boxes.get(id)
+	b, err := n.boxes.Get(id)
 	if err != nil {
 		return spec.BoxInfo{}, err
 	}
@@ -208,7 +146,7 @@ func (n *Native) Box(id int) (spec.BoxInfo, error) {
 
 // Run runs a program in a box.
 func (n *Native) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error) {
-	b, err := n.boxes.get(id)
+	b, err := n.boxes.Get(id)
 	if err != nil {
 		return spec.RunResult{}, err
 	}
@@ -218,7 +156,7 @@ func (n *Native) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.Ru
 // Close removes every box and the instance's cgroups, and releases the state dir.
 func (n *Native) Close() error {
 	var errs []error
-	for _, b := range n.boxes.removeAll() {
+	for _, b := range n.boxes.RemoveAll() {
 		errs = append(errs, b.close())
 	}
 	if n.cgroups != nil {
@@ -525,7 +463,7 @@ func (b *nativeBox) run(ctx context.Context, req *spec.RunRequest) (spec.RunResu
 		Op:        opRun,
 		Run:       b.runs,
 		Argv:      req.Argv,
-		Env:       runEnv(req.Env),
+		Env:       RunEnv(req.Env),
 		Stdin:     req.Stdin,
 		Stdout:    req.Stdout,
 		Stderr:    req.Stderr,
@@ -614,19 +552,6 @@ func (b *nativeBox) rlimits(req *spec.RunRequest) []rlimitValue {
 		{unix.RLIMIT_NPROC, uint64(*l.Processes)},
 		{unix.RLIMIT_STACK, stack},
 	}
-}
-
-// runEnv is the environment of a run: exactly env when given, else sandboxd's own.
-func runEnv(env map[string]string) []string {
-	if env == nil {
-		return os.Environ()
-	}
-	list := make([]string, 0, len(env))
-	for k, v := range env {
-		list = append(list, k+"="+v)
-	}
-	sort.Strings(list)
-	return list
 }
 
 // errRunEnded tells that ctx ended the run: the box is sound.

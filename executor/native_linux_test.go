@@ -18,20 +18,6 @@ func TestMain(m *testing.M) {
 func f64(v float64) *float64 { return &v }
 func i64(v int64) *int64     { return &v }
 
-func newNative(t *testing.T) *Native {
-	t.Helper()
-	n, err := NewNative(NativeConfig{StateDir: t.TempDir(), UIDBase: 60000, Dirs: spec.DefaultDirs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := n.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	return n
-}
-
 // A killed sandboxd leaves mounts, cgroups and box directories; the next
 // instance on the same state dir removes them and starts clean.
 func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"sandboxd/executor"
+	"sandboxd/executor/isolate"
 	"sandboxd/protocol"
 	"sandboxd/runtimes"
 	"sandboxd/spec"
@@ -200,7 +201,7 @@ func openRuntimes(o *options, exec executor.Executor) (*runtimes.Manager, store.
 
 func newExecutor(o *options) (executor.Executor, error) {
 	if o.executor == "isolate" {
-		return executor.NewIsolate(executor.IsolateConfig{
+		return isolate.New(isolate.Config{
 			Path:     o.isolate,
 			StateDir: o.stateDir,
 			FirstUID: o.uidBase,
@@ -219,6 +220,7 @@ func check(o *options) int {
 	scratch := filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid()))
 	defer os.RemoveAll(scratch)
 	findings := executor.CheckHost(executor.NativeConfig{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs)})
+	findings = append(findings, isolate.Check(o.isolate))
 	findings = append(findings, runtimes.Check()...)
 	code := 0
 	for _, f := range findings {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 
 	"sandboxd/spec"
@@ -13,11 +14,11 @@ import (
 // defaultPath is searched for a bare program name when the run's environment has no PATH.
 const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 
-// lookPath finds the file to execute inside the box: a name with a slash is a
+// LookPath finds the file to execute inside the box: a name with a slash is a
 // path (relative to /space); a bare name is searched in PATH. isExec tells
 // whether a path inside the box names an executable file; the native box
 // asks from inside, the isolate backend from the host.
-func lookPath(name, pathEnv string, isExec func(boxPath string) bool) (string, error) {
+func LookPath(name, pathEnv string, isExec func(boxPath string) bool) (string, error) {
 	if strings.Contains(name, "/") {
 		return spec.BoxPath(name), nil
 	}
@@ -36,17 +37,30 @@ func lookPath(name, pathEnv string, isExec func(boxPath string) bool) (string, e
 	return "", fmt.Errorf("no program %s in PATH %s", spec.Quote(name), spec.Quote(pathEnv))
 }
 
-// isExecutableFile tells whether p is a regular file with an execute bit.
-func isExecutableFile(p string) bool {
+// IsExecutableFile tells whether p is a regular file with an execute bit.
+func IsExecutableFile(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-func envValue(env []string, key string) string {
+func EnvValue(env []string, key string) string {
 	for i := len(env) - 1; i >= 0; i-- {
 		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
 			return v
 		}
 	}
 	return ""
+}
+
+// RunEnv is the environment of a run: exactly env when given, else sandboxd's own.
+func RunEnv(env map[string]string) []string {
+	if env == nil {
+		return os.Environ()
+	}
+	list := make([]string, 0, len(env))
+	for k, v := range env {
+		list = append(list, k+"="+v)
+	}
+	sort.Strings(list)
+	return list
 }
