@@ -1,6 +1,8 @@
 // Package executor runs programs in boxes. An Executor owns the boxes and
-// their life; the native one builds them from Linux namespaces and cgroups,
-// the isolate one drives an installed ioi/isolate.
+// their life; its backends are beneath: executor/native builds boxes from
+// Linux namespaces and cgroups, executor/isolate drives an installed
+// ioi/isolate. This package holds what they share: the box table, the state
+// dir, PATH lookup and a run's environment.
 package executor
 
 import (
@@ -47,3 +49,12 @@ func LowestFree(from, to int, used func(id int) bool) int {
 // NixDaemonSocketDir holds the nix daemon's socket on the host and, during
 // an install, in its box.
 const NixDaemonSocketDir = "/nix/var/nix/daemon-socket"
+
+// Finding is one line of `sandboxd check`.
+type Finding struct {
+	Name   string
+	OK     bool
+	Detail string
+	// Required findings decide whether sandboxd can work on this host.
+	Required bool
+}

@@ -15,9 +15,10 @@ fi
 
 share=$(mktemp -d /tmp/sandboxd-cg2.XXXXXX)
 trap 'rm -rf "$share"' EXIT
-# Every package whose tests run boxes: each is built to $share/<pkg with - for
-# />.test and runs in $share/<pkg>, so that its relative paths to testdata hold.
-pkgs=(tests executor executor/isolate)
+# The packages whose tests run there: the functional cases and the executor
+# with each backend. Each is built to $share/<pkg, / as ->.test and runs in
+# $share/<pkg>, so that its relative paths to testdata hold.
+pkgs=(tests executor executor/native executor/isolate)
 mkdir -p "$share/testdata"
 go build -o "$share/sandboxd" ./cmd/sandboxd
 for pkg in "${pkgs[@]}"; do

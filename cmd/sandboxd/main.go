@@ -20,6 +20,7 @@ import (
 
 	"sandboxd/executor"
 	"sandboxd/executor/isolate"
+	"sandboxd/executor/native"
 	"sandboxd/protocol"
 	"sandboxd/runtimes"
 	"sandboxd/spec"
@@ -48,7 +49,7 @@ type options struct {
 
 func main() {
 	// A box's init is this same binary; it must take over before anything else runs.
-	executor.RunBoxInitIfRequested()
+	native.RunBoxInitIfRequested()
 	// What the judge left open must reach no process sandboxd starts.
 	if err := executor.CloseInheritedFDs(); err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd:", err)
@@ -209,7 +210,7 @@ func newExecutor(o *options) (executor.Executor, error) {
 			Dirs:     splitList(o.dirs),
 		})
 	}
-	return executor.NewNative(executor.NativeConfig{
+	return native.New(native.Config{
 		StateDir: o.stateDir,
 		UIDBase:  o.uidBase,
 		Dirs:     splitList(o.dirs),
@@ -219,7 +220,7 @@ func newExecutor(o *options) (executor.Executor, error) {
 func check(o *options) int {
 	scratch := filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid()))
 	defer os.RemoveAll(scratch)
-	findings := executor.CheckHost(executor.NativeConfig{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs)})
+	findings := native.Check(native.Config{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs)})
 	findings = append(findings, isolate.Check(o.isolate))
 	findings = append(findings, runtimes.Check()...)
 	code := 0

@@ -49,7 +49,7 @@ const DefaultLockDir = "/run/sandboxd-isolate"
 // defaultDirs are the host directories isolate shows in a box by default.
 var defaultDirs = []string{"/bin", "/lib", "/lib64", "/usr"}
 
-// Executor is the executor that drives an installed ioi/isolate. Each sandboxd
+// Executor drives an installed ioi/isolate. Each sandboxd
 // box is one isolate box; its /space and /tmp are directories of the state
 // dir that isolate binds into the box, not isolate's own box directory: the
 // only way to reset the cgroup isolate keeps per box is --cleanup, which

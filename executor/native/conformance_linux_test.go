@@ -1,9 +1,8 @@
-package executor_test
+package native
 
 import (
 	"testing"
 
-	"sandboxd/executor"
 	"sandboxd/executor/executortest"
 	"sandboxd/spec"
 )
@@ -12,7 +11,7 @@ import (
 // in executor/isolate.
 
 func TestNativeConformance(t *testing.T) {
-	n, err := executor.NewNative(executor.NativeConfig{StateDir: t.TempDir(), UIDBase: 60000, Dirs: spec.DefaultDirs})
+	n, err := New(Config{StateDir: t.TempDir(), UIDBase: 60000, Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)
 	}

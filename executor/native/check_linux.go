@@ -1,4 +1,4 @@
-package executor
+package native
 
 import (
 	"context"
@@ -8,25 +8,17 @@ import (
 	"time"
 
 	"sandboxd/cgroup"
+	"sandboxd/executor"
 	"sandboxd/spec"
 )
 
-// Finding is one line of `sandboxd check`.
-type Finding struct {
-	Name   string
-	OK     bool
-	Detail string
-	// Required findings decide whether sandboxd can work on this host.
-	Required bool
-}
-
-// CheckHost reports what the host offers the native executor, and runs a
+// Check reports what the host offers the native executor, and runs a
 // program in a real box to prove it, configured as cfg (its state dir a
 // scratch one).
-func CheckHost(cfg NativeConfig) []Finding {
-	var out []Finding
+func Check(cfg Config) []executor.Finding {
+	var out []executor.Finding
 	root := os.Geteuid() == 0
-	out = append(out, Finding{"root", root, fmt.Sprintf("euid %d", os.Geteuid()), true})
+	out = append(out, required("root", root, fmt.Sprintf("euid %d", os.Geteuid())))
 
 	v2, controllers, err := cgroup.Detect()
 	version := "v1"
@@ -37,7 +29,7 @@ func CheckHost(cfg NativeConfig) []Finding {
 	if err != nil {
 		detail += ": " + err.Error()
 	}
-	out = append(out, Finding{"cgroups", err == nil, detail, true})
+	out = append(out, required("cgroups", err == nil, detail))
 
 	var missing []string
 	for _, ns := range []string{"pid", "mnt", "net", "ipc", "uts"} {
@@ -49,7 +41,7 @@ func CheckHost(cfg NativeConfig) []Finding {
 	if len(missing) > 0 {
 		nsDetail += "; missing: " + strings.Join(missing, " ")
 	}
-	out = append(out, Finding{"namespaces", len(missing) == 0, nsDetail, true})
+	out = append(out, required("namespaces", len(missing) == 0, nsDetail))
 
 	if root && err == nil {
 		out = append(out, checkBox(cfg))
@@ -57,23 +49,28 @@ func CheckHost(cfg NativeConfig) []Finding {
 	return out
 }
 
-func checkBox(cfg NativeConfig) Finding {
+func checkBox(cfg Config) executor.Finding {
 	start := time.Now()
-	n, err := NewNative(cfg)
+	n, err := New(cfg)
 	if err != nil {
-		return Finding{"box", false, err.Error(), true}
+		return required("box", false, err.Error())
 	}
 	defer n.Close()
 	opened := time.Since(start)
 	cpu, procs := 1.0, int64(1)
 	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: &cpu, Processes: &procs}}
 	start = time.Now()
-	res, err := n.Run(context.Background(), DefaultBox, req)
+	res, err := n.Run(context.Background(), executor.DefaultBox, req)
 	if err != nil {
-		return Finding{"box", false, "run /bin/true: " + err.Error(), true}
+		return required("box", false, "run /bin/true: "+err.Error())
 	}
 	if res.Verdict != spec.VerdictOK {
-		return Finding{"box", false, "run /bin/true: verdict " + res.Verdict, true}
+		return required("box", false, "run /bin/true: verdict "+res.Verdict)
 	}
-	return Finding{"box", true, fmt.Sprintf("opened in %v, ran /bin/true in %v", opened.Round(time.Microsecond), time.Since(start).Round(time.Microsecond)), true}
+	return required("box", true, fmt.Sprintf("opened in %v, ran /bin/true in %v", opened.Round(time.Microsecond), time.Since(start).Round(time.Microsecond)))
+}
+
+// required is a finding that decides whether sandboxd can work on this host.
+func required(name string, ok bool, detail string) executor.Finding {
+	return executor.Finding{Name: name, OK: ok, Detail: detail, Required: true}
 }

@@ -1,4 +1,4 @@
-package executor
+package native
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"sandboxd/executor"
 	"sandboxd/spec"
 )
 
@@ -22,20 +23,25 @@ func i64(v int64) *int64     { return &v }
 // instance on the same state dir removes them and starts clean.
 func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 	dir := t.TempDir()
-	first, err := NewNative(NativeConfig{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	first, err := New(Config{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := first.OpenBox(spec.BoxOptions{}); err != nil {
+	id, err := first.OpenBox(spec.BoxOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	// As if killed: the lock goes with the process, nothing else is cleaned.
 	first.lock.Close()
-	for _, b := range first.boxes.boxes {
+	for _, id := range []int{executor.DefaultBox, id} {
+		b, err := first.boxes.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
 		b.initProc.Process.Kill()
 		b.initProc.Wait()
 	}
-	second, err := NewNative(NativeConfig{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	second, err := New(Config{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatalf("a new instance on the state dir of a killed one: %v", err)
 	}
@@ -45,7 +51,7 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 		t.Errorf("boxes after restart: %v, want only box 0", entries)
 	}
 	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}}
-	if res, err := second.Run(context.Background(), DefaultBox, req); err != nil || res.Verdict != spec.VerdictOK {
+	if res, err := second.Run(context.Background(), executor.DefaultBox, req); err != nil || res.Verdict != spec.VerdictOK {
 		t.Errorf("run after restart: %+v, %v", res, err)
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")

@@ -1,4 +1,4 @@
-package executor
+package native
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"sandboxd/executor"
 )
 
 // inOwnNamespaces runs f on a thread with a mount namespace of its own, and
@@ -72,7 +74,7 @@ func TestRestrictingATreeReachesEveryMountBelow(t *testing.T) {
 				if _, err := os.Create(filepath.Join(dst, "sub", "deep", "x")); !errors.Is(err, unix.EROFS) {
 					t.Errorf("create below the restricted tree: %v, want EROFS", err)
 				}
-				mounts, err := Mountinfo()
+				mounts, err := executor.Mountinfo()
 				if err != nil {
 					t.Error(err)
 					return

@@ -1,0 +1,266 @@
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"sandboxd/cgroup"
+	"sandboxd/executor"
+	"sandboxd/spec"
+)
+
+// Check intervals of the limit watch: never sleep longer than the maximum, so
+// that a stalled reading is retried and a shutdown is heard; never shorter
+// than the minimum, so that the watch does not burn the CPU the program is
+// measured on.
+const (
+	maxCheckInterval = 100 * time.Millisecond
+	minCheckInterval = 250 * time.Microsecond
+)
+
+func (b *box) run(ctx context.Context, req *spec.RunRequest) (spec.RunResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return spec.RunResult{}, spec.Errorf(spec.CodeNoSuchBox, "box %d is closed", b.id)
+	}
+	// After a fault or a failed reset, the box starts again.
+	if err := b.start(); err != nil {
+		return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
+	}
+	l := req.Limits
+	rl := cgroup.Limits{Processes: *l.Processes}
+	if l.Memory != nil {
+		rl.Memory = *l.Memory
+	}
+	cgroupDir, err := b.acct.Begin(rl)
+	if err != nil {
+		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
+	}
+	ended := false
+	end := func() (cgroup.Usage, error) {
+		ended = true
+		return b.acct.End()
+	}
+	defer func() {
+		if !ended {
+			end()
+		}
+	}()
+	// fault ends a run whose box is in doubt: the init is stopped, and the
+	// next run starts a new one.
+	fault := func(err error) (spec.RunResult, error) {
+		if !ended {
+			end()
+		}
+		b.stopInit()
+		return spec.RunResult{}, fmt.Errorf("box %d: %w", b.id, err)
+	}
+	var files []*os.File
+	if cgroupDir != nil {
+		defer cgroupDir.Close()
+		files = append(files, cgroupDir)
+	}
+	b.runs++
+	msg := &initMessage{
+		Op:        opRun,
+		Run:       b.runs,
+		Argv:      req.Argv,
+		Env:       executor.RunEnv(req.Env),
+		Stdin:     req.Stdin,
+		Stdout:    req.Stdout,
+		Stderr:    req.Stderr,
+		UID:       b.uid,
+		GID:       b.uid,
+		RLimits:   b.rlimits(req),
+		NixStore:  req.NixStore,
+		NixDaemon: req.NixDaemon,
+	}
+	if err := sendInit(b.ctl, msg, files); err != nil {
+		return fault(err)
+	}
+	m, err := b.recvRun(initAnswerTimeout)
+	switch {
+	case err != nil:
+		return fault(err)
+	case m.Op == opFailed && m.ExecFailed:
+		return spec.RunResult{}, spec.Errorf(spec.CodeExecFailed, "%s", m.Error)
+	case m.Op != opStarted:
+		return spec.RunResult{}, fmt.Errorf("box %d: %s", b.id, m.Error)
+	}
+	exited, killedFor, err := b.watch(ctx, l, m.StartNs)
+	if errors.Is(err, errInitGone) {
+		// On cgroup v1 the init shares the box's memory group: a run can
+		// drive the OOM killer to it. That run exceeded its memory limit.
+		usage, uerr := end()
+		if uerr == nil && usage.OOMKills > 0 {
+			b.stopInit()
+			real := float64(monotonicNs()-m.StartNs) / 1e9
+			cpu := usage.CPUTime.Seconds()
+			return spec.Decide(l, spec.Outcome{OOMKilled: true, Metrics: spec.Metrics{
+				RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: usage.PeakMemory}}), nil
+		}
+		return fault(err)
+	}
+	if errors.Is(err, errRunEnded) {
+		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
+	}
+	if err != nil {
+		return fault(err)
+	}
+	usage, err := end()
+	if err != nil {
+		return fault(err)
+	}
+	return spec.Decide(l, outcome(exited, m.StartNs, killedFor, usage)), nil
+}
+
+// recvRun waits for the init's next message about the current run; replies
+// about an earlier run (one that a fault cut short) are dropped.
+func (b *box) recvRun(timeout time.Duration) (*initMessage, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := b.recv(time.Until(deadline))
+		if err != nil || m.Run == b.runs {
+			return m, err
+		}
+	}
+}
+
+// rlimits are the per-process limits of a run. CPU time is enforced through
+// the cgroup; RLIMIT_CPU only stands behind it in case sandboxd stalls.
+func (b *box) rlimits(req *spec.RunRequest) []rlimitValue {
+	l := req.Limits
+	// The stack may take as much as the memory limit; a tiny memory limit
+	// must end in MemoryLimitExceeded, not in a stack overflow at start.
+	stack := uint64(unix.RLIM_INFINITY)
+	if l.Memory != nil {
+		stack = max(uint64(*l.Memory), 8<<20)
+	}
+	cpu := uint64(math.Ceil(*l.CPUTime)) + 1
+	fsize, nofile := uint64(b.opts.QuotaSpace), uint64(1024)
+	if req.FileSize > 0 {
+		fsize = uint64(req.FileSize)
+	}
+	if req.OpenFiles > 0 {
+		nofile = uint64(req.OpenFiles)
+	}
+	return []rlimitValue{
+		{unix.RLIMIT_CORE, 0},
+		{unix.RLIMIT_CPU, cpu},
+		{unix.RLIMIT_FSIZE, fsize},
+		{unix.RLIMIT_NOFILE, nofile},
+		// Processes are counted per uid, and each box has a uid of its own;
+		// this is exact on cgroup v1, where the pids group also holds the init.
+		{unix.RLIMIT_NPROC, uint64(*l.Processes)},
+		{unix.RLIMIT_STACK, stack},
+	}
+}
+
+// errRunEnded tells that ctx ended the run: the box is sound.
+var errRunEnded = errors.New("the run was ended")
+
+// watch enforces the time limits until the init reports the end of the run.
+// CPU time is read from the run's cgroup at intervals that shrink as the
+// limit nears: CPU time grows at most as fast as wall time times the CPUs
+// the run can use, so a check can be put off by (limit - used) / CPUs
+// without missing the limit. When ctx ends, the run is killed (errRunEnded).
+func (b *box) watch(ctx context.Context, l spec.Limits, startNs int64) (exited *initMessage, killedFor spec.Limit, err error) {
+	cpus := runtime.NumCPU()
+	if int64(cpus) > *l.Processes {
+		cpus = int(*l.Processes)
+	}
+	killedFor = spec.NoLimit
+	killed := false
+	kill := func() {
+		sendInit(b.kill, &initMessage{Op: opKill, Run: b.runs}, nil)
+		killed = true
+	}
+	wait := nextCheck(l, 0, 0, cpus)
+	for {
+		m, err := b.recvRun(wait)
+		switch {
+		case err == nil && m.Op == opExited:
+			if killedFor == spec.NoLimit && ctx.Err() != nil {
+				return nil, 0, errRunEnded
+			}
+			return m, killedFor, nil
+		case err == nil:
+			continue
+		case err != errNoMessage:
+			return nil, 0, err
+		case killed:
+			wait = maxCheckInterval
+			continue
+		case ctx.Err() != nil:
+			kill()
+			continue
+		}
+		used, err := b.acct.CPUTime()
+		if err != nil {
+			kill()
+			return nil, 0, err
+		}
+		cpu := used.Seconds()
+		elapsed := float64(monotonicNs()-startNs) / 1e9
+		if killedFor = exceededLimit(l, cpu, elapsed); killedFor != spec.NoLimit {
+			kill()
+			continue
+		}
+		wait = nextCheck(l, cpu, elapsed, cpus)
+	}
+}
+
+// exceededLimit tells which time limit, if any, a run has gone past, in the
+// order of verdict priority.
+func exceededLimit(l spec.Limits, cpu, elapsed float64) spec.Limit {
+	switch {
+	case cpu >= *l.CPUTime:
+		return spec.LimitCPUTime
+	case l.RealTime != nil && elapsed >= *l.RealTime:
+		return spec.LimitRealTime
+	case l.IdlenessTime != nil && spec.IdlenessOf(elapsed, cpu) >= *l.IdlenessTime:
+		return spec.LimitIdlenessTime
+	}
+	return spec.NoLimit
+}
+
+func nextCheck(l spec.Limits, cpu, elapsed float64, cpus int) time.Duration {
+	wait := maxCheckInterval.Seconds()
+	wait = math.Min(wait, (*l.CPUTime-cpu)/float64(cpus))
+	if l.RealTime != nil {
+		wait = math.Min(wait, *l.RealTime-elapsed)
+	}
+	if l.IdlenessTime != nil {
+		wait = math.Min(wait, *l.IdlenessTime-spec.IdlenessOf(elapsed, cpu))
+	}
+	d := time.Duration(wait * float64(time.Second))
+	if d < minCheckInterval {
+		d = minCheckInterval
+	}
+	return d
+}
+
+// outcome puts together what is known of a finished run.
+func outcome(exited *initMessage, startNs int64, killedFor spec.Limit, u cgroup.Usage) spec.Outcome {
+	real := float64(exited.EndNs-startNs) / 1e9
+	cpu := u.CPUTime.Seconds()
+	out := spec.Outcome{
+		KilledFor: killedFor,
+		OOMKilled: u.OOMKills > 0,
+		Metrics:   spec.Metrics{RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: u.PeakMemory},
+	}
+	if ws := unix.WaitStatus(exited.WaitStatus); ws.Signaled() {
+		out.Signal = int(ws.Signal())
+	} else {
+		out.ExitCode = ws.ExitStatus()
+	}
+	return out
+}
