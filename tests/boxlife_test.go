@@ -381,7 +381,7 @@ func TestDeepTreesAreRemoved(t *testing.T) {
 		for _, box := range boxes {
 			s.send(mustJSON(obj{"command": "reset_box", "id": box, "box": box}))
 		}
-		byID, _ := rs.collect(len(boxes), 10*time.Second)
+		byID, _ := rs.collect(len(boxes), 60*time.Second)
 		t.Logf("reset_box of two boxes with %s-deep trees in /space and /tmp: %v", depth, time.Since(started))
 		for _, box := range boxes {
 			expectSuccess(t, byID[float64(box)])
@@ -391,7 +391,7 @@ func TestDeepTreesAreRemoved(t *testing.T) {
 		if backend != nil {
 			bound = 5 * time.Second
 		}
-		if took := time.Since(started); took > bound {
+		if took := time.Since(started); took > bound && !functionalOnly {
 			t.Errorf("reset_box of two boxes with deep trees took %v", took)
 		}
 		for _, box := range boxes {
@@ -411,12 +411,12 @@ func TestDeepTreesAreRemoved(t *testing.T) {
 		for _, box := range boxes {
 			s.send(mustJSON(obj{"command": "remove_file", "id": box, "box": box, "path": "d"}))
 		}
-		byID, _ = rs.collect(len(boxes), 10*time.Second)
+		byID, _ = rs.collect(len(boxes), 60*time.Second)
 		t.Logf("remove_file of %s-deep trees in two boxes: %v", depth, time.Since(started))
 		for _, box := range boxes {
 			expectSuccess(t, byID[float64(box)])
 		}
-		if took := time.Since(started); took > 5*time.Second {
+		if took := time.Since(started); took > 5*time.Second && !functionalOnly {
 			t.Errorf("remove_file of deep trees in two boxes took %v", took)
 		}
 		for _, box := range boxes {
