@@ -11,21 +11,16 @@ import (
 	"sandboxd/spec"
 )
 
-// defaultPath is searched for a bare program name when the run's environment has no PATH.
-const defaultPath = "/usr/local/bin:/usr/bin:/bin"
-
 // LookPath finds the file to execute inside the box: a name with a slash is a
-// path (relative to /space); a bare name is searched in PATH. isExec tells
+// path (relative to /space); a bare name is searched in searchPath (a job's
+// Path). isExec tells
 // whether a path inside the box names an executable file; the native box
 // asks from inside, the isolate backend from the host.
-func LookPath(name, pathEnv string, isExec func(boxPath string) bool) (string, error) {
+func LookPath(name, searchPath string, isExec func(boxPath string) bool) (string, error) {
 	if strings.Contains(name, "/") {
 		return spec.BoxPath(name), nil
 	}
-	if pathEnv == "" {
-		pathEnv = defaultPath
-	}
-	for _, dir := range filepath.SplitList(pathEnv) {
+	for _, dir := range filepath.SplitList(searchPath) {
 		if dir == "" {
 			dir = "."
 		}
@@ -34,7 +29,7 @@ func LookPath(name, pathEnv string, isExec func(boxPath string) bool) (string, e
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("no program %s in PATH %s", spec.Quote(name), spec.Quote(pathEnv))
+	return "", fmt.Errorf("no program %s in PATH %s", spec.Quote(name), spec.Quote(searchPath))
 }
 
 // IsExecutableFile tells whether p is a regular file with an execute bit.

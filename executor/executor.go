@@ -23,9 +23,9 @@ type Executor interface {
 	ResetBox(id int) error
 	// Box tells where the box's files are on the host.
 	Box(id int) (spec.BoxInfo, error)
-	// Run runs a validated request in the box and reports its verdict. When
-	// ctx ends first, the run is killed and spec.Ended's error returned.
-	Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error)
+	// Run carries out a job (see NewJob) in the box and reports its verdict.
+	// When ctx ends first, the run is killed and spec.Ended's error returned.
+	Run(ctx context.Context, id int, job *Job) (spec.RunResult, error)
 	// Close kills every run, removes every box and what the executor made on the host.
 	Close() error
 }
@@ -45,10 +45,6 @@ func LowestFree(from, to int, used func(id int) bool) int {
 	}
 	return -1
 }
-
-// NixDaemonSocketDir holds the nix daemon's socket on the host and, during
-// an install, in its box.
-const NixDaemonSocketDir = "/nix/var/nix/daemon-socket"
 
 // Finding is one line of `sandboxd check`.
 type Finding struct {

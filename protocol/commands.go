@@ -11,12 +11,13 @@ import (
 	"sandboxd/spec"
 )
 
-// Runtimes gives runs the environment of an installed runtime, and installs,
+// Runtimes gives runs what an installed runtime adds to them, and installs,
 // lists and removes runtimes.
 type Runtimes interface {
-	// Environment returns the captured environment of the runtime called
-	// name, or an error with code no_such_runtime.
-	Environment(name string) (map[string]string, error)
+	// Runtime returns what a run with the runtime called name gets (its
+	// environment, the host views it needs), or an error with code
+	// no_such_runtime.
+	Runtime(name string) (executor.Runtime, error)
 	// Install installs a validated request in a box of its own. A failed
 	// install is a result (with its status), not an error.
 	Install(ctx context.Context, req *spec.InstallRequest) (*spec.InstallResult, error)
@@ -87,21 +88,17 @@ func handleRun(ctx context.Context, s *Server, line []byte) (any, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
+	var rt executor.Runtime
 	if req.Runtime != "" {
 		rts, err := s.runtimes()
 		if err != nil {
 			return nil, err
 		}
-		base, err := rts.Environment(req.Runtime)
-		if err != nil {
+		if rt, err = rts.Runtime(req.Runtime); err != nil {
 			return nil, err
 		}
-		for k, v := range req.Env {
-			base[k] = v
-		}
-		req.Env, req.NixStore = base, true
 	}
-	return s.Exec.Run(ctx, args.Box, req)
+	return executor.Run(ctx, s.Exec, args.Box, req, rt)
 }
 
 func handleOpenBox(_ context.Context, s *Server, line []byte) (any, error) {

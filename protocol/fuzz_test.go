@@ -10,6 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"sandboxd/executor"
 	"sandboxd/spec"
 )
 
@@ -30,7 +31,7 @@ func (idleExecutor) Box(id int) (spec.BoxInfo, error) {
 	return spec.BoxInfo{SpaceDir: "/nonexistent/sandboxd-fuzz/space"}, nil
 }
 
-func (idleExecutor) Run(context.Context, int, *spec.RunRequest) (spec.RunResult, error) {
+func (idleExecutor) Run(context.Context, int, *executor.Job) (spec.RunResult, error) {
 	exit := 0
 	return spec.RunResult{Verdict: spec.VerdictOK, ExitCode: &exit}, nil
 }

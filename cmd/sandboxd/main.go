@@ -214,6 +214,7 @@ func newExecutor(o *options) (executor.Executor, error) {
 		StateDir: o.stateDir,
 		UIDBase:  o.uidBase,
 		Dirs:     splitList(o.dirs),
+		Views:    runtimes.Views,
 	})
 }
 

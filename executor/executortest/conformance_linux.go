@@ -41,7 +41,7 @@ func Conformance(t *testing.T, e executor.Executor) {
 		if req.RealTime == nil {
 			req.RealTime = new(float64(20))
 		}
-		res, err := e.Run(ctx, executor.DefaultBox, req)
+		res, err := executor.Run(ctx, e, executor.DefaultBox, req, executor.Runtime{})
 		if err != nil {
 			t.Fatalf("run %q: %v", req.Argv, err)
 		}
@@ -180,7 +180,7 @@ func Conformance(t *testing.T, e executor.Executor) {
 	t.Run("missing program", func(t *testing.T) {
 		for _, argv0 := range []string{"no-such-program", "/space/no-such-program"} {
 			req := &spec.RunRequest{Argv: []string{argv0}, Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(1))}}
-			if _, err := e.Run(ctx, executor.DefaultBox, req); spec.CodeOf(err) != spec.CodeExecFailed {
+			if _, err := executor.Run(ctx, e, executor.DefaultBox, req, executor.Runtime{}); spec.CodeOf(err) != spec.CodeExecFailed {
 				t.Errorf("run %q: got %v, want exec_failed", argv0, err)
 			}
 		}
@@ -229,8 +229,8 @@ func Conformance(t *testing.T, e executor.Executor) {
 		defer e.CloseBox(id)
 		shm := filepath.Join("/dev/shm", filepath.Base(d))
 		defer os.Remove(shm)
-		res, err := e.Run(ctx, id, &spec.RunRequest{Argv: []string{"/bin/sh", "-c", "touch " + shm + " && ! touch " + sub + "/x 2>/dev/null"},
-			Limits: spec.Limits{CPUTime: new(float64(5)), Processes: new(int64(2))}})
+		res, err := executor.Run(ctx, e, id, &spec.RunRequest{Argv: []string{"/bin/sh", "-c", "touch " + shm + " && ! touch " + sub + "/x 2>/dev/null"},
+			Limits: spec.Limits{CPUTime: new(float64(5)), Processes: new(int64(2))}}, executor.Runtime{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,8 +248,8 @@ func Conformance(t *testing.T, e executor.Executor) {
 		}
 		dir := space(t, id).SpaceDir
 		writeFile(t, id, "mine", "x", 0o644)
-		res, err := e.Run(ctx, id, &spec.RunRequest{Argv: []string{"/bin/sh", "-c", "test -f mine && ! test -e /space/in.txt"},
-			Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(2))}})
+		res, err := executor.Run(ctx, e, id, &spec.RunRequest{Argv: []string{"/bin/sh", "-c", "test -f mine && ! test -e /space/in.txt"},
+			Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(2))}}, executor.Runtime{})
 		if err != nil {
 			t.Fatal(err)
 		}

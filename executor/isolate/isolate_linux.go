@@ -406,7 +406,7 @@ func (x *Executor) Box(id int) (spec.BoxInfo, error) {
 	if err != nil {
 		return spec.BoxInfo{}, err
 	}
-	return spec.BoxInfo{SpaceDir: b.space, UID: b.uid, GID: b.uid}, nil
+	return spec.BoxInfo{SpaceDir: b.space, UID: b.uid, GID: b.uid, QuotaSpace: b.quota}, nil
 }
 
 // Close removes every box and releases the state dir.
@@ -422,7 +422,7 @@ func (x *Executor) Close() error {
 }
 
 // Run runs a program in a box with isolate --run.
-func (x *Executor) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error) {
+func (x *Executor) Run(ctx context.Context, id int, job *executor.Job) (spec.RunResult, error) {
 	b, err := x.boxes.Get(id)
 	if err != nil {
 		return spec.RunResult{}, err
@@ -438,11 +438,10 @@ func (x *Executor) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.
 		}
 		b.stale = false
 	}
-	env := executor.RunEnv(req.Env)
 	// isolate execs argv[0] as it is; a program that cannot be executed
 	// would come back as exit code 127, indistinguishable from a program's own.
-	exe, err := executor.LookPath(req.Argv[0], executor.EnvValue(env, "PATH"), func(p string) bool { return b.isExecutable(p, req.NixStore) })
-	if err == nil && !b.isExecutable(exe, req.NixStore) {
+	exe, err := executor.LookPath(job.Argv[0], job.Path, func(p string) bool { return b.isExecutable(p, job.Views) })
+	if err == nil && !b.isExecutable(exe, job.Views) {
 		err = fmt.Errorf("%s is not an executable file in the box", spec.Quote(exe))
 	}
 	if err != nil {
@@ -451,10 +450,10 @@ func (x *Executor) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.
 	if err := os.Remove(b.meta); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", id, err)
 	}
-	cmd := exec.CommandContext(ctx, x.cfg.Path, x.runArgs(b, req, exe)...)
+	cmd := exec.CommandContext(ctx, x.cfg.Path, x.runArgs(b, job, exe)...)
 	// --full-env passes isolate's own environment: unlike -E VAR=value, it
 	// keeps variables whose value is empty.
-	cmd.Env = env
+	cmd.Env = job.Env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	// isolate kills the box and exits on SIGTERM: when the run is cancelled,
@@ -486,13 +485,13 @@ func (x *Executor) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.
 		return spec.RunResult{}, failed(m.Message)
 	}
 	b.stale = x.cg && (m.OOMKilled || !x.peakResets)
-	return spec.Decide(req.Limits, m.outcome(req.Limits)), nil
+	return spec.Decide(job.Limits, m.outcome(job.Limits)), nil
 }
 
 // runArgs is the isolate command line of a run. --extra-time is never given:
 // isolate then kills at max(time, extra-time), not at their sum.
-func (x *Executor) runArgs(b *box, req *spec.RunRequest, exe string) []string {
-	l := req.Limits
+func (x *Executor) runArgs(b *box, job *executor.Job, exe string) []string {
+	l := job.Limits
 	args := append(x.boxArgs(b.isoID), "--meta="+b.meta, "--time="+secondsArg(*l.CPUTime))
 	if wall, cause := wallLimit(l); cause != spec.NoLimit {
 		args = append(args, "--wall-time="+secondsArg(wall))
@@ -511,25 +510,22 @@ func (x *Executor) runArgs(b *box, req *spec.RunRequest, exe string) []string {
 		// Without cgroups, isolate can only bound each process's address space.
 		args = append(args, "--mem="+strconv.FormatInt(kilobytes(*l.Memory), 10))
 	}
-	openFiles, fileSize := int64(1024), b.quota // open files as the native backend; isolate's default is 64
-	if req.OpenFiles > 0 {
-		openFiles = req.OpenFiles
-	}
-	if req.FileSize > 0 {
-		fileSize = req.FileSize
-	}
+	// The job's Stack is not given: without --stack isolate lifts the stack
+	// limit, and the memory limit bounds the stack as it bounds the rest.
 	args = append(args,
 		"--processes="+strconv.FormatInt(*l.Processes, 10),
-		"--open-files="+strconv.FormatInt(openFiles, 10),
-		"--fsize="+strconv.FormatInt(kilobytes(fileSize), 10),
+		"--open-files="+strconv.FormatInt(job.OpenFiles, 10),
+		"--fsize="+strconv.FormatInt(kilobytes(job.FileSize), 10),
 	)
 	args = append(args, b.dirArgs...)
-	if req.NixStore {
-		args = append(args, "--dir=/nix/store:norec") // see dirOptions
+	for _, v := range job.Views {
+		mode := ""
+		if v.Writable {
+			mode = ":rw"
+		}
+		args = append(args, "--dir="+v.Path+mode+":norec") // see dirOptions
 	}
-	if req.NixDaemon {
-		args = append(args, "--dir="+executor.NixDaemonSocketDir+":rw:norec")
-	}
+	req := job.Stdio
 	stdio := func(p string) string {
 		if p == "" {
 			return "/dev/null"
@@ -546,20 +542,20 @@ func (x *Executor) runArgs(b *box, req *spec.RunRequest, exe string) []string {
 	// isolate adds LIBC_FATAL_STDERR_=1 to every environment; --env=NAME
 	// without a value takes it from the given environment instead, or drops it.
 	args = append(args, "--full-env", "--env=LIBC_FATAL_STDERR_", "--silent", "--run", "--", exe)
-	return append(args, req.Argv[1:]...)
+	return append(args, job.Argv[1:]...)
 }
 
 // isExecutable tells whether a path inside the box names an executable file,
 // looking at the host directory isolate binds there. A symlink is followed
 // as the host sees it, which is the box's view for the host directories
 // shown unchanged.
-func (b *box) isExecutable(p string, nixStore bool) bool {
+func (b *box) isExecutable(p string, views []executor.HostView) bool {
 	binds := [][2]string{{spec.SpaceDir, b.space}, {"/tmp", b.tmp}}
 	for _, d := range b.dirs {
 		binds = append(binds, [2]string{d, d})
 	}
-	if nixStore {
-		binds = append(binds, [2]string{"/nix/store", "/nix/store"})
+	for _, v := range views {
+		binds = append(binds, [2]string{v.Path, v.Path})
 	}
 	for _, bind := range binds {
 		if rest, ok := strings.CutPrefix(p, bind[0]); ok && (rest == "" || rest[0] == '/') {

@@ -145,7 +145,7 @@ func TestIsolateCommandLines(t *testing.T) {
 			Memory: new(int64(1000000)), Processes: new(int64(3)),
 		},
 	}
-	res, err := x.Run(context.Background(), 0, req)
+	res, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestIsolateCommandLines(t *testing.T) {
 	// No memory, real time or idleness limit, no stdio, inherited environment.
 	t.Setenv("SANDBOXD_TEST_INHERITED", "yes")
 	req = &spec.RunRequest{Argv: []string{"/space/bin/ok"}, Limits: spec.Limits{CPUTime: new(float64(0.0001)), Processes: new(int64(1))}}
-	if _, err := x.Run(context.Background(), 0, req); err != nil {
+	if _, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{}); err != nil {
 		t.Fatal(err)
 	}
 	memArgs := []string{"--cg-mem=2147483647"}
@@ -205,8 +205,8 @@ func TestIsolateCommandLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	installFake(t, x, id, "ok")
-	req = &spec.RunRequest{Argv: []string{"./ok"}, Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(1))}, NixStore: true}
-	if _, err := x.Run(context.Background(), id, req); err != nil {
+	req = &spec.RunRequest{Argv: []string{"./ok"}, Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(1))}}
+	if _, err := executor.Run(context.Background(), x, id, req, executor.Runtime{Views: []executor.HostView{{Path: "/nix/store"}}}); err != nil {
 		t.Fatal(err)
 	}
 	calls := f.calls(t)
@@ -276,7 +276,7 @@ func TestIsolateVerdicts(t *testing.T) {
 				req.CPUTime = new(float64(10))
 			}
 			req.Processes = new(int64(1))
-			res, err := x.Run(context.Background(), 0, req)
+			res, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{})
 			if c.errCode != "" {
 				if err == nil || spec.CodeOf(err) != c.errCode {
 					t.Fatalf("got %+v, %v; want error %s", res, err, c.errCode)
@@ -322,7 +322,7 @@ func TestIsolateMissingProgram(t *testing.T) {
 	f.calls(t)
 	for _, argv0 := range []string{"nope", "/space/nope", "data", "/space/data", "/etc/passwd", "/space"} {
 		req := &spec.RunRequest{Argv: []string{argv0}, Env: map[string]string{"PATH": "/space:/usr/bin"}, Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(1))}}
-		if _, err := x.Run(context.Background(), 0, req); spec.CodeOf(err) != spec.CodeExecFailed {
+		if _, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{}); spec.CodeOf(err) != spec.CodeExecFailed {
 			t.Errorf("run %q: got %v, want an exec_failed error", argv0, err)
 		}
 	}
@@ -425,7 +425,7 @@ func TestIsolateRenewsCgroup(t *testing.T) {
 			f.calls(t)
 			for i, prog := range []string{"ok", "oom", "ok", "ok"} {
 				req := &spec.RunRequest{Argv: []string{"/space/" + prog}, Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(1))}}
-				if _, err := x.Run(context.Background(), 0, req); err != nil {
+				if _, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{}); err != nil {
 					t.Fatal(err)
 				}
 				var got []string

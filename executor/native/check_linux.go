@@ -60,7 +60,7 @@ func checkBox(cfg Config) executor.Finding {
 	cpu, procs := 1.0, int64(1)
 	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: &cpu, Processes: &procs}}
 	start = time.Now()
-	res, err := n.Run(context.Background(), executor.DefaultBox, req)
+	res, err := executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{})
 	if err != nil {
 		return required("box", false, "run /bin/true: "+err.Error())
 	}

@@ -34,6 +34,8 @@ type Config struct {
 	UIDBase int
 	// Dirs are the host directories shown read-only in a box unless open_box names others.
 	Dirs []string
+	// Views are the host views a run may ask for; those the host lacks are refused.
+	Views []executor.HostView
 }
 
 // Executor builds boxes itself.
@@ -41,9 +43,8 @@ type Executor struct {
 	cfg     Config
 	cgroups *cgroup.Instance
 	lock    *os.File
-	hasNix  bool
-	// hasNixDaemon: the host runs a nix daemon, which installs talk to.
-	hasNixDaemon bool
+	// views are the views of cfg that the host has.
+	views []executor.HostView
 
 	boxes *executor.BoxTable[box]
 }
@@ -60,11 +61,10 @@ func New(cfg Config) (*Executor, error) {
 	}
 	cfg.StateDir = stateDir
 	n := &Executor{cfg: cfg, lock: lock, boxes: executor.NewBoxTable[box]()}
-	if _, err := os.Stat("/nix/store"); err == nil {
-		n.hasNix = true
-	}
-	if _, err := os.Stat(executor.NixDaemonSocketDir); err == nil {
-		n.hasNixDaemon = true
+	for _, v := range cfg.Views {
+		if _, err := os.Stat(v.Path); err == nil {
+			n.views = append(n.views, v)
+		}
 	}
 	if err := executor.RemoveStaleBoxes(filepath.Join(stateDir, "boxes")); err != nil {
 		n.Close()
@@ -111,15 +111,10 @@ func (n *Executor) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 			Tmp:      filepath.Join(dir, "tmp"),
 			Dirs:     opts.Dirs,
 			Hostname: "sandbox",
+			Views:    n.views,
 			// See cgroup.Box.
 			BornInCgroup: n.cgroups.V2,
 		},
-	}
-	if n.hasNix {
-		c.init.NixStore = "/nix/store"
-	}
-	if n.hasNixDaemon {
-		c.init.NixDaemon = executor.NixDaemonSocketDir
 	}
 	return c
 }
@@ -144,16 +139,16 @@ func (n *Executor) Box(id int) (spec.BoxInfo, error) {
 	if err != nil {
 		return spec.BoxInfo{}, err
 	}
-	return spec.BoxInfo{SpaceDir: b.init.Space, UID: b.uid, GID: b.uid}, nil
+	return spec.BoxInfo{SpaceDir: b.init.Space, UID: b.uid, GID: b.uid, QuotaSpace: b.opts.QuotaSpace}, nil
 }
 
-// Run runs a program in a box.
-func (n *Executor) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error) {
+// Run runs a job in a box.
+func (n *Executor) Run(ctx context.Context, id int, job *executor.Job) (spec.RunResult, error) {
 	b, err := n.boxes.Get(id)
 	if err != nil {
 		return spec.RunResult{}, err
 	}
-	return b.run(ctx, req)
+	return b.run(ctx, job)
 }
 
 // Close removes every box and the instance's cgroups, and releases the state dir.

@@ -51,7 +51,7 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 		t.Errorf("boxes after restart: %v, want only box 0", entries)
 	}
 	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}}
-	if res, err := second.Run(context.Background(), executor.DefaultBox, req); err != nil || res.Verdict != spec.VerdictOK {
+	if res, err := executor.Run(context.Background(), second, executor.DefaultBox, req, executor.Runtime{}); err != nil || res.Verdict != spec.VerdictOK {
 		t.Errorf("run after restart: %+v, %v", res, err)
 	}
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")

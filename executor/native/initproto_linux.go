@@ -6,6 +6,8 @@ import (
 
 	json "github.com/goccy/go-json"
 	"golang.org/x/sys/unix"
+
+	"sandboxd/executor"
 )
 
 // The host and a box's init process talk over a SOCK_SEQPACKET socket pair:
@@ -29,12 +31,9 @@ type initConfig struct {
 	Space    string   // host directory shown as /space
 	Tmp      string   // host directory shown as /tmp
 	Dirs     []string // host directories shown read-only
-	NixStore string   // host /nix/store, shown on request; empty if absent
 	Hostname string
-
-	// NixDaemon is the host's nix daemon socket directory, shown on
-	// request (installs); empty if absent.
-	NixDaemon string
+	// Views are the host views a run may ask for, those the host has.
+	Views []executor.HostView
 
 	// BornInCgroup: programs are started with clone3 into their run's
 	// cgroup (cgroup v2), so the init must keep clone3.
@@ -72,9 +71,8 @@ type initMessage struct {
 	Stderr   string
 	UID, GID int
 	RLimits  []rlimitValue
-	NixStore bool
-	// NixDaemon asks for the nix daemon's socket (installs).
-	NixDaemon bool
+	Path     string   // where a bare Argv[0] is searched
+	Views    []string // the host views shown to the run, by path
 
 	// opFailed
 	Error string

@@ -31,7 +31,7 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		}
 	}()
 	env := m.Env
-	args, execFile, err := execTarget(m.Argv, executor.EnvValue(env, "PATH"))
+	args, execFile, err := execTarget(m.Argv, m.Path)
 	if err != nil {
 		return 0, 0, true, err
 	}
@@ -81,11 +81,11 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 // (execveat), which leaves argv[0] as the judge gave it. A script cannot be
 // run that way (its interpreter opens it by name), but the kernel hands a
 // script its path, not argv[0], so there Args[0] becomes the path found.
-func execTarget(argv []string, pathEnv string) (args []string, execFile *os.File, err error) {
+func execTarget(argv []string, searchPath string) (args []string, execFile *os.File, err error) {
 	if strings.Contains(argv[0], "/") {
 		return argv, nil, nil // a path: executed from /space, as given
 	}
-	exe, err := executor.LookPath(argv[0], pathEnv, executor.IsExecutableFile)
+	exe, err := executor.LookPath(argv[0], searchPath, executor.IsExecutableFile)
 	if err != nil {
 		return nil, nil, err
 	}

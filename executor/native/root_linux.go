@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 
 	"golang.org/x/sys/unix"
 
@@ -13,56 +14,50 @@ import (
 	"sandboxd/spec"
 )
 
-// A hostView is a host path a box shows only while a run asks for it. It
+// A host view (executor.HostView) is shown only while a run asks for it. It
 // waits, bound when the box is built, below viewsDir, which the box user
 // cannot enter, and is bound at its place for the run. (The bind's own mode
 // is the host path's; only a parent directory that is not a mount point can
 // keep the box user out.)
 type hostView struct {
 	hidden, target string
-	attrs          mountAttrs               // of the hidden bind, which the run's bind keeps
-	hostPath       func(*initConfig) string // empty when the host lacks it
 }
 
 // viewsDir holds the waiting views: root's, mode 0700.
 const viewsDir = "/.views"
 
-var (
-	// The nix store, read-only: runs with a runtime, and installs.
-	nixStoreView = hostView{viewsDir + "/nix-store", "/nix/store", readOnlyAttrs,
-		func(c *initConfig) string { return c.NixStore }}
-	// The nix daemon's socket directory: installs only.
-	nixDaemonView = hostView{viewsDir + "/nix-daemon", executor.NixDaemonSocketDir, writableAttrs,
-		func(c *initConfig) string { return c.NixDaemon }}
-)
+// hostViews are the views of the box, each at its hidden place.
+func hostViews(cfg *initConfig) []hostView {
+	views := make([]hostView, len(cfg.Views))
+	for i, v := range cfg.Views {
+		views[i] = hostView{viewsDir + "/" + strconv.Itoa(i), v.Path}
+	}
+	return views
+}
 
 // requestedViews are the views a run asks for.
 func requestedViews(cfg *initConfig, m *initMessage) ([]hostView, error) {
+	all := hostViews(cfg)
 	var views []hostView
-	for _, r := range []struct {
-		asked bool
-		view  hostView
-	}{{m.NixStore, nixStoreView}, {m.NixDaemon, nixDaemonView}} {
-		if !r.asked {
-			continue
+	for _, p := range m.Views {
+		i := slices.IndexFunc(all, func(v hostView) bool { return v.target == p })
+		if i < 0 {
+			return nil, fmt.Errorf("this host has no %s", p)
 		}
-		if r.view.hostPath(cfg) == "" {
-			return nil, fmt.Errorf("this host has no %s", r.view.target)
-		}
-		views = append(views, r.view)
+		views = append(views, all[i])
 	}
 	return views, nil
 }
 
 // prepareView makes a view's target and binds its host path at its hidden place.
-func prepareView(root string, v hostView, host string) error {
+func prepareView(root string, v hostView, attrs mountAttrs) error {
 	if err := os.MkdirAll(filepath.Join(root, v.target), 0o755); err != nil {
 		return fmt.Errorf("mkdir %s: %w", v.target, err)
 	}
 	if err := os.MkdirAll(filepath.Join(root, viewsDir), 0o700); err != nil {
 		return fmt.Errorf("mkdir %s: %w", viewsDir, err)
 	}
-	return bindMount(host, filepath.Join(root, v.hidden), v.attrs)
+	return bindMount(v.target, filepath.Join(root, v.hidden), attrs)
 }
 
 // buildRoot makes the box's file system in a fresh tmpfs and pivots into it.
@@ -99,11 +94,13 @@ func buildRoot(cfg *initConfig) error {
 	if err := unix.Mount("proc", in("/proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
-	for _, v := range []hostView{nixStoreView, nixDaemonView} {
-		if host := v.hostPath(cfg); host != "" {
-			if err := prepareView(root, v, host); err != nil {
-				return err
-			}
+	for i, v := range hostViews(cfg) {
+		attrs := readOnlyAttrs
+		if cfg.Views[i].Writable {
+			attrs = writableAttrs
+		}
+		if err := prepareView(root, v, attrs); err != nil {
+			return err
 		}
 	}
 	if err := pivotInto(root); err != nil {

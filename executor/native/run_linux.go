@@ -25,7 +25,7 @@ const (
 	minCheckInterval = 250 * time.Microsecond
 )
 
-func (b *box) run(ctx context.Context, req *spec.RunRequest) (spec.RunResult, error) {
+func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -35,7 +35,7 @@ func (b *box) run(ctx context.Context, req *spec.RunRequest) (spec.RunResult, er
 	if err := b.start(); err != nil {
 		return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
 	}
-	l := req.Limits
+	l := job.Limits
 	rl := cgroup.Limits{Processes: *l.Processes}
 	if l.Memory != nil {
 		rl.Memory = *l.Memory
@@ -70,18 +70,20 @@ func (b *box) run(ctx context.Context, req *spec.RunRequest) (spec.RunResult, er
 	}
 	b.runs++
 	msg := &initMessage{
-		Op:        opRun,
-		Run:       b.runs,
-		Argv:      req.Argv,
-		Env:       executor.RunEnv(req.Env),
-		Stdin:     req.Stdin,
-		Stdout:    req.Stdout,
-		Stderr:    req.Stderr,
-		UID:       b.uid,
-		GID:       b.uid,
-		RLimits:   b.rlimits(req),
-		NixStore:  req.NixStore,
-		NixDaemon: req.NixDaemon,
+		Op:      opRun,
+		Run:     b.runs,
+		Argv:    job.Argv,
+		Env:     job.Env,
+		Path:    job.Path,
+		Stdin:   job.Stdio.Stdin,
+		Stdout:  job.Stdio.Stdout,
+		Stderr:  job.Stdio.Stderr,
+		UID:     b.uid,
+		GID:     b.uid,
+		RLimits: rlimits(job),
+	}
+	for _, v := range job.Views {
+		msg.Views = append(msg.Views, v.Path)
 	}
 	if err := sendInit(b.ctl, msg, files); err != nil {
 		return fault(err)
@@ -134,29 +136,19 @@ func (b *box) recvRun(timeout time.Duration) (*initMessage, error) {
 	}
 }
 
-// rlimits are the per-process limits of a run. CPU time is enforced through
+// rlimits are the per-process limits of a job. CPU time is enforced through
 // the cgroup; RLIMIT_CPU only stands behind it in case sandboxd stalls.
-func (b *box) rlimits(req *spec.RunRequest) []rlimitValue {
-	l := req.Limits
-	// The stack may take as much as the memory limit; a tiny memory limit
-	// must end in MemoryLimitExceeded, not in a stack overflow at start.
+func rlimits(job *executor.Job) []rlimitValue {
+	l := job.Limits
 	stack := uint64(unix.RLIM_INFINITY)
-	if l.Memory != nil {
-		stack = max(uint64(*l.Memory), 8<<20)
-	}
-	cpu := uint64(math.Ceil(*l.CPUTime)) + 1
-	fsize, nofile := uint64(b.opts.QuotaSpace), uint64(1024)
-	if req.FileSize > 0 {
-		fsize = uint64(req.FileSize)
-	}
-	if req.OpenFiles > 0 {
-		nofile = uint64(req.OpenFiles)
+	if job.Stack > 0 {
+		stack = uint64(job.Stack)
 	}
 	return []rlimitValue{
 		{unix.RLIMIT_CORE, 0},
-		{unix.RLIMIT_CPU, cpu},
-		{unix.RLIMIT_FSIZE, fsize},
-		{unix.RLIMIT_NOFILE, nofile},
+		{unix.RLIMIT_CPU, uint64(math.Ceil(*l.CPUTime)) + 1},
+		{unix.RLIMIT_FSIZE, uint64(job.FileSize)},
+		{unix.RLIMIT_NOFILE, uint64(job.OpenFiles)},
 		// Processes are counted per uid, and each box has a uid of its own;
 		// this is exact on cgroup v1, where the pids group also holds the init.
 		{unix.RLIMIT_NPROC, uint64(*l.Processes)},
