@@ -107,7 +107,7 @@ func execTarget(argv []string, searchPath string) (args []string, execFile *os.F
 // moment of the fork. A program may lower its own score back to 0 (only
 // CAP_SYS_RESOURCE, which some hosts deny even to root, would set a floor);
 // if the init is killed then, the run is MemoryLimitExceeded and the box
-// gets a new init (box.run).
+// gets a new init (run.finish).
 func startAsOOMVictim(runner *forkexec.Runner) (int, error) {
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
 		return 0, fmt.Errorf("raise oom_score_adj: %w", err)

@@ -25,6 +25,17 @@ const (
 	minCheckInterval = 250 * time.Microsecond
 )
 
+// run is one job in a box: begun (its accounting opened, the program
+// started), awaited (its time limits enforced until it ends), then finished
+// (its outcome decided) or aborted (the box is in doubt).
+type run struct {
+	b       *box
+	job     *executor.Job
+	startNs int64 // when the program started: CLOCK_MONOTONIC, shared with the init
+	// accounting: the run's accounting is open, until end.
+	accounting bool
+}
+
 func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -35,34 +46,34 @@ func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error
 	if err := b.start(); err != nil {
 		return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
 	}
-	l := job.Limits
-	rl := cgroup.Limits{Processes: *l.Processes}
-	if l.Memory != nil {
-		rl.Memory = *l.Memory
+	r, err := b.begin(job)
+	if err != nil {
+		return spec.RunResult{}, err
+	}
+	exited, killedFor, err := r.await(ctx)
+	switch {
+	case errors.Is(err, errRunEnded):
+		r.end()
+		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
+	case errors.Is(err, errInitGone):
+		return r.finish(nil, killedFor, err)
+	case err != nil:
+		return spec.RunResult{}, r.abort(err)
+	}
+	return r.finish(exited, killedFor, nil)
+}
+
+// begin opens the run's accounting and has the init start the program.
+func (b *box) begin(job *executor.Job) (*run, error) {
+	rl := cgroup.Limits{Processes: *job.Limits.Processes}
+	if job.Limits.Memory != nil {
+		rl.Memory = *job.Limits.Memory
 	}
 	cgroupDir, err := b.acct.Begin(rl)
 	if err != nil {
-		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
+		return nil, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
-	ended := false
-	end := func() (cgroup.Usage, error) {
-		ended = true
-		return b.acct.End()
-	}
-	defer func() {
-		if !ended {
-			end()
-		}
-	}()
-	// fault ends a run whose box is in doubt: the init is stopped, and the
-	// next run starts a new one.
-	fault := func(err error) (spec.RunResult, error) {
-		if !ended {
-			end()
-		}
-		b.stopInit()
-		return spec.RunResult{}, fmt.Errorf("box %d: %w", b.id, err)
-	}
+	r := &run{b: b, job: job, accounting: true}
 	var files []*os.File
 	if cgroupDir != nil {
 		defer cgroupDir.Close()
@@ -86,42 +97,61 @@ func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error
 		msg.Views = append(msg.Views, v.Path)
 	}
 	if err := sendInit(b.ctl, msg, files); err != nil {
-		return fault(err)
+		return nil, r.abort(err)
 	}
 	m, err := b.recvRun(initAnswerTimeout)
 	switch {
 	case err != nil:
-		return fault(err)
+		return nil, r.abort(err)
 	case m.Op == opFailed && m.ExecFailed:
-		return spec.RunResult{}, spec.Errorf(spec.CodeExecFailed, "%s", m.Error)
+		r.end()
+		return nil, spec.Errorf(spec.CodeExecFailed, "%s", m.Error)
 	case m.Op != opStarted:
-		return spec.RunResult{}, fmt.Errorf("box %d: %s", b.id, m.Error)
+		r.end()
+		return nil, fmt.Errorf("box %d: %s", b.id, m.Error)
 	}
-	exited, killedFor, err := b.watch(ctx, l, m.StartNs)
-	if errors.Is(err, errInitGone) {
-		// On cgroup v1 the init shares the box's memory group: a run can
-		// drive the OOM killer to it. That run exceeded its memory limit.
-		usage, uerr := end()
-		if uerr == nil && usage.OOMKills > 0 {
-			b.stopInit()
-			real := float64(monotonicNs()-m.StartNs) / 1e9
-			cpu := usage.CPUTime.Seconds()
-			return spec.Decide(l, spec.Outcome{OOMKilled: true, Metrics: spec.Metrics{
-				RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: usage.PeakMemory}}), nil
-		}
-		return fault(err)
+	r.startNs = m.StartNs
+	return r, nil
+}
+
+// end closes the run's accounting, once, and reports what the run used.
+func (r *run) end() (cgroup.Usage, error) {
+	if !r.accounting {
+		return cgroup.Usage{}, nil
 	}
-	if errors.Is(err, errRunEnded) {
-		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
+	r.accounting = false
+	return r.b.acct.End()
+}
+
+// abort ends a run whose box is in doubt: the init is stopped, and the next
+// run starts a new one.
+func (r *run) abort(err error) error {
+	r.end()
+	r.b.stopInit()
+	return fmt.Errorf("box %d: %w", r.b.id, err)
+}
+
+// finish ends the run's accounting and decides its verdict: the one place
+// that builds a native run's outcome. exited is the init's report of the
+// end, nil when the init is gone (initGone). That is an outcome only when
+// the OOM killer took the init: on cgroup v1 the init shares the box's
+// memory group, and a run can drive the OOM killer to it. That run exceeded
+// its memory limit, and the box gets a new init.
+func (r *run) finish(exited *initMessage, killedFor spec.Limit, initGone error) (spec.RunResult, error) {
+	usage, err := r.end()
+	if exited == nil && (err != nil || usage.OOMKills == 0) {
+		return spec.RunResult{}, r.abort(initGone)
 	}
 	if err != nil {
-		return fault(err)
+		return spec.RunResult{}, r.abort(err)
 	}
-	usage, err := end()
-	if err != nil {
-		return fault(err)
+	endNs, status := monotonicNs(), unix.WaitStatus(0)
+	if exited != nil {
+		endNs, status = exited.EndNs, unix.WaitStatus(exited.WaitStatus)
+	} else {
+		r.b.stopInit()
 	}
-	return spec.Decide(l, outcome(exited, m.StartNs, killedFor, usage)), nil
+	return spec.Decide(r.job.Limits, outcome(r.startNs, endNs, status, killedFor, usage)), nil
 }
 
 // recvRun waits for the init's next message about the current run; replies
@@ -159,12 +189,13 @@ func rlimits(job *executor.Job) []rlimitValue {
 // errRunEnded tells that ctx ended the run: the box is sound.
 var errRunEnded = errors.New("the run was ended")
 
-// watch enforces the time limits until the init reports the end of the run.
+// await enforces the time limits until the init reports the end of the run.
 // CPU time is read from the run's cgroup at intervals that shrink as the
 // limit nears: CPU time grows at most as fast as wall time times the CPUs
 // the run can use, so a check can be put off by (limit - used) / CPUs
 // without missing the limit. When ctx ends, the run is killed (errRunEnded).
-func (b *box) watch(ctx context.Context, l spec.Limits, startNs int64) (exited *initMessage, killedFor spec.Limit, err error) {
+func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Limit, err error) {
+	b, l := r.b, r.job.Limits
 	cpus := runtime.NumCPU()
 	if int64(cpus) > *l.Processes {
 		cpus = int(*l.Processes)
@@ -201,7 +232,7 @@ func (b *box) watch(ctx context.Context, l spec.Limits, startNs int64) (exited *
 			return nil, 0, err
 		}
 		cpu := used.Seconds()
-		elapsed := float64(monotonicNs()-startNs) / 1e9
+		elapsed := float64(monotonicNs()-r.startNs) / 1e9
 		if killedFor = exceededLimit(l, cpu, elapsed); killedFor != spec.NoLimit {
 			kill()
 			continue
@@ -240,19 +271,20 @@ func nextCheck(l spec.Limits, cpu, elapsed float64, cpus int) time.Duration {
 	return d
 }
 
-// outcome puts together what is known of a finished run.
-func outcome(exited *initMessage, startNs int64, killedFor spec.Limit, u cgroup.Usage) spec.Outcome {
-	real := float64(exited.EndNs-startNs) / 1e9
+// outcome puts together what is known of a finished run: its main process
+// ended at endNs with status.
+func outcome(startNs, endNs int64, status unix.WaitStatus, killedFor spec.Limit, u cgroup.Usage) spec.Outcome {
+	real := float64(endNs-startNs) / 1e9
 	cpu := u.CPUTime.Seconds()
 	out := spec.Outcome{
 		KilledFor: killedFor,
 		OOMKilled: u.OOMKills > 0,
 		Metrics:   spec.Metrics{RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: u.PeakMemory},
 	}
-	if ws := unix.WaitStatus(exited.WaitStatus); ws.Signaled() {
-		out.Signal = int(ws.Signal())
+	if status.Signaled() {
+		out.Signal = int(status.Signal())
 	} else {
-		out.ExitCode = ws.ExitStatus()
+		out.ExitCode = status.ExitStatus()
 	}
 	return out
 }
