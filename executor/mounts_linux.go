@@ -59,6 +59,11 @@ func remountTree(target string, attrs mountAttrs) error {
 	if err != nil {
 		return err
 	}
+	// Fail closed: a target that mountinfo does not show (a path that is
+	// not the kernel's own spelling of it) would restrict nothing.
+	if !slices.ContainsFunc(mounts, func(m mountEntry) bool { return m.point == target }) {
+		return fmt.Errorf("restrict mounts at %s: not a mount point in mountinfo", target)
+	}
 	for _, m := range mounts {
 		if !pathWithin(target, m.point) {
 			continue
