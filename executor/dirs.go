@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -12,11 +13,15 @@ import (
 // state dir holds every box's /space and /tmp: a box that showed it would
 // read what the other boxes hold (submissions, tests, outputs). Paths are
 // compared resolved (symlinks, ..), as a bind mount resolves them.
+//
+// A directory can also be reached by another path (a bind mount of it or of
+// a parent): the two are compared as files too, each against the other's
+// ancestors.
 func CheckDirsApart(dirs []string, stateDir string) error {
 	state := resolvePath(stateDir)
 	for _, d := range dirs {
 		shown := resolvePath(d)
-		if !PathWithin(state, shown) && !PathWithin(shown, state) {
+		if !PathWithin(state, shown) && !PathWithin(shown, state) && !sameAsAncestor(shown, state) && !sameAsAncestor(state, shown) {
 			continue
 		}
 		if shown != d {
@@ -25,6 +30,25 @@ func CheckDirsApart(dirs []string, stateDir string) error {
 		return spec.Errorf(spec.CodeInvalidArgument, "dirs: %s would show the state dir %s, which holds every box's files", d, state)
 	}
 	return nil
+}
+
+// sameAsAncestor tells whether directory dir is, as a file, p or one of p's
+// ancestors.
+func sameAsAncestor(dir, p string) bool {
+	d, err := os.Stat(dir)
+	if err != nil {
+		return false
+	}
+	for {
+		if fi, err := os.Stat(p); err == nil && os.SameFile(d, fi) {
+			return true
+		}
+		parent := filepath.Dir(p)
+		if parent == p {
+			return false
+		}
+		p = parent
+	}
 }
 
 // resolvePath resolves the symlinks of absolute path p as far as it exists;

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestDirsApartFromTheStateDir(t *testing.T) {
@@ -38,5 +40,27 @@ func TestDirsApartFromTheStateDir(t *testing.T) {
 	// The state dir named through a symlink is where it leads.
 	if err := CheckDirsApart([]string{state + "/boxes"}, base+"/alias"); err == nil {
 		t.Errorf("a dir inside the state dir, named through a symlink, was accepted")
+	}
+}
+
+// A bind mount of a parent of the state dir reaches it by another path.
+func TestDirsApartThroughABindMount(t *testing.T) {
+	base := t.TempDir()
+	state := filepath.Join(base, "state")
+	alias := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(state, "boxes"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount(base, alias, "", unix.MS_BIND, ""); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Unmount(alias, unix.MNT_DETACH) })
+	for _, d := range []string{alias, alias + "/state", alias + "/state/boxes"} {
+		if err := CheckDirsApart([]string{d}, state); err == nil {
+			t.Errorf("dirs %s, a bind of (a parent of) the state dir %s, was accepted", d, state)
+		}
+	}
+	if err := CheckDirsApart([]string{t.TempDir()}, state); err != nil {
+		t.Errorf("an unrelated dir was refused: %v", err)
 	}
 }

@@ -18,13 +18,27 @@ import (
 
 // TakeStateDir creates the state directory with its boxes/ subdirectory and
 // locks it for this instance; the lock lasts as long as the returned file.
+//
+// The path is resolved (symlinks included), as the kernel shows the mounts
+// made below it: every comparison with mount points and shown directories
+// needs the real path. boxes/ is root's alone: no box user has a reason to
+// walk the host path to another box's files.
 func TakeStateDir(dir string) (abs string, lock *os.File, err error) {
-	abs, err = filepath.Abs(dir)
-	if err != nil {
-		return "", nil, err
-	}
-	if err := os.MkdirAll(filepath.Join(abs, "boxes"), 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, fmt.Errorf("create state dir: %w", err)
+	}
+	if abs, err = filepath.Abs(dir); err == nil {
+		abs, err = filepath.EvalSymlinks(abs)
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("resolve state dir: %w", err)
+	}
+	boxes := filepath.Join(abs, "boxes")
+	if err := os.MkdirAll(boxes, 0o700); err != nil {
+		return "", nil, fmt.Errorf("create state dir: %w", err)
+	}
+	if err := os.Chmod(boxes, 0o700); err != nil {
+		return "", nil, fmt.Errorf("state dir: %w", err)
 	}
 	if lock, err = TryLock(filepath.Join(abs, "lock")); err != nil {
 		return "", nil, fmt.Errorf("state dir %s is in use by another sandboxd: %w", abs, err)

@@ -225,6 +225,16 @@ func TestStdioPathsCannotNameDescriptors(t *testing.T) {
 	for _, stdin := range []string{"/proc/self/fd/5", "/proc/self/fd/6", "/proc/self/fd/7/etc/passwd", "/proc/1/fd/5", "/proc/1/fd/8"} {
 		expectError(t, s.call(with(run("cat"), "stdin", stdin, "stdout", "out.txt")), "exec_failed")
 	}
+	// The init's own process files, which /proc opens for the init itself:
+	// its memory map and status would give away its addresses and powers.
+	for _, stdin := range []string{"/proc/self/maps", "/proc/self/status", "/proc/self/limits", "/proc/self/task/1/maps", "/proc/1/smaps_rollup", "/proc/version"} {
+		r := s.call(with(run("cat"), "stdin", stdin, "stdout", "out.txt"))
+		expectError(t, r, "exec_failed")
+		if msg := r["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "/proc") {
+			t.Errorf("stdin %q: the error does not say why: %q", stdin, msg)
+		}
+	}
+	expectError(t, s.call(with(run("echo"), "stdout", "/proc/self/timerslack_ns")), "exec_failed")
 	pwned := filepath.Join(writableDir(t), "pwned-by-box")
 	for _, stdout := range []string{"/proc/self/fd/7" + pwned, "/proc/self/fd/1", "/dev/stdout", "/dev/stderr"} {
 		expectError(t, s.call(with(run("echo", "pwned"), "stdout", stdout)), "exec_failed")

@@ -59,3 +59,31 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 		t.Errorf("%d mounts of the killed instance's box 1 remain", n)
 	}
 }
+
+// A state dir named through a symlink is used by its real path (which is
+// how mountinfo names the boxes' mounts), and its boxes/ is root's alone.
+func TestStateDirIsResolvedAndPrivate(t *testing.T) {
+	dir := t.TempDir()
+	real, link := filepath.Join(dir, "real"), filepath.Join(dir, "link")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{StateDir: link, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.cfg.StateDir != real {
+		t.Errorf("state dir %s, want its real path %s", n.cfg.StateDir, real)
+	}
+	fi, err := os.Stat(filepath.Join(real, "boxes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("boxes/ has mode %v, want 0700", fi.Mode().Perm())
+	}
+}

@@ -194,6 +194,14 @@ func openStream(p string, write bool, same *os.File) (*os.File, error) {
 		unix.Close(fd)
 		return nil, fmt.Errorf("not a regular file or device")
 	}
+	// The init opens the file, and /proc lets a process open its own files
+	// that it guards from others (its memory map, its status): none of
+	// /proc is a program's input or output.
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil || fs.Type == unix.PROC_SUPER_MAGIC {
+		unix.Close(fd)
+		return nil, errors.New("a file in /proc cannot be a standard stream")
+	}
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, int(how.Flags&^unix.O_NONBLOCK)); err != nil {
 		unix.Close(fd)
 		return nil, err

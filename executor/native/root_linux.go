@@ -276,6 +276,11 @@ func remountTree(target string, attrs mountAttrs) error {
 	if err != nil {
 		return err
 	}
+	// Fail closed: a target that mountinfo does not show (a path that is
+	// not the kernel's own spelling of it) would restrict nothing.
+	if !slices.ContainsFunc(mounts, func(m executor.Mount) bool { return m.Point == target }) {
+		return fmt.Errorf("restrict mounts at %s: not a mount point in mountinfo", target)
+	}
 	for _, m := range mounts {
 		if !executor.PathWithin(target, m.Point) {
 			continue

@@ -105,3 +105,28 @@ func TestRestrictingATreeReachesEveryMountBelow(t *testing.T) {
 		})
 	}
 }
+
+// The fallback finds mounts by the path mountinfo shows: a target named
+// another way (through a symlink) is refused, never left unrestricted.
+func TestRemountTreeFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	real, link := filepath.Join(dir, "real"), filepath.Join(dir, "link")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	inOwnNamespaces(t, 0, func() {
+		if err := unix.Mount("tmpfs", real, "tmpfs", 0, "size=1m"); err != nil {
+			t.Errorf("mount: %v", err)
+			return
+		}
+		if err := remountTree(link, readOnlyAttrs); err == nil {
+			t.Errorf("remountTree through a symlink restricted nothing and said nothing")
+		}
+		if err := remountTree(filepath.Join(real, "not-a-mount"), readOnlyAttrs); err == nil {
+			t.Errorf("remountTree of a path that is no mount point said nothing")
+		}
+	})
+}
