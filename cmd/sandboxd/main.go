@@ -134,7 +134,7 @@ func run(args []string) int {
 		return 1
 	}
 
-	exec, err := newExecutor(o)
+	exec, err := newExecutor(o, log)
 	if err != nil {
 		log.Error().Err(err).Msgf("cannot start the %s executor (run `sandboxd check`)", o.executor)
 		return 1
@@ -200,7 +200,7 @@ func openRuntimes(o *options, exec executor.Executor) (*runtimes.Manager, store.
 	return rts, db, nil
 }
 
-func newExecutor(o *options) (executor.Executor, error) {
+func newExecutor(o *options, log zerolog.Logger) (executor.Executor, error) {
 	if o.executor == "isolate" {
 		return isolate.New(isolate.Config{
 			Path:     o.isolate,
@@ -215,6 +215,8 @@ func newExecutor(o *options) (executor.Executor, error) {
 		UIDBase:  o.uidBase,
 		Dirs:     splitList(o.dirs),
 		Views:    runtimes.Views,
+		// A box's init writes on its stderr only when it crashes.
+		InitLog: func(box int, line string) { log.Error().Int("box", box).Str("line", line).Msg("box init") },
 	})
 }
 

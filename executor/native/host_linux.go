@@ -5,6 +5,7 @@
 package native
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -36,6 +38,9 @@ type Config struct {
 	Dirs []string
 	// Views are the host views a run may ask for; those the host lacks are refused.
 	Views []executor.HostView
+	// InitLog, when set, hears every line a box's init writes on its stderr,
+	// which only a crash of the init (a panic, a fatal signal) writes.
+	InitLog func(box int, line string)
 }
 
 // Executor builds boxes itself.
@@ -101,10 +106,11 @@ func (n *Executor) startBox(opts spec.BoxOptions) func(id int) (*box, error) {
 func (n *Executor) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 	dir := filepath.Join(n.cfg.StateDir, "boxes", fmt.Sprint(id))
 	c := boxConfig{
-		id:   id,
-		dir:  dir,
-		uid:  n.cfg.UIDBase + id,
-		opts: opts,
+		id:      id,
+		dir:     dir,
+		uid:     n.cfg.UIDBase + id,
+		opts:    opts,
+		initLog: n.cfg.InitLog,
 		init: initConfig{
 			Root:     filepath.Join(dir, "root"),
 			Space:    filepath.Join(dir, "space"),
@@ -167,11 +173,12 @@ func (n *Executor) Close() error {
 }
 
 type boxConfig struct {
-	id   int
-	dir  string
-	uid  int
-	opts spec.BoxOptions
-	init initConfig
+	id      int
+	dir     string
+	uid     int
+	opts    spec.BoxOptions
+	init    initConfig
+	initLog func(box int, line string)
 }
 
 // box is a running box: its init process and the host ends of its sockets.
@@ -181,6 +188,8 @@ type box struct {
 	// initProc is the box's init; nil after a fault stopped it, until the
 	// next run starts a new one (the box's files stay).
 	initProc *exec.Cmd
+	// initSaid is what the current init wrote on its stderr.
+	initSaid *initStderr
 	acct     cgroup.Box
 	// ctl carries run requests and the init's replies; kill carries only
 	// kill requests, which the init must hear while it waits for a program.
@@ -264,7 +273,7 @@ func (b *box) unmountDirs() error {
 func (b *box) startInit() (err error) {
 	defer func() {
 		if err != nil {
-			b.stopInit()
+			err = b.initFailed(err)
 		}
 	}()
 	c := b.boxConfig
@@ -289,6 +298,8 @@ func (b *box) startInit() (err error) {
 	// for its GOMAXPROCS updates, which the init does not need.
 	cmd.Env = []string{boxInitEnv + "=" + string(cfgJSON), "GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
 	cmd.ExtraFiles = initEnds // initCtlFD, initKillFD
+	b.initSaid = &initStderr{box: c.id, log: b.initLog}
+	cmd.Stderr = b.initSaid
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
 		// The box dies with sandboxd, even when sandboxd is killed outright.
@@ -311,6 +322,73 @@ func (b *box) startInit() (err error) {
 	}
 	b.acct, err = b.cgroups.NewBox(fmt.Sprintf("box%d", c.id), cmd.Process.Pid)
 	return err
+}
+
+// initFailed stops the box's init after err, and names in err what the init
+// said on its stderr, if anything: a crash of the init is told nowhere else.
+func (b *box) initFailed(err error) error {
+	b.stopInit()
+	if said := b.initSaid.first(); said != "" {
+		return fmt.Errorf("%w (the box's init said: %s)", err, said)
+	}
+	return err
+}
+
+// initStderr takes a box init's stderr: each line goes to the log, and the
+// first, which names the cause of a crash ("panic: ...", "fatal error: ...",
+// "SIGABRT: abort"), is kept for the error reply.
+type initStderr struct {
+	box int
+	log func(box int, line string)
+
+	mu      sync.Mutex
+	partial []byte // a line not ended yet
+	said    string // the first line
+}
+
+// maxInitSaid bounds the first line as an error reply names it.
+const maxInitSaid = 200
+
+func (w *initStderr) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		line, rest, ok := bytes.Cut(w.partial, []byte("\n"))
+		if !ok {
+			break
+		}
+		w.partial = rest
+		w.line(string(line))
+	}
+	if len(w.partial) > maxInitMessage { // a line without end: told as it is
+		w.line(string(w.partial))
+		w.partial = nil
+	}
+	return len(p), nil
+}
+
+func (w *initStderr) line(l string) {
+	if w.said == "" && strings.TrimSpace(l) != "" {
+		w.said = strings.ToValidUTF8(l[:min(len(l), maxInitSaid)], "?")
+	}
+	if w.log != nil {
+		w.log(w.box, l)
+	}
+}
+
+// first is the first line the init wrote, once it is gone; "" for none.
+func (w *initStderr) first() string {
+	if w == nil {
+		return ""
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.partial) > 0 {
+		w.line(string(w.partial))
+		w.partial = nil
+	}
+	return w.said
 }
 
 // stopInit kills the box's init, and with it every process of the box, and

@@ -2,10 +2,15 @@ package native
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
+	"time"
 
 	"sandboxd/executor"
 	"sandboxd/spec"
@@ -85,5 +90,53 @@ func TestStateDirIsResolvedAndPrivate(t *testing.T) {
 	}
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("boxes/ has mode %v, want 0700", fi.Mode().Perm())
+	}
+}
+
+// A crash of a box's init reaches the judge with its cause, and every line
+// the init wrote reaches the log: its stderr is no longer /dev/null.
+func TestACrashedInitIsNamed(t *testing.T) {
+	var mu sync.Mutex
+	var logged []string
+	n, err := New(Config{StateDir: t.TempDir(), UIDBase: 60000, Dirs: spec.DefaultDirs, InitLog: func(box int, line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, fmt.Sprintf("box %d: %s", box, line))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	b, err := n.boxes.Get(executor.DefaultBox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Go runtime of the init dies of SIGABRT with a dump on its stderr.
+	pid := b.initProc.Process.Pid
+	if err := b.initProc.Process.Signal(syscall.SIGABRT); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the init lives on after SIGABRT: %s", stat)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
+	_, err = executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{})
+	if err == nil || !strings.Contains(err.Error(), "the box's init said: SIGABRT: abort") {
+		t.Errorf("run after the init crashed: %v, want an error that names SIGABRT", err)
+	}
+	mu.Lock()
+	if !slices.Contains(logged, "box 0: SIGABRT: abort") || len(logged) < 3 {
+		t.Errorf("the log heard %d lines of the init's stderr: %q", len(logged), logged)
+	}
+	mu.Unlock()
+	if res, err := executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{}); err != nil || res.Verdict != spec.VerdictOK {
+		t.Errorf("the run after, in a new init: %+v, %v", res, err)
 	}
 }

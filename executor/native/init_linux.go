@@ -36,14 +36,25 @@ func RunBoxInitIfRequested() {
 	if !ok {
 		return
 	}
-	os.Exit(boxInit(cfg))
+	os.Exit(runInit(cfg))
 }
 
-// programFilter is the seccomp filter each program gets on top of the one
-// it inherits from the init; nil when the init's is enough.
-var programFilter *syscall.SockFprog
+// boxInit is the state of a box's init: its configuration, and what it set
+// up once for every run.
+type boxInit struct {
+	cfg initConfig
+	// programFilter is the seccomp filter each program gets on top of the
+	// one it inherits from the init; nil when the init's is enough.
+	programFilter *syscall.SockFprog
+	// currentRun names the run in progress (0: none), so that a kill request
+	// that arrives late cannot end the next run.
+	currentRun atomic.Uint64
+	// messageQueues is the box's POSIX message queue file system, open in
+	// the init and mounted nowhere in the box.
+	messageQueues mqueueDir
+}
 
-func boxInit(cfgJSON string) int {
+func runInit(cfgJSON string) int {
 	// Only sandboxd ends a box: signals that reach the init otherwise (a
 	// terminal's, say) are caught and dropped. Caught, not ignored: an
 	// ignored signal would stay ignored in every program the init starts.
@@ -52,19 +63,19 @@ func boxInit(cfgJSON string) int {
 	syscall.CloseOnExec(initKillFD)
 	// The init holds its sockets and nothing else of the host that a
 	// program could inherit.
-	var cfg initConfig
+	in := &boxInit{messageQueues: mqueueDir{fd: -1}}
 	err := executor.CloseInheritedFDsFrom(initKillFD + 1)
 	if err == nil {
-		err = json.Unmarshal([]byte(cfgJSON), &cfg)
+		err = json.Unmarshal([]byte(cfgJSON), &in.cfg)
 	}
 	if err == nil {
-		err = buildRoot(&cfg)
+		err = in.buildRoot()
 	}
 	if err == nil {
 		err = dropInitPrivileges()
 	}
 	if err == nil {
-		programFilter, err = confineInit(cfg.BornInCgroup)
+		in.programFilter, err = confineInit(in.cfg.BornInCgroup)
 	}
 	if err != nil {
 		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
@@ -73,7 +84,7 @@ func boxInit(cfgJSON string) int {
 	if err := sendInit(initCtlFD, &initMessage{Op: opReady}, nil); err != nil {
 		return 1
 	}
-	serveInit(&cfg)
+	in.serve()
 	return 0
 }
 
@@ -89,14 +100,10 @@ func dropInitPrivileges() error {
 	return nil
 }
 
-// currentRun names the run in progress (0: none), so that a kill request
-// that arrives late cannot end the next run.
-var currentRun atomic.Uint64
-
-// serveInit runs programs one after another until the host closes the
+// serve runs programs one after another until the host closes the
 // socket; then it kills everything and returns, and the box is gone.
-func serveInit(cfg *initConfig) {
-	go serveKills()
+func (in *boxInit) serve() {
+	go in.serveKills()
 	buf := make([]byte, maxInitMessage)
 	for {
 		m, fds, err := recvInit(initCtlFD, buf)
@@ -108,7 +115,7 @@ func serveInit(cfg *initConfig) {
 			return
 		}
 		if m.Op == opRun {
-			runProgram(cfg, m, fds)
+			in.runProgram(m, fds)
 		}
 		for _, fd := range fds {
 			unix.Close(fd)
@@ -119,7 +126,7 @@ func serveInit(cfg *initConfig) {
 // serveKills kills every process of the box (but the init) on request.
 // When sandboxd is gone, so is the box: the socket's end is the lifeline that
 // holds even while the init waits for a program.
-func serveKills() {
+func (in *boxInit) serveKills() {
 	buf := make([]byte, 4096)
 	for {
 		m, _, err := recvInit(initKillFD, buf)
@@ -130,7 +137,7 @@ func serveKills() {
 			unix.Kill(-1, unix.SIGKILL)
 			os.Exit(1)
 		}
-		if m.Op == opKill && m.Run == currentRun.Load() {
+		if m.Op == opKill && m.Run == in.currentRun.Load() {
 			unix.Kill(-1, unix.SIGKILL)
 		}
 	}
@@ -139,11 +146,11 @@ func serveKills() {
 // runProgram starts the program of a run and waits for it: when the main
 // process ends, everything else in the box is killed and reaped before the
 // host hears that the run is over.
-func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
+func (in *boxInit) runProgram(m *initMessage, cgroupFDs []int) {
 	fail := func(execFailed bool, err error) {
 		sendInit(initCtlFD, &initMessage{Op: opFailed, Run: m.Run, Error: err.Error(), ExecFailed: execFailed}, nil)
 	}
-	views, err := requestedViews(cfg, m)
+	views, err := requestedViews(&in.cfg, m)
 	if err == nil {
 		err = showViews(views)
 	}
@@ -152,9 +159,9 @@ func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 		return
 	}
 	defer hideViews(views)
-	currentRun.Store(m.Run)
-	defer currentRun.Store(0)
-	pid, start, execFailed, err := startProgram(m, cgroupFDs)
+	in.currentRun.Store(m.Run)
+	defer in.currentRun.Store(0)
+	pid, start, execFailed, err := in.startProgram(m, cgroupFDs)
 	if err != nil {
 		fail(execFailed, err)
 		return
@@ -164,7 +171,7 @@ func runProgram(cfg *initConfig, m *initMessage, cgroupFDs []int) {
 	}
 	status, end := reapRun(pid)
 	removeIPCObjects()
-	messageQueues.removeAll()
+	in.messageQueues.removeAll()
 	sendInit(initCtlFD, &initMessage{Op: opExited, Run: m.Run, EndNs: end, WaitStatus: uint32(status)}, nil)
 }
 
@@ -205,10 +212,6 @@ func removeIPCObjects() {
 		}
 	}
 }
-
-// messageQueues is the box's POSIX message queue file system, open in the
-// init and mounted nowhere in the box.
-var messageQueues = mqueueDir{fd: -1}
 
 // mqueueDir is an open message queue file system: one flat directory.
 type mqueueDir struct {

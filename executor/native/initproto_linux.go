@@ -10,9 +10,21 @@ import (
 	"sandboxd/executor"
 )
 
-// The host and a box's init process talk over a SOCK_SEQPACKET socket pair:
-// one JSON message per packet, with the run's cgroup files passed alongside a
-// run request as SCM_RIGHTS.
+// The host and a box's init process talk over two SOCK_SEQPACKET socket
+// pairs: one JSON message per packet, with the run's cgroup directory passed
+// alongside a run request as SCM_RIGHTS (cgroup v2).
+//
+//	host (box.startInit, run)          init (runInit, serve)
+//	  start /proc/self/exe  ───────▶   build the root, confine itself
+//	                        ◀── ctl ── ready | failed
+//	  per run:
+//	  run {argv, env, ...}  ── ctl ──▶  show views, start the program
+//	                        ◀── ctl ── started {start} | failed {exec_failed}
+//	  kill {run}            ── kill ─▶  kill(-1)      (limits, cancel)
+//	                        ◀── ctl ── exited {end, wait status}
+//	                                    (everything of the run reaped)
+//	  close ctl, kill       ─────────▶  kill(-1), exit: the box is gone
+//	  stderr (a pipe)       ◀───────── a crash's last words (initStderr)
 
 // boxInitEnv carries an init's initConfig from the host; its presence makes
 // the sandboxd binary act as a box init (see RunBoxInitIfRequested).

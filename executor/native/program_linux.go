@@ -16,7 +16,7 @@ import (
 	"sandboxd/spec"
 )
 
-func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFailed bool, err error) {
+func (in *boxInit) startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFailed bool, err error) {
 	// Stdio is opened with the box user's file-system identity, which Linux
 	// keeps per thread: the thread must not change while it is borrowed.
 	runtime.LockOSThread()
@@ -54,7 +54,7 @@ func startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFa
 		RLimits:    rl,
 		NoNewPrivs: true,
 		DropCaps:   true,
-		Seccomp:    programFilter,
+		Seccomp:    in.programFilter,
 		Credential: &syscall.Credential{Uid: uint32(m.UID), Gid: uint32(m.GID), Groups: []uint32{}},
 	}
 	if execFile != nil {

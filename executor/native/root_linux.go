@@ -61,7 +61,8 @@ func prepareView(root string, v hostView, attrs mountAttrs) error {
 }
 
 // buildRoot makes the box's file system in a fresh tmpfs and pivots into it.
-func buildRoot(cfg *initConfig) error {
+func (in *boxInit) buildRoot() error {
+	cfg := &in.cfg
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return fmt.Errorf("make mounts private: %w", err)
 	}
@@ -69,29 +70,29 @@ func buildRoot(cfg *initConfig) error {
 	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size=1m,nr_inodes=1024,mode=0755"); err != nil {
 		return fmt.Errorf("mount root tmpfs: %w", err)
 	}
-	in := func(p string) string { return filepath.Join(root, p) }
+	at := func(p string) string { return filepath.Join(root, p) }
 	// First, while no shown directory can be in the way of its mount point.
 	var err error
-	if messageQueues, err = openMessageQueues(in("/.mqueue")); err != nil {
+	if in.messageQueues, err = openMessageQueues(at("/.mqueue")); err != nil {
 		return err
 	}
 	for _, d := range cfg.Dirs {
-		if err := showHostPath(d, in(d)); err != nil {
+		if err := showHostPath(d, at(d)); err != nil {
 			return err
 		}
 	}
 	for _, b := range []struct{ host, box string }{{cfg.Space, spec.SpaceDir}, {cfg.Tmp, "/tmp"}} {
-		if err := bindMount(b.host, in(b.box), writableAttrs); err != nil {
+		if err := bindMount(b.host, at(b.box), writableAttrs); err != nil {
 			return err
 		}
 	}
-	if err := buildDev(in("/dev")); err != nil {
+	if err := buildDev(at("/dev")); err != nil {
 		return err
 	}
-	if err := os.Mkdir(in("/proc"), 0o555); err != nil {
+	if err := os.Mkdir(at("/proc"), 0o555); err != nil {
 		return fmt.Errorf("mkdir /proc: %w", err)
 	}
-	if err := unix.Mount("proc", in("/proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+	if err := unix.Mount("proc", at("/proc"), "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount /proc: %w", err)
 	}
 	for i, v := range hostViews(cfg) {

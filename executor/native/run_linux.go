@@ -127,8 +127,7 @@ func (r *run) end() (cgroup.Usage, error) {
 // run starts a new one.
 func (r *run) abort(err error) error {
 	r.end()
-	r.b.stopInit()
-	return fmt.Errorf("box %d: %w", r.b.id, err)
+	return fmt.Errorf("box %d: %w", r.b.id, r.b.initFailed(err))
 }
 
 // finish ends the run's accounting and decides its verdict: the one place
