@@ -45,12 +45,3 @@ func LowestFree(from, to int, used func(id int) bool) int {
 	}
 	return -1
 }
-
-// Finding is one line of `sandboxd check`.
-type Finding struct {
-	Name   string
-	OK     bool
-	Detail string
-	// Required findings decide whether sandboxd can work on this host.
-	Required bool
-}

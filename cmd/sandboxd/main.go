@@ -223,8 +223,13 @@ func newExecutor(o *options, log zerolog.Logger) (executor.Executor, error) {
 func check(o *options) int {
 	scratch := filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid()))
 	defer os.RemoveAll(scratch)
-	findings := native.Check(native.Config{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs)})
-	findings = append(findings, isolate.Check(o.isolate))
+	// What the chosen backend needs, proven in a real box on a scratch state dir.
+	var findings []executor.Finding
+	if o.executor == "isolate" {
+		findings = isolate.Check(isolate.Config{Path: o.isolate, StateDir: scratch, FirstUID: o.uidBase, FirstBox: o.firstBox, Dirs: splitList(o.dirs)})
+	} else {
+		findings = native.Check(native.Config{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs)})
+	}
 	findings = append(findings, runtimes.Check()...)
 	code := 0
 	for _, f := range findings {

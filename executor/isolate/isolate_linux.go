@@ -565,18 +565,35 @@ func (b *box) isExecutable(p string, views []executor.HostView) bool {
 	return false
 }
 
-// Check reports whether isolate is at path (a name looked up on PATH when
-// empty), and its version.
-func Check(path string) executor.Finding {
+// Check reports whether the isolate backend can work on this host,
+// configured as cfg (its state dir a scratch one): isolate found, its
+// version, whether it can use the host's cgroups, and a program run in a
+// real box to prove it.
+func Check(cfg Config) []executor.Finding {
+	out := []executor.Finding{executor.CheckRoot()}
+	path := cfg.Path
 	if path == "" {
 		path = "isolate"
 	}
 	found, err := exec.LookPath(path)
 	if err != nil {
-		return executor.Finding{Name: "isolate", Detail: fmt.Sprintf("%s is not found (needed only for --executor=isolate)", path)}
+		return append(out, executor.Required("isolate", false, fmt.Sprintf("%s is not found (--isolate-path)", path)))
+	}
+	major, err := majorVersion(found)
+	if err != nil {
+		return append(out, executor.Required("isolate", false, err.Error()))
 	}
 	v, _ := exec.Command(found, "--version").Output()
-	return executor.Finding{Name: "isolate", OK: true, Detail: found + ": " + firstLine(string(v))}
+	out = append(out, executor.Required("isolate", true, found+": "+firstLine(string(v))))
+	cg := executor.Finding{Name: "cgroups", OK: usesHostCgroups(major), Detail: fmt.Sprintf("isolate %d.x drives this host's cgroups: runs are measured and limited with --cg", major)}
+	if !cg.OK {
+		cg.Detail = fmt.Sprintf("isolate %d.x cannot use this host's cgroups (1.x drives v1, 2.x v2): runs go without --cg, memory is bounded per process", major)
+	}
+	out = append(out, cg)
+	if out[0].OK {
+		out = append(out, executor.CheckBox(func() (executor.Executor, error) { return New(cfg) }))
+	}
+	return out
 }
 
 func firstLine(s string) string {
