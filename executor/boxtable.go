@@ -19,9 +19,21 @@ func NewBoxTable[B any]() *BoxTable[B] { return &BoxTable[B]{boxes: map[int]*B{}
 // AnyBox asks open for the lowest free id.
 const AnyBox = -1
 
-// open builds a box with build and records it under id, or under the lowest
-// free id when id is AnyBox, and returns the id.
-func (t *BoxTable[B]) Open(id int, build func(id int) (*B, error)) (int, error) {
+// Open builds a box with options opts by build, and records it under id,
+// or under the lowest free id when id is AnyBox, and returns the id. The
+// options get their defaults first (dirs: the directories shown when opts
+// names none), and the directories shown must keep apart from the state dir.
+func (t *BoxTable[B]) Open(id int, opts spec.BoxOptions, dirs []string, stateDir string, build func(id int, opts spec.BoxOptions) (*B, error)) (int, error) {
+	opts = opts.WithDefaults(dirs)
+	return t.open(id, func(id int) (*B, error) {
+		if err := CheckDirsApart(opts.Dirs, stateDir); err != nil {
+			return nil, err
+		}
+		return build(id, opts)
+	})
+}
+
+func (t *BoxTable[B]) open(id int, build func(id int) (*B, error)) (int, error) {
 	t.mu.Lock()
 	if id == AnyBox {
 		id = LowestFree(1, MaxBoxes, func(i int) bool { _, used := t.boxes[i]; return used })

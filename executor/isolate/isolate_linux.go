@@ -132,7 +132,7 @@ func New(cfg Config) (*Executor, error) {
 		x.Close()
 		return nil, err
 	}
-	if _, err := x.boxes.Open(executor.DefaultBox, x.builder(spec.BoxOptions{})); err != nil {
+	if _, err := x.boxes.Open(executor.DefaultBox, spec.BoxOptions{}, x.cfg.Dirs, x.cfg.StateDir, x.newBox); err != nil {
 		x.Close()
 		return nil, err
 	}
@@ -238,18 +238,7 @@ func (x *Executor) renewBox(isoID int) error {
 
 // OpenBox creates a box with the lowest free id.
 func (x *Executor) OpenBox(opts spec.BoxOptions) (int, error) {
-	return x.boxes.Open(executor.AnyBox, x.builder(opts))
-}
-
-// builder returns the builder of a box with the given options.
-func (x *Executor) builder(opts spec.BoxOptions) func(id int) (*box, error) {
-	opts = opts.WithDefaults(x.cfg.Dirs)
-	return func(id int) (*box, error) {
-		if err := executor.CheckDirsApart(opts.Dirs, x.cfg.StateDir); err != nil {
-			return nil, err
-		}
-		return x.newBox(id, opts)
-	}
+	return x.boxes.Open(executor.AnyBox, opts, x.cfg.Dirs, x.cfg.StateDir, x.newBox)
 }
 
 // takeID reserves the lowest isolate box id that neither this nor

@@ -80,7 +80,7 @@ func New(cfg Config) (*Executor, error) {
 		n.Close()
 		return nil, err
 	}
-	if _, err := n.boxes.Open(executor.DefaultBox, n.startBox(spec.BoxOptions{})); err != nil {
+	if _, err := n.boxes.Open(executor.DefaultBox, spec.BoxOptions{}, cfg.Dirs, cfg.StateDir, n.startBox); err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -89,18 +89,11 @@ func New(cfg Config) (*Executor, error) {
 
 // OpenBox creates a box with the lowest free id.
 func (n *Executor) OpenBox(opts spec.BoxOptions) (int, error) {
-	return n.boxes.Open(executor.AnyBox, n.startBox(opts))
+	return n.boxes.Open(executor.AnyBox, opts, n.cfg.Dirs, n.cfg.StateDir, n.startBox)
 }
 
-// startBox returns the builder of a box with the given options.
-func (n *Executor) startBox(opts spec.BoxOptions) func(id int) (*box, error) {
-	opts = opts.WithDefaults(n.cfg.Dirs)
-	return func(id int) (*box, error) {
-		if err := executor.CheckDirsApart(opts.Dirs, n.cfg.StateDir); err != nil {
-			return nil, err
-		}
-		return startBox(n.boxConfig(id, opts), n.cgroups)
-	}
+func (n *Executor) startBox(id int, opts spec.BoxOptions) (*box, error) {
+	return startBox(n.boxConfig(id, opts), n.cgroups)
 }
 
 func (n *Executor) boxConfig(id int, opts spec.BoxOptions) boxConfig {
