@@ -4,7 +4,7 @@ BIN     := bin/sandboxd
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: all build deps serve test test-host test-cg2 bench clean
+.PHONY: all build deps serve test test-host test-clients-cpp test-cg2 bench clean
 
 all: build
 
@@ -22,13 +22,28 @@ serve:
 	@$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sandboxd >&2
 	@exec $(BIN)
 
-# Everything CI runs: unit and conformance tests on this host, then the
-# functional conformance cases under a pure cgroup v2 kernel.
-test: deps build test-host test-cg2
+# Everything CI runs: unit and conformance tests on this host, the clients'
+# tests, then the functional conformance cases under a pure cgroup v2 kernel.
+test: deps build test-host test-clients-cpp test-cg2
 
 test-host:
 	$(GO) vet ./...
 	$(GO) test -p 1 -count=1 -timeout 30m ./...
+
+# The C++ client (clients/cpp) against bin/sandboxd, configured, built and
+# run by CTest twice: -Wall -Wextra -Werror at -O2, then under AddressSanitizer
+# and UBSan. The reasons of skipped tests are printed.
+test-clients-cpp: build
+	./scripts/install-client-deps.sh
+	$(call client-cpp-ctest,build/clients-cpp,RelWithDebInfo,OFF)
+	$(call client-cpp-ctest,build/clients-cpp-sanitized,Debug,ON)
+
+# $(call client-cpp-ctest,BUILD-DIR,BUILD-TYPE,SANITIZE)
+define client-cpp-ctest
+	cmake -S clients/cpp -B $(1) -DCMAKE_BUILD_TYPE=$(2) -DSANDBOXD_CLIENT_SANITIZE=$(3) -DSANDBOXD_BIN=$(CURDIR)/$(BIN)
+	cmake --build $(1) -j 2
+	cd $(1) && ctest --output-on-failure; rc=$$?; grep -h '^SKIP: ' Testing/Temporary/LastTest.log; exit $$rc
+endef
 
 test-cg2:
 	./scripts/test-cg2.sh
