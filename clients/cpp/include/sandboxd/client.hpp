@@ -62,7 +62,7 @@ namespace sandboxd {
 using Seconds = std::chrono::duration<double>;
 
 // Error codes. The first group are sandboxd's (PROTOCOL.md, "Error codes");
-// the last four are the client's own.
+// the last three are the client's own (the Python client's too).
 namespace errc {
 inline constexpr std::string_view bad_json = "bad_json";
 inline constexpr std::string_view line_too_long = "line_too_long";
@@ -80,10 +80,9 @@ inline constexpr std::string_view runtime_exists = "runtime_exists";
 inline constexpr std::string_view nix_unavailable = "nix_unavailable";
 inline constexpr std::string_view shutting_down = "shutting_down";
 inline constexpr std::string_view internal = "internal";
-// sandboxd could not be started (not found, not executable).
-inline constexpr std::string_view spawn_failed = "spawn_failed";
-// sandboxd exited or was killed before it answered, or was closed.
-inline constexpr std::string_view sandboxd_exited = "sandboxd_exited";
+// sandboxd could not be started (not found, not executable), or it exited,
+// was killed or was closed before it answered.
+inline constexpr std::string_view unavailable = "unavailable";
 // No reply within Options::timeout.
 inline constexpr std::string_view timeout = "timeout";
 // A reply the client cannot read: not JSON, or not the shape PROTOCOL.md gives.
@@ -250,7 +249,7 @@ struct Options {
   // exit before it kills sandboxd.
   Seconds exit_timeout{60};
   // Copy what sandboxd logs on its stderr to this process's stderr. Either
-  // way the start and end of it go into the message of errc::sandboxd_exited.
+  // way the start and end of it go into the message of errc::unavailable.
   bool forward_stderr = true;
 };
 
@@ -477,7 +476,7 @@ class Connection {
     if (!make_pipe(in) || !make_pipe(out) || !make_pipe(err)) {
       int saved = errno;
       close_fds({in[0], in[1], out[0], out[1]});
-      throw Error(errc::spawn_failed, std::string("cannot make pipes for sandboxd: ") + std::strerror(saved));
+      throw Error(errc::unavailable, std::string("cannot make pipes for sandboxd: ") + std::strerror(saved));
     }
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -504,7 +503,7 @@ class Connection {
     close_fds({in[0], out[1], err[1]});
     if (rc != 0) {
       close_fds({in[1], out[0], err[0]});
-      throw Error(errc::spawn_failed, "cannot start sandboxd \"" + binary + "\": " + std::strerror(rc));
+      throw Error(errc::unavailable, "cannot start sandboxd \"" + binary + "\": " + std::strerror(rc));
     }
     stdin_ = in[1];
     stdout_ = out[0];
@@ -794,7 +793,7 @@ class Connection {
       }
       reason += stderr_summary();
     }
-    Error error(errc::sandboxd_exited, reason);
+    Error error(errc::unavailable, reason);
     std::unordered_map<std::uint64_t, std::unique_ptr<Pending>> failed;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -1079,7 +1078,7 @@ class Sandbox {
 
   // close ends sandboxd's input and waits for it to exit (killing it after
   // Options::exit_timeout); it returns the exit code, or minus the signal
-  // that killed sandboxd. Calls made after it throw errc::sandboxd_exited.
+  // that killed sandboxd. Calls made after it throw errc::unavailable.
   int close() { return conn_->close(conn_->options().exit_timeout); }
 
  private:
