@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 PYTHON  ?= /usr/bin/python3
 PYENV   := build/python
 
-.PHONY: all build deps serve test test-host test-clients-python test-cg2 bench clean
+.PHONY: all build deps serve test test-host test-clients-python test-clients-cpp test-cg2 bench clean
 
 all: build
 
@@ -26,7 +26,7 @@ serve:
 
 # Everything CI runs: unit and conformance tests on this host, the clients'
 # tests, then the functional conformance cases under a pure cgroup v2 kernel.
-test: deps build test-host test-clients-python test-cg2
+test: deps build test-host test-clients-python test-clients-cpp test-cg2
 
 test-host:
 	$(GO) vet ./...
@@ -44,6 +44,21 @@ test-clients-python: build
 		$(PYENV)/bin/pip install --quiet --no-deps --force-reinstall ./clients/python
 	SANDBOXD_BIN=$(CURDIR)/$(BIN) PYTHONDONTWRITEBYTECODE=1 \
 		$(PYENV)/bin/python -m pytest -p no:cacheprovider -rs clients/python/tests examples/judge examples/worker
+
+# The C++ client (clients/cpp) against bin/sandboxd, configured, built and
+# run by CTest twice: -Wall -Wextra -Werror at -O2, then under AddressSanitizer
+# and UBSan. The reasons of skipped tests are printed.
+test-clients-cpp: build
+	./scripts/install-client-deps.sh
+	$(call client-cpp-ctest,build/clients-cpp,RelWithDebInfo,OFF)
+	$(call client-cpp-ctest,build/clients-cpp-sanitized,Debug,ON)
+
+# $(call client-cpp-ctest,BUILD-DIR,BUILD-TYPE,SANITIZE)
+define client-cpp-ctest
+	cmake -S clients/cpp -B $(1) -DCMAKE_BUILD_TYPE=$(2) -DSANDBOXD_CLIENT_SANITIZE=$(3) -DSANDBOXD_BIN=$(CURDIR)/$(BIN)
+	cmake --build $(1) -j 2
+	cd $(1) && ctest --output-on-failure; rc=$$?; grep -h '^SKIP: ' Testing/Temporary/LastTest.log; exit $$rc
+endef
 
 test-cg2:
 	./scripts/test-cg2.sh

@@ -3,7 +3,9 @@
 # they are already there. One package a line.
 set -euo pipefail
 packages=(
+	cmake
 	g++
+	nlohmann-json3-dev
 	python3
 	python3-mypy
 	python3-pytest
