@@ -26,7 +26,7 @@ const AnyBox = -1
 func (t *BoxTable[B]) Open(id int, opts spec.BoxOptions, dirs []string, stateDir string, build func(id int, opts spec.BoxOptions) (*B, error)) (int, error) {
 	opts = opts.WithDefaults(dirs)
 	return t.open(id, func(id int) (*B, error) {
-		if err := CheckDirsApart(opts.Dirs, stateDir); err != nil {
+		if err := checkDirsApart(opts.Dirs, stateDir); err != nil {
 			return nil, err
 		}
 		return build(id, opts)

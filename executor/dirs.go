@@ -8,7 +8,7 @@ import (
 	"sandboxd/spec"
 )
 
-// CheckDirsApart refuses shown directories that contain the state dir or
+// checkDirsApart refuses shown directories that contain the state dir or
 // lie inside it. A directory is shown with every mount below it, and the
 // state dir holds every box's /space and /tmp: a box that showed it would
 // read what the other boxes hold (submissions, tests, outputs). Paths are
@@ -17,7 +17,7 @@ import (
 // A directory can also be reached by another path (a bind mount of it or of
 // a parent): the two are compared as files too, each against the other's
 // ancestors.
-func CheckDirsApart(dirs []string, stateDir string) error {
+func checkDirsApart(dirs []string, stateDir string) error {
 	state := resolvePath(stateDir)
 	for _, d := range dirs {
 		shown := resolvePath(d)

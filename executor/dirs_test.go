@@ -32,13 +32,13 @@ func TestDirsApartFromTheStateDir(t *testing.T) {
 		{base + "/other", true},
 		{"/usr", true},
 	} {
-		err := CheckDirsApart([]string{"/usr", c.dir}, state)
+		err := checkDirsApart([]string{"/usr", c.dir}, state)
 		if (err == nil) != c.apart {
 			t.Errorf("dirs %s beside the state dir %s: %v, want apart=%v", c.dir, state, err, c.apart)
 		}
 	}
 	// The state dir named through a symlink is where it leads.
-	if err := CheckDirsApart([]string{state + "/boxes"}, base+"/alias"); err == nil {
+	if err := checkDirsApart([]string{state + "/boxes"}, base+"/alias"); err == nil {
 		t.Errorf("a dir inside the state dir, named through a symlink, was accepted")
 	}
 }
@@ -56,11 +56,11 @@ func TestDirsApartThroughABindMount(t *testing.T) {
 	}
 	t.Cleanup(func() { unix.Unmount(alias, unix.MNT_DETACH) })
 	for _, d := range []string{alias, alias + "/state", alias + "/state/boxes"} {
-		if err := CheckDirsApart([]string{d}, state); err == nil {
+		if err := checkDirsApart([]string{d}, state); err == nil {
 			t.Errorf("dirs %s, a bind of (a parent of) the state dir %s, was accepted", d, state)
 		}
 	}
-	if err := CheckDirsApart([]string{t.TempDir()}, state); err != nil {
+	if err := checkDirsApart([]string{t.TempDir()}, state); err != nil {
 		t.Errorf("an unrelated dir was refused: %v", err)
 	}
 }

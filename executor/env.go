@@ -38,7 +38,7 @@ func IsExecutableFile(p string) bool {
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
-func EnvValue(env []string, key string) string {
+func envValue(env []string, key string) string {
 	for i := len(env) - 1; i >= 0; i-- {
 		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
 			return v
@@ -47,8 +47,8 @@ func EnvValue(env []string, key string) string {
 	return ""
 }
 
-// RunEnv is the environment of a run: exactly env when given, else sandboxd's own.
-func RunEnv(env map[string]string) []string {
+// runEnv is the environment of a run: exactly env when given, else sandboxd's own.
+func runEnv(env map[string]string) []string {
 	if env == nil {
 		return os.Environ()
 	}

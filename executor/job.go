@@ -32,7 +32,7 @@ type Job struct {
 	Argv []string
 	// Env is the whole environment of the program, sorted.
 	Env []string
-	// Path is where a bare argv[0] is searched: Env's PATH, or DefaultPath.
+	// Path is where a bare argv[0] is searched: Env's PATH, or defaultPath.
 	Path string
 	// Stdio as the request names it (relative to /space, empty for /dev/null).
 	Stdio  spec.Stdio
@@ -44,8 +44,8 @@ type Job struct {
 	Views []HostView
 }
 
-// DefaultPath is searched for a bare program name when the run's environment has no PATH.
-const DefaultPath = "/usr/local/bin:/usr/bin:/bin"
+// defaultPath is searched for a bare program name when the run's environment has no PATH.
+const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 
 // defaultOpenFiles bounds a program's open files; isolate's own default, 64,
 // is too few for some runtimes.
@@ -61,15 +61,15 @@ func NewJob(req *spec.RunRequest, box spec.BoxInfo, rt Runtime) *Job {
 	}
 	j := &Job{
 		Argv:      req.Argv,
-		Env:       RunEnv(env),
+		Env:       runEnv(env),
 		Stdio:     req.Stdio,
 		Limits:    req.Limits,
 		FileSize:  box.QuotaSpace,
 		OpenFiles: defaultOpenFiles,
 		Views:     rt.Views,
 	}
-	if j.Path = EnvValue(j.Env, "PATH"); j.Path == "" {
-		j.Path = DefaultPath
+	if j.Path = envValue(j.Env, "PATH"); j.Path == "" {
+		j.Path = defaultPath
 	}
 	if rt.FileSize > 0 {
 		j.FileSize = rt.FileSize

@@ -27,7 +27,7 @@ func TestNewJob(t *testing.T) {
 	mem := int64(1 << 20)
 	req = &spec.RunRequest{Argv: []string{"prog"}, Env: map[string]string{}, Limits: spec.Limits{Memory: &mem}}
 	j = NewJob(req, box, Runtime{FileSize: 4096, OpenFiles: 16})
-	if len(j.Env) != 0 || j.Path != DefaultPath {
+	if len(j.Env) != 0 || j.Path != defaultPath {
 		t.Errorf("env %q, path %q: want none, and the default PATH", j.Env, j.Path)
 	}
 	if j.FileSize != 4096 || j.OpenFiles != 16 || j.Stack != 8<<20 {
