@@ -20,17 +20,6 @@ import (
 	"sandboxd/spec"
 )
 
-// Entry describes one file of a directory listing. A name that is not
-// UTF-8 is shown with U+FFFD in Name and exactly in NameBase64, which the
-// file commands take back as path_base64.
-type Entry struct {
-	Name       string `json:"name"`
-	NameBase64 string `json:"name_base64,omitempty"`
-	Type       string `json:"type"` // "file", "dir", "symlink" or "other"
-	Size       int64  `json:"size"`
-	Mode       uint32 `json:"mode"` // permission bits
-}
-
 // Space is a box's /space as the host sees it.
 type Space struct {
 	spec.BoxInfo
@@ -216,7 +205,7 @@ func (s Space) ReadFile(p string, offset, max int64) (data []byte, size int64, t
 }
 
 // ListFiles lists a directory of /space, sorted by name.
-func (s Space) ListFiles(p string) ([]Entry, error) {
+func (s Space) ListFiles(p string) ([]spec.FileEntry, error) {
 	rel, err := relPath(p, true)
 	if err != nil {
 		return nil, err
@@ -232,13 +221,13 @@ func (s Space) ListFiles(p string) ([]Entry, error) {
 		return nil, fileError("list", p, err)
 	}
 	sort.Strings(names)
-	entries := make([]Entry, 0, len(names))
+	entries := make([]spec.FileEntry, 0, len(names))
 	for _, name := range names {
 		var st unix.Stat_t
 		if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			continue // removed meanwhile
 		}
-		e := Entry{Name: name, Type: fileType(st.Mode), Size: st.Size, Mode: st.Mode & 0o7777}
+		e := spec.FileEntry{Name: name, Type: fileType(st.Mode), Size: st.Size, Mode: st.Mode & 0o7777}
 		if !utf8.ValidString(name) {
 			e.Name, e.NameBase64 = strings.ToValidUTF8(name, "\uFFFD"), base64.StdEncoding.EncodeToString([]byte(name))
 		}

@@ -7,24 +7,36 @@ import (
 	"sandboxd/spec"
 )
 
-// boxTable holds an executor's open boxes by id; each backend keeps its own
+// BoxTable holds an executor's open boxes by id; each backend keeps its own
 // kind of box B in one.
-type boxTable[B any] struct {
+type BoxTable[B any] struct {
 	mu    sync.Mutex
 	boxes map[int]*B // a nil box is an id taken while its box is built or closed
 }
 
-func newBoxTable[B any]() *boxTable[B] { return &boxTable[B]{boxes: map[int]*B{}} }
+func NewBoxTable[B any]() *BoxTable[B] { return &BoxTable[B]{boxes: map[int]*B{}} }
 
-// anyBox asks open for the lowest free id.
-const anyBox = -1
+// AnyBox asks open for the lowest free id.
+const AnyBox = -1
 
-// open builds a box with build and records it under id, or under the lowest
-// free id when id is anyBox, and returns the id.
-func (t *boxTable[B]) open(id int, build func(id int) (*B, error)) (int, error) {
+// Open builds a box with options opts by build, and records it under id,
+// or under the lowest free id when id is AnyBox, and returns the id. The
+// options get their defaults first (dirs: the directories shown when opts
+// names none), and the directories shown must keep apart from the state dir.
+func (t *BoxTable[B]) Open(id int, opts spec.BoxOptions, dirs []string, stateDir string, build func(id int, opts spec.BoxOptions) (*B, error)) (int, error) {
+	opts = opts.WithDefaults(dirs)
+	return t.open(id, func(id int) (*B, error) {
+		if err := checkDirsApart(opts.Dirs, stateDir); err != nil {
+			return nil, err
+		}
+		return build(id, opts)
+	})
+}
+
+func (t *BoxTable[B]) open(id int, build func(id int) (*B, error)) (int, error) {
 	t.mu.Lock()
-	if id == anyBox {
-		id = lowestFree(1, MaxBoxes, func(i int) bool { _, used := t.boxes[i]; return used })
+	if id == AnyBox {
+		id = LowestFree(1, MaxBoxes, func(i int) bool { _, used := t.boxes[i]; return used })
 		if id < 0 {
 			t.mu.Unlock()
 			return 0, spec.Errorf(spec.CodeTooManyBoxes, "all %d boxes are open", MaxBoxes)
@@ -45,7 +57,7 @@ func (t *boxTable[B]) open(id int, build func(id int) (*B, error)) (int, error) 
 }
 
 // get finds an open box.
-func (t *boxTable[B]) get(id int) (*B, error) {
+func (t *BoxTable[B]) Get(id int) (*B, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	b := t.boxes[id]
@@ -60,7 +72,7 @@ func (t *boxTable[B]) get(id int) (*B, error) {
 // the directories of one being removed. (After a failed close the id stays
 // taken for good, as what is left of the box may be in the way.) Box 0
 // stays for the life of the executor.
-func (t *boxTable[B]) close(id int, closeBox func(*B) error) error {
+func (t *BoxTable[B]) Close(id int, closeBox func(*B) error) error {
 	if id == DefaultBox {
 		return spec.Errorf(spec.CodeInvalidArgument, "box 0 always exists; use reset_box to empty it")
 	}
@@ -82,7 +94,7 @@ func (t *boxTable[B]) close(id int, closeBox func(*B) error) error {
 }
 
 // removeAll takes every built box out of the table.
-func (t *boxTable[B]) removeAll() []*B {
+func (t *BoxTable[B]) RemoveAll() []*B {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var all []*B

@@ -21,7 +21,7 @@ func checkDirsApart(dirs []string, stateDir string) error {
 	state := resolvePath(stateDir)
 	for _, d := range dirs {
 		shown := resolvePath(d)
-		if !pathWithin(state, shown) && !pathWithin(shown, state) && !sameAsAncestor(shown, state) && !sameAsAncestor(state, shown) {
+		if !PathWithin(state, shown) && !PathWithin(shown, state) && !sameAsAncestor(shown, state) && !sameAsAncestor(state, shown) {
 			continue
 		}
 		if shown != d {
@@ -69,7 +69,7 @@ func resolvePath(p string) string {
 	}
 }
 
-// pathWithin tells whether clean absolute path p is dir or lies below it.
-func pathWithin(dir, p string) bool {
+// PathWithin tells whether clean absolute path p is dir or lies below it.
+func PathWithin(dir, p string) bool {
 	return p == dir || dir == "/" || strings.HasPrefix(p, dir+"/")
 }

@@ -1,6 +1,8 @@
 // Package executor runs programs in boxes. An Executor owns the boxes and
-// their life; the native one builds them from Linux namespaces and cgroups,
-// the isolate one drives an installed ioi/isolate.
+// their life; its backends are beneath: executor/native builds boxes from
+// Linux namespaces and cgroups, executor/isolate drives an installed
+// ioi/isolate. This package holds what they share: the box table, the state
+// dir, PATH lookup and a run's environment.
 package executor
 
 import (
@@ -21,9 +23,9 @@ type Executor interface {
 	ResetBox(id int) error
 	// Box tells where the box's files are on the host.
 	Box(id int) (spec.BoxInfo, error)
-	// Run runs a validated request in the box and reports its verdict. When
-	// ctx ends first, the run is killed and spec.Ended's error returned.
-	Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error)
+	// Run carries out a job (see NewJob) in the box and reports its verdict.
+	// When ctx ends first, the run is killed and spec.Ended's error returned.
+	Run(ctx context.Context, id int, job *Job) (spec.RunResult, error)
 	// Close kills every run, removes every box and what the executor made on the host.
 	Close() error
 }
@@ -34,8 +36,8 @@ const DefaultBox = 0
 // MaxBoxes bounds the number of boxes open at once.
 const MaxBoxes = 1000
 
-// lowestFree is the lowest id in [from, to) that is not used, or -1.
-func lowestFree(from, to int, used func(id int) bool) int {
+// LowestFree is the lowest id in [from, to) that is not used, or -1.
+func LowestFree(from, to int, used func(id int) bool) int {
 	for i := from; i < to; i++ {
 		if !used(i) {
 			return i

@@ -15,14 +15,14 @@ import (
 // and so programs included. Call it first thing in main, before anything
 // opens a descriptor that is not close-on-exec.
 func CloseInheritedFDs() error {
-	return closeInheritedFDs(3)
+	return CloseInheritedFDsFrom(3)
 }
 
-// closeInheritedFDs closes every inherited descriptor from `from` up. Right
+// CloseInheritedFDsFrom closes every inherited descriptor from `from` up. Right
 // after execve, the inherited ones are exactly those without close-on-exec
 // (execve closed the others), while everything the Go runtime opens before
 // main (its cgroup files, its poller) has close-on-exec and stays.
-func closeInheritedFDs(from int) error {
+func CloseInheritedFDsFrom(from int) error {
 	dir, err := os.Open("/proc/self/fd")
 	if err != nil {
 		return fmt.Errorf("list inherited descriptors: %w", err)

@@ -11,12 +11,13 @@ import (
 	"sandboxd/spec"
 )
 
-// Runtimes gives runs the environment of an installed runtime, and installs,
+// Runtimes gives runs what an installed runtime adds to them, and installs,
 // lists and removes runtimes.
 type Runtimes interface {
-	// Environment returns the captured environment of the runtime called
-	// name, or an error with code no_such_runtime.
-	Environment(name string) (map[string]string, error)
+	// Runtime returns what a run with the runtime called name gets (its
+	// environment, the host views it needs), or an error with code
+	// no_such_runtime.
+	Runtime(name string) (executor.Runtime, error)
 	// Install installs a validated request in a box of its own. A failed
 	// install is a result (with its status), not an error.
 	Install(ctx context.Context, req *spec.InstallRequest) (*spec.InstallResult, error)
@@ -25,176 +26,208 @@ type Runtimes interface {
 	Remove(ctx context.Context, name string) error
 }
 
-// command is one protocol command. perBox commands are ordered per box.
+// command is one protocol command: how it is dispatched, and how a request
+// line becomes a call of it.
 type command struct {
-	name   string
+	name string
+	kind
+	// parse decodes a request line strictly and validates it: the one
+	// decoding of a request. Its error is the reply, in the request's turn.
+	parse func(line []byte) (call, error)
+}
+
+// kind is how a command is dispatched.
+type kind struct {
+	// perBox commands are ordered per box.
 	perBox bool
 	// takesSlot: the command runs a program in its box. It holds a
 	// --parallel slot while it runs, and close_box and reset_box of its box
 	// end it. Every other command starts at once. (install_package runs in
 	// a box of its own, bounded by --max-installs.)
 	takesSlot bool
-	// endsRuns, when set, tells the error with which a request of the
-	// command ends the runs of its box sent before it; nil when the
-	// request is refused, which then ends nothing.
-	endsRuns func(line []byte) error
-	handle   func(ctx context.Context, s *Server, line []byte) (any, error)
+	// resolvesBox: the command works in an open box, found when its turn
+	// comes (no_such_box otherwise) and handed to it.
+	resolvesBox bool
+}
+
+// call is a parsed request.
+type call struct {
+	box int // of a box command
+	// endsRuns is the error with which the request ends the runs of its box
+	// sent before it; nil for most.
+	endsRuns error
+	run      func(ctx context.Context, s *Server) (any, error)
+}
+
+// arguments are a command's arguments: a struct that embeds envelope,
+// decoded from the whole line, that then validates itself.
+type arguments interface{ validate() error }
+
+// inBox is the arguments of a box command: they name the box.
+type inBox interface{ boxID() int }
+
+// endingRuns is the arguments of a command that ends its box's runs.
+type endingRuns interface{ endsRuns() error }
+
+// typed makes the table entry of a command with arguments A and reply R:
+// decode strictly once, validate, resolve the box, handle.
+func typed[A any, P interface {
+	*A
+	arguments
+}, R any](k kind, handle func(ctx context.Context, s *Server, a P, box spec.BoxInfo) (R, error)) *command {
+	return &command{kind: k, parse: func(line []byte) (call, error) {
+		a := P(new(A))
+		if err := decodeArgs(line, a); err != nil {
+			return call{}, err
+		}
+		if err := a.validate(); err != nil {
+			return call{}, err
+		}
+		var c call
+		if b, ok := any(a).(inBox); ok {
+			c.box = b.boxID()
+		}
+		if e, ok := any(a).(endingRuns); ok {
+			c.endsRuns = e.endsRuns()
+		}
+		c.run = func(ctx context.Context, s *Server) (any, error) {
+			var box spec.BoxInfo
+			if k.resolvesBox {
+				var err error
+				if box, err = s.Exec.Box(c.box); err != nil {
+					return nil, err
+				}
+			}
+			r, err := handle(ctx, s, a, box)
+			if err != nil {
+				return nil, err
+			}
+			return r, nil
+		}
+		return c, nil
+	}}
 }
 
 var commands map[string]*command
 
 func init() {
-	defer func() {
-		for name, c := range commands {
-			c.name = name
-		}
-	}()
+	inABox := kind{perBox: true, resolvesBox: true}
 	commands = map[string]*command{
-		"run":         {perBox: true, takesSlot: true, handle: handleRun},
-		"open_box":    {perBox: false, handle: handleOpenBox},
-		"close_box":   {perBox: true, endsRuns: closeEndsRuns, handle: handleCloseBox},
-		"reset_box":   {perBox: true, endsRuns: resetEndsRuns, handle: handleResetBox},
-		"box_path":    {perBox: true, handle: handleBoxPath},
-		"write_file":  {perBox: true, handle: handleWriteFile},
-		"read_file":   {perBox: true, handle: handleReadFile},
-		"list_files":  {perBox: true, handle: handleListFiles},
-		"remove_file": {perBox: true, handle: handleRemoveFile},
-		"version":     {perBox: false, handle: handleVersion},
+		"run":         typed(kind{perBox: true, takesSlot: true, resolvesBox: true}, handleRun),
+		"open_box":    typed(kind{}, handleOpenBox),
+		"close_box":   typed(kind{perBox: true}, handleCloseBox),
+		"reset_box":   typed(kind{perBox: true}, handleResetBox),
+		"box_path":    typed(inABox, handleBoxPath),
+		"write_file":  typed(inABox, handleWriteFile),
+		"read_file":   typed(inABox, handleReadFile),
+		"list_files":  typed(inABox, handleListFiles),
+		"remove_file": typed(inABox, handleRemoveFile),
+		"version":     typed(kind{}, handleVersion),
 
-		"install_package": {handle: handleInstallPackage},
-		"list_runtimes":   {handle: handleListRuntimes},
-		"remove_runtime":  {handle: handleRemoveRuntime},
+		"install_package": typed(kind{}, handleInstallPackage),
+		"list_runtimes":   typed(kind{}, handleListRuntimes),
+		"remove_runtime":  typed(kind{}, handleRemoveRuntime),
+	}
+	for name, c := range commands {
+		c.name = name
 	}
 }
+
+// noArgs are the arguments of a command that takes none.
+type noArgs struct{ envelope }
+
+func (*noArgs) validate() error { return nil }
 
 // boxArg is the optional box field of box commands; the default is box 0.
 type boxArg struct {
 	Box int `json:"box"`
 }
 
-type empty struct{}
+func (a *boxArg) boxID() int { return a.Box }
 
-func handleRun(ctx context.Context, s *Server, line []byte) (any, error) {
-	var args struct {
-		envelope
-		boxArg
-		spec.RunRequest
-	}
-	if err := decodeArgs(line, &args); err != nil {
-		return nil, err
-	}
-	req := &args.RunRequest
-	if err := req.Validate(); err != nil {
-		return nil, err
-	}
-	if req.Runtime != "" {
+type runArgs struct {
+	envelope
+	boxArg
+	spec.RunRequest
+}
+
+func (a *runArgs) validate() error { return a.RunRequest.Validate() }
+
+func handleRun(ctx context.Context, s *Server, a *runArgs, box spec.BoxInfo) (spec.RunResult, error) {
+	var rt executor.Runtime
+	if a.Runtime != "" {
 		rts, err := s.runtimes()
 		if err != nil {
-			return nil, err
+			return spec.RunResult{}, err
 		}
-		base, err := rts.Environment(req.Runtime)
-		if err != nil {
-			return nil, err
+		if rt, err = rts.Runtime(a.Runtime); err != nil {
+			return spec.RunResult{}, err
 		}
-		for k, v := range req.Env {
-			base[k] = v
-		}
-		req.Env, req.NixStore = base, true
 	}
-	return s.Exec.Run(ctx, args.Box, req)
+	return s.Exec.Run(ctx, a.Box, executor.NewJob(&a.RunRequest, box, rt))
 }
 
-func handleOpenBox(_ context.Context, s *Server, line []byte) (any, error) {
-	var args struct {
-		envelope
-		spec.BoxOptions
-	}
-	if err := decodeArgs(line, &args); err != nil {
-		return nil, err
-	}
-	if err := args.BoxOptions.Validate(); err != nil {
-		return nil, err
-	}
-	id, err := s.Exec.OpenBox(args.BoxOptions)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		Box int `json:"box"`
-	}{id}, nil
+type openBoxArgs struct {
+	envelope
+	spec.BoxOptions
 }
 
-// closeBoxArgs decodes a close_box request and returns the box to close.
-func closeBoxArgs(line []byte) (int, error) {
-	var args struct {
-		envelope
-		Box *int `json:"box"`
-	}
-	if err := decodeArgs(line, &args); err != nil {
-		return 0, err
-	}
-	if args.Box == nil {
-		return 0, spec.Errorf(spec.CodeInvalidArgument, "close_box needs the box to close")
-	}
-	return *args.Box, nil
+func (a *openBoxArgs) validate() error { return a.BoxOptions.Validate() }
+
+func handleOpenBox(_ context.Context, s *Server, a *openBoxArgs, _ spec.BoxInfo) (spec.OpenBoxReply, error) {
+	id, err := s.Exec.OpenBox(a.BoxOptions)
+	return spec.OpenBoxReply{Box: id}, err
 }
 
-func closeEndsRuns(line []byte) error {
-	box, err := closeBoxArgs(line)
-	if err != nil || box == executor.DefaultBox {
+type closeBoxArgs struct {
+	envelope
+	Box *int `json:"box"`
+}
+
+func (a *closeBoxArgs) validate() error {
+	if a.Box == nil {
+		return spec.Errorf(spec.CodeInvalidArgument, "close_box needs the box to close")
+	}
+	return nil
+}
+
+func (a *closeBoxArgs) boxID() int { return *a.Box }
+
+func (a *closeBoxArgs) endsRuns() error {
+	if *a.Box == executor.DefaultBox {
 		return nil // refused: box 0 cannot be closed
 	}
-	return spec.Errorf(spec.CodeBoxClosed, "the run was ended by close_box of box %d", box)
+	return spec.Errorf(spec.CodeBoxClosed, "the run was ended by close_box of box %d", *a.Box)
 }
 
-func handleCloseBox(_ context.Context, s *Server, line []byte) (any, error) {
-	box, err := closeBoxArgs(line)
-	if err != nil {
-		return nil, err
-	}
-	return empty{}, s.Exec.CloseBox(box)
+func handleCloseBox(_ context.Context, s *Server, a *closeBoxArgs, _ spec.BoxInfo) (spec.Done, error) {
+	return spec.Done{}, s.Exec.CloseBox(*a.Box)
 }
 
-func resetBoxArgs(line []byte) (int, error) {
-	var args struct {
-		envelope
-		boxArg
-	}
-	err := decodeArgs(line, &args)
-	return args.Box, err
+type resetBoxArgs struct {
+	envelope
+	boxArg
 }
 
-func resetEndsRuns(line []byte) error {
-	box, err := resetBoxArgs(line)
-	if err != nil {
-		return nil
-	}
-	return spec.Errorf(spec.CodeBoxReset, "the run was ended by reset_box of box %d", box)
+func (*resetBoxArgs) validate() error { return nil }
+
+func (a *resetBoxArgs) endsRuns() error {
+	return spec.Errorf(spec.CodeBoxReset, "the run was ended by reset_box of box %d", a.Box)
 }
 
-func handleResetBox(_ context.Context, s *Server, line []byte) (any, error) {
-	box, err := resetBoxArgs(line)
-	if err != nil {
-		return nil, err
-	}
-	return empty{}, s.Exec.ResetBox(box)
+func handleResetBox(_ context.Context, s *Server, a *resetBoxArgs, _ spec.BoxInfo) (spec.Done, error) {
+	return spec.Done{}, s.Exec.ResetBox(a.Box)
 }
 
-func handleBoxPath(_ context.Context, s *Server, line []byte) (any, error) {
-	var args struct {
-		envelope
-		boxArg
-	}
-	if err := decodeArgs(line, &args); err != nil {
-		return nil, err
-	}
-	info, err := s.Exec.Box(args.Box)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		Path string `json:"path"`
-	}{info.SpaceDir}, nil
+type boxPathArgs struct {
+	envelope
+	boxArg
+}
+
+func (*boxPathArgs) validate() error { return nil }
+
+func handleBoxPath(_ context.Context, _ *Server, _ *boxPathArgs, box spec.BoxInfo) (spec.BoxPathReply, error) {
+	return spec.BoxPathReply{Path: box.SpaceDir}, nil
 }
 
 // fileArgs are the fields every file command has: the box, and the path as
@@ -204,30 +237,24 @@ type fileArgs struct {
 	boxArg
 	Path       string  `json:"path"`
 	PathBase64 *string `json:"path_base64"`
+	// path is the path named, either way.
+	path string
 }
 
-// space decodes a file command, finds its box and tells the path it names.
-func space(s *Server, line []byte, args interface{ file() *fileArgs }) (boxfs.Space, string, error) {
-	if err := decodeArgs(line, args); err != nil {
-		return boxfs.Space{}, "", err
-	}
-	a := args.file()
-	p := a.Path
+func (a *fileArgs) validate() error {
+	a.path = a.Path
 	if a.PathBase64 != nil {
 		if a.Path != "" {
-			return boxfs.Space{}, "", spec.Errorf(spec.CodeInvalidArgument, "give path or path_base64, not both")
+			return spec.Errorf(spec.CodeInvalidArgument, "give path or path_base64, not both")
 		}
 		b, err := base64.StdEncoding.DecodeString(*a.PathBase64)
 		if err != nil {
-			return boxfs.Space{}, "", spec.Errorf(spec.CodeInvalidArgument, "path_base64: %v", err)
+			return spec.Errorf(spec.CodeInvalidArgument, "path_base64: %v", err)
 		}
-		p = string(b)
+		a.path = string(b)
 	}
-	info, err := s.Exec.Box(a.Box)
-	return boxfs.Space{BoxInfo: info}, p, err
+	return nil
 }
-
-func (a *fileArgs) file() *fileArgs { return a }
 
 type writeFileArgs struct {
 	fileArgs
@@ -236,37 +263,28 @@ type writeFileArgs struct {
 	Mode          *uint32 `json:"mode"`
 }
 
-func handleWriteFile(_ context.Context, s *Server, line []byte) (any, error) {
-	var args writeFileArgs
-	sp, path, err := space(s, line, &args)
-	if err != nil {
-		return nil, err
-	}
+func handleWriteFile(_ context.Context, _ *Server, a *writeFileArgs, box spec.BoxInfo) (spec.WriteFileReply, error) {
 	var data []byte
 	switch {
-	case args.Content != nil && args.ContentBase64 != nil:
-		return nil, spec.Errorf(spec.CodeInvalidArgument, "give content or content_base64, not both")
-	case args.Content != nil:
-		data = []byte(*args.Content)
-	case args.ContentBase64 != nil:
-		if data, err = base64.StdEncoding.DecodeString(*args.ContentBase64); err != nil {
-			return nil, spec.Errorf(spec.CodeInvalidArgument, "content_base64: %v", err)
+	case a.Content != nil && a.ContentBase64 != nil:
+		return spec.WriteFileReply{}, spec.Errorf(spec.CodeInvalidArgument, "give content or content_base64, not both")
+	case a.Content != nil:
+		data = []byte(*a.Content)
+	case a.ContentBase64 != nil:
+		var err error
+		if data, err = base64.StdEncoding.DecodeString(*a.ContentBase64); err != nil {
+			return spec.WriteFileReply{}, spec.Errorf(spec.CodeInvalidArgument, "content_base64: %v", err)
 		}
 	}
 	mode := os.FileMode(0o644)
-	if args.Mode != nil {
-		if *args.Mode > 0o777 {
-			return nil, spec.Errorf(spec.CodeInvalidArgument, "mode must be permission bits, 0 to 0777 (511)")
+	if a.Mode != nil {
+		if *a.Mode > 0o777 {
+			return spec.WriteFileReply{}, spec.Errorf(spec.CodeInvalidArgument, "mode must be permission bits, 0 to 0777 (511)")
 		}
-		mode = os.FileMode(*args.Mode)
+		mode = os.FileMode(*a.Mode)
 	}
-	n, err := sp.WriteFile(path, data, mode)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		Size int64 `json:"size"`
-	}{n}, nil
+	n, err := boxfs.Space{BoxInfo: box}.WriteFile(a.path, data, mode)
+	return spec.WriteFileReply{Size: n}, err
 }
 
 // Read sizes: the default, and the most one reply carries (larger files go
@@ -283,72 +301,41 @@ type readFileArgs struct {
 	Encoding string `json:"encoding"`
 }
 
-func handleReadFile(_ context.Context, s *Server, line []byte) (any, error) {
-	var args readFileArgs
-	sp, path, err := space(s, line, &args)
-	if err != nil {
-		return nil, err
-	}
+func handleReadFile(_ context.Context, _ *Server, a *readFileArgs, box spec.BoxInfo) (spec.ReadFileReply, error) {
 	max := int64(defaultReadBytes)
-	if args.MaxBytes != nil {
-		max = *args.MaxBytes
+	if a.MaxBytes != nil {
+		max = *a.MaxBytes
 	}
-	if max < 0 || max > maxReadBytes || args.Offset < 0 {
-		return nil, spec.Errorf(spec.CodeInvalidArgument, "max_bytes must be 0 to %d and offset at least 0", maxReadBytes)
+	if max < 0 || max > maxReadBytes || a.Offset < 0 {
+		return spec.ReadFileReply{}, spec.Errorf(spec.CodeInvalidArgument, "max_bytes must be 0 to %d and offset at least 0", maxReadBytes)
 	}
-	if args.Encoding != "" && args.Encoding != "utf8" && args.Encoding != "base64" {
-		return nil, spec.Errorf(spec.CodeInvalidArgument, "encoding must be \"utf8\" or \"base64\"")
+	if a.Encoding != "" && a.Encoding != "utf8" && a.Encoding != "base64" {
+		return spec.ReadFileReply{}, spec.Errorf(spec.CodeInvalidArgument, "encoding must be \"utf8\" or \"base64\"")
 	}
-	data, size, truncated, err := sp.ReadFile(path, args.Offset, max)
+	data, size, truncated, err := boxfs.Space{BoxInfo: box}.ReadFile(a.path, a.Offset, max)
 	if err != nil {
-		return nil, err
+		return spec.ReadFileReply{}, err
 	}
 	content := string(data)
-	if args.Encoding == "base64" {
+	if a.Encoding == "base64" {
 		content = base64.StdEncoding.EncodeToString(data)
 	} else if !utf8.Valid(data) {
-		return nil, spec.Errorf(spec.CodeInvalidArgument, "%s is not valid UTF-8 text: read it with \"encoding\": \"base64\"", spec.Quote(path))
+		return spec.ReadFileReply{}, spec.Errorf(spec.CodeInvalidArgument, "%s is not valid UTF-8 text: read it with \"encoding\": \"base64\"", spec.Quote(a.path))
 	}
-	return struct {
-		Content   string `json:"content"`
-		Size      int64  `json:"size"`
-		Truncated bool   `json:"truncated"`
-	}{content, size, truncated}, nil
+	return spec.ReadFileReply{Content: content, Size: size, Truncated: truncated}, nil
 }
 
-func handleListFiles(_ context.Context, s *Server, line []byte) (any, error) {
-	var args fileArgs
-	sp, path, err := space(s, line, &args)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := sp.ListFiles(path)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		Entries []boxfs.Entry `json:"entries"`
-	}{entries}, nil
+func handleListFiles(_ context.Context, _ *Server, a *fileArgs, box spec.BoxInfo) (spec.ListFilesReply, error) {
+	entries, err := boxfs.Space{BoxInfo: box}.ListFiles(a.path)
+	return spec.ListFilesReply{Entries: entries}, err
 }
 
-func handleRemoveFile(_ context.Context, s *Server, line []byte) (any, error) {
-	var args fileArgs
-	sp, path, err := space(s, line, &args)
-	if err != nil {
-		return nil, err
-	}
-	return empty{}, sp.RemoveFile(path)
+func handleRemoveFile(_ context.Context, _ *Server, a *fileArgs, box spec.BoxInfo) (spec.Done, error) {
+	return spec.Done{}, boxfs.Space{BoxInfo: box}.RemoveFile(a.path)
 }
 
-func handleVersion(_ context.Context, s *Server, line []byte) (any, error) {
-	var args struct{ envelope }
-	if err := decodeArgs(line, &args); err != nil {
-		return nil, err
-	}
-	return struct {
-		Version  string `json:"version"`
-		Protocol int    `json:"protocol"`
-	}{s.Version, 1}, nil
+func handleVersion(_ context.Context, s *Server, _ *noArgs, _ spec.BoxInfo) (spec.VersionReply, error) {
+	return spec.VersionReply{Version: s.Version, Protocol: 1}, nil
 }
 
 func (s *Server) runtimes() (Runtimes, error) {
@@ -358,56 +345,41 @@ func (s *Server) runtimes() (Runtimes, error) {
 	return s.Runtimes, nil
 }
 
-func handleInstallPackage(ctx context.Context, s *Server, line []byte) (any, error) {
-	var args struct {
-		envelope
-		spec.InstallRequest
-	}
-	if err := decodeArgs(line, &args); err != nil {
-		return nil, err
-	}
-	if err := args.InstallRequest.Validate(); err != nil {
-		return nil, err
-	}
-	rts, err := s.runtimes()
-	if err != nil {
-		return nil, err
-	}
-	return rts.Install(ctx, &args.InstallRequest)
+type installArgs struct {
+	envelope
+	spec.InstallRequest
 }
 
-func handleListRuntimes(ctx context.Context, s *Server, line []byte) (any, error) {
-	var args struct{ envelope }
-	if err := decodeArgs(line, &args); err != nil {
-		return nil, err
-	}
+func (a *installArgs) validate() error { return a.InstallRequest.Validate() }
+
+func handleInstallPackage(ctx context.Context, s *Server, a *installArgs, _ spec.BoxInfo) (*spec.InstallResult, error) {
 	rts, err := s.runtimes()
 	if err != nil {
 		return nil, err
+	}
+	return rts.Install(ctx, &a.InstallRequest)
+}
+
+func handleListRuntimes(ctx context.Context, s *Server, _ *noArgs, _ spec.BoxInfo) (spec.ListRuntimesReply, error) {
+	rts, err := s.runtimes()
+	if err != nil {
+		return spec.ListRuntimesReply{}, err
 	}
 	list, err := rts.List(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return struct {
-		Runtimes []spec.RuntimeInfo `json:"runtimes"`
-	}{list}, nil
+	return spec.ListRuntimesReply{Runtimes: list}, err
 }
 
-func handleRemoveRuntime(ctx context.Context, s *Server, line []byte) (any, error) {
-	var args struct {
-		envelope
-		Name string `json:"name"`
-	}
-	if err := decodeArgs(line, &args); err != nil {
-		return nil, err
-	}
-	if err := spec.ValidRuntimeName(args.Name); err != nil {
-		return nil, err
-	}
+type removeRuntimeArgs struct {
+	envelope
+	Name string `json:"name"`
+}
+
+func (a *removeRuntimeArgs) validate() error { return spec.ValidRuntimeName(a.Name) }
+
+func handleRemoveRuntime(ctx context.Context, s *Server, a *removeRuntimeArgs, _ spec.BoxInfo) (spec.Done, error) {
 	rts, err := s.runtimes()
 	if err != nil {
-		return nil, err
+		return spec.Done{}, err
 	}
-	return empty{}, rts.Remove(ctx, args.Name)
+	return spec.Done{}, rts.Remove(ctx, a.Name)
 }

@@ -9,31 +9,7 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-
-	"sandboxd/spec"
 )
-
-// idleExecutor does no real work: the protocol layer is what is fuzzed.
-// Box 0 exists, and its /space is nowhere, so file commands get as far as
-// opening it; other boxes are not open.
-type idleExecutor struct{}
-
-func (idleExecutor) OpenBox(spec.BoxOptions) (int, error) { return 1, nil }
-func (idleExecutor) CloseBox(int) error                   { return nil }
-func (idleExecutor) ResetBox(int) error                   { return nil }
-func (idleExecutor) Close() error                         { return nil }
-
-func (idleExecutor) Box(id int) (spec.BoxInfo, error) {
-	if id != 0 {
-		return spec.BoxInfo{}, spec.Errorf(spec.CodeNoSuchBox, "no box %d is open", id)
-	}
-	return spec.BoxInfo{SpaceDir: "/nonexistent/sandboxd-fuzz/space"}, nil
-}
-
-func (idleExecutor) Run(context.Context, int, *spec.RunRequest) (spec.RunResult, error) {
-	exit := 0
-	return spec.RunResult{Verdict: spec.VerdictOK, ExitCode: &exit}, nil
-}
 
 // fuzzMaxLine is small, so that inputs reach past it.
 const fuzzMaxLine = 1 << 10
@@ -78,7 +54,7 @@ func FuzzServe(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s := &Server{Exec: idleExecutor{}, Parallel: 2, MaxLine: fuzzMaxLine, Version: "fuzz"}
+		s := &Server{Exec: newFakeExecutor(), Parallel: 2, MaxLine: fuzzMaxLine, Version: "fuzz"}
 		var out bytes.Buffer
 		if err := s.Serve(context.Background(), bytes.NewReader(in), &out); err != nil {
 			t.Fatalf("Serve: %v", err)

@@ -50,9 +50,11 @@ type boxQueue struct {
 }
 
 type request struct {
-	line []byte
-	id   json.RawMessage
-	cmd  *command
+	id  json.RawMessage
+	cmd *command
+	// call is the parsed request; err, when set, is its reply instead.
+	call call
+	err  error
 	box  int
 	// end ends a run while it is current, with the cause given.
 	end context.CancelCauseFunc
@@ -202,7 +204,8 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 		}
 		return nil
 	}
-	req := &request{line: line, id: h.ID, cmd: cmd}
+	c, err := cmd.parse(line)
+	req := &request{id: h.ID, cmd: cmd, call: c, err: err, box: c.box}
 	s.wg.Add(1)
 	if !cmd.perBox {
 		return func() {
@@ -210,13 +213,10 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 			s.execute(ctx, req)
 		}
 	}
-	if h.Box != nil {
-		req.box = *h.Box
+	if err != nil && h.Box != nil {
+		req.box = *h.Box // refused, but in its box's turn
 	}
-	var endCause error
-	if cmd.endsRuns != nil {
-		endCause = cmd.endsRuns(line)
-	}
+	endCause := c.endsRuns // nil when refused: a refused request ends nothing
 	var dropped []*request
 	s.queuesM.Lock()
 	q, busy := s.queues[req.box]
@@ -285,7 +285,11 @@ func (s *Server) execute(ctx context.Context, req *request) {
 // handle runs a request and replies.
 func (s *Server) handle(ctx context.Context, req *request) {
 	start := time.Now()
-	result, err := req.cmd.handle(ctx, s, req.line)
+	var result any
+	err := req.err
+	if err == nil {
+		result, err = req.call.run(ctx, s)
+	}
 	s.reply(req.id, result, err)
 	if s.Observe != nil {
 		s.Observe(req.cmd.name, time.Since(start), err)

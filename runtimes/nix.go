@@ -13,8 +13,22 @@ import (
 	"sandboxd/spec"
 )
 
+// DaemonSocketDir holds the nix daemon's socket on the host and, during an
+// install, in its box.
+const DaemonSocketDir = "/nix/var/nix/daemon-socket"
+
 // DaemonSocket is where the nix daemon listens, on the host and in an install's box.
-const DaemonSocket = executor.NixDaemonSocketDir + "/socket"
+const DaemonSocket = DaemonSocketDir + "/socket"
+
+// The host views of nix: the store, read-only, for the runs of a runtime and
+// for installs; the daemon's socket directory for installs only.
+var (
+	StoreView  = executor.HostView{Path: "/nix/store"}
+	DaemonView = executor.HostView{Path: DaemonSocketDir, Writable: true}
+)
+
+// Views are every host view runtimes need: those an executor must be able to show.
+var Views = []executor.HostView{StoreView, DaemonView}
 
 // nixDirs are searched for nix-shell after sandboxd's PATH: Debian's nix-bin,
 // and the default profile of nix's own installer.

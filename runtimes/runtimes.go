@@ -53,13 +53,14 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	return m, nil
 }
 
-// Environment returns a copy of the environment of the runtime called name.
-func (m *Manager) Environment(name string) (map[string]string, error) {
+// Runtime is what a run with the runtime called name gets: the runtime's
+// environment and the nix store.
+func (m *Manager) Runtime(name string) (executor.Runtime, error) {
 	rt, err := m.cfg.Store.Get(context.Background(), name)
 	if err != nil {
-		return nil, err
+		return executor.Runtime{}, err
 	}
-	return rt.Environment, nil
+	return executor.Runtime{Env: rt.Environment, Views: []executor.HostView{StoreView}}, nil
 }
 
 // List lists the installed runtimes.
@@ -149,7 +150,7 @@ func (m *Manager) capture(ctx context.Context, nixShell string, req *spec.Instal
 	if _, err := space.WriteFile(shellFile, []byte(req.NixShell), 0o644); err != nil {
 		return nil, nil, fmt.Errorf("install %q: %w", req.Name, err)
 	}
-	run, err := m.cfg.Exec.Run(ctx, box, m.runRequest(nixShell, req))
+	run, err := m.cfg.Exec.Run(ctx, box, executor.NewJob(m.runRequest(nixShell, req), info, installRuntime(req)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("install %q: %w", req.Name, err)
 	}
@@ -213,22 +214,25 @@ func (m *Manager) runRequest(nixShell string, req *spec.InstallRequest) *spec.Ru
 	if m.cfg.NixConfig != "" {
 		env["NIX_CONFIG"] = m.cfg.NixConfig
 	}
-	r := &spec.RunRequest{
+	return &spec.RunRequest{
 		Argv:   []string{nixShell, "--pure", shellFile, "--run", "env -0 >" + spec.SpaceDir + "/" + envFile},
 		Env:    env,
 		Stdio:  spec.Stdio{Stdout: stdoutFile, Stderr: stderrFile},
 		Limits: spec.Limits{RealTime: &wall, CPUTime: &cpu, Memory: &memory, Processes: req.MaxNumberOfProcesses},
-
-		NixStore:  true,
-		NixDaemon: true,
 	}
+}
+
+// installRuntime is what the run of nix-shell gets beyond its request: the
+// store and the daemon, and the install's bounds on files.
+func installRuntime(req *spec.InstallRequest) executor.Runtime {
+	rt := executor.Runtime{Views: []executor.HostView{StoreView, DaemonView}}
 	if req.MaxFileSize != nil {
-		r.FileSize = *req.MaxFileSize * 1024
+		rt.FileSize = *req.MaxFileSize * 1024
 	}
 	if req.MaxOpenFiles != nil {
-		r.OpenFiles = *req.MaxOpenFiles
+		rt.OpenFiles = *req.MaxOpenFiles
 	}
-	return r
+	return rt
 }
 
 // installResult puts a run's outcome in the seed's terms, as isolate's meta

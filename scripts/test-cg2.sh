@@ -15,10 +15,16 @@ fi
 
 share=$(mktemp -d /tmp/sandboxd-cg2.XXXXXX)
 trap 'rm -rf "$share"' EXIT
-mkdir -p "$share/tests" "$share/executor" "$share/testdata"
+# The packages whose tests run there: the functional cases and the executor
+# with each backend. Each is built to $share/<pkg, / as ->.test and runs in
+# $share/<pkg>, so that its relative paths to testdata hold.
+pkgs=(tests executor executor/native executor/isolate)
+mkdir -p "$share/testdata"
 go build -o "$share/sandboxd" ./cmd/sandboxd
-go test -c -o "$share/tests.test" ./tests
-go test -c -o "$share/executor.test" ./executor
+for pkg in "${pkgs[@]}"; do
+	mkdir -p "$share/$pkg"
+	go test -c -o "$share/${pkg//\//-}.test" "./$pkg"
+done
 gcc -O1 -Wall -pthread -o "$share/probe" testdata/progs/probe.c
 cp -r testdata/sessions testdata/fake-isolate "$share/testdata/"
 
@@ -29,16 +35,18 @@ ${SANDBOXD_ISOLATE:+export SANDBOXD_ISOLATE=$SANDBOXD_ISOLATE}
 echo "cgroup2 controllers: \$(cat /sys/fs/cgroup/cgroup.controllers)"
 $share/sandboxd check || exit 1
 status=0
-cd $share/tests && $share/tests.test -test.count=1 -test.v -test.timeout 20m > $share/tests.log 2>&1 || status=1
-cd $share/executor && $share/executor.test -test.count=1 -test.v -test.timeout 20m > $share/executor.log 2>&1 || status=1
+$(for pkg in "${pkgs[@]}"; do
+	n=${pkg//\//-}
+	echo "cd $share/$pkg && $share/$n.test -test.count=1 -test.v -test.timeout 20m > $share/$n.log 2>&1 || status=1"
+done)
 exit \$status
 GUEST
 
 status=0
 "$cg2vm" -s "$share" -m 4096 "$share/run.sh" | tr -d '\r' | grep -v '^\[' || status=$?
-for log in tests executor; do
-	echo "== cgroup v2 guest: $log =="
-	grep -E '^(=== RUN|--- (PASS|FAIL|SKIP)|PASS|FAIL|ok|panic)|^\s+\S+_test\.go:[0-9]+:' "$share/$log.log" | grep -v '^=== RUN' || true
+for pkg in "${pkgs[@]}"; do
+	echo "== cgroup v2 guest: $pkg =="
+	grep -E '^(=== RUN|--- (PASS|FAIL|SKIP)|PASS|FAIL|ok|panic)|^\s+\S+_test\.go:[0-9]+:' "$share/${pkg//\//-}.log" | grep -v '^=== RUN' || true
 done
 if [ "$status" -ne 0 ]; then
 	echo "cgroup v2 leg FAILED" >&2

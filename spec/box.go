@@ -63,8 +63,10 @@ func (o BoxOptions) Validate() error {
 // boxOwnDirs are the box's own directories, which dirs may not show.
 var boxOwnDirs = []string{"/", SpaceDir, "/tmp", "/dev", "/proc", "/nix"}
 
-// BoxInfo tells where a box's files live on the host and whom they belong to.
+// BoxInfo tells where a box's files live on the host, whom they belong to
+// and how much they may take.
 type BoxInfo struct {
-	SpaceDir string // host path of the box's /space
-	UID, GID int    // owner of files in the box
+	SpaceDir   string // host path of the box's /space
+	UID, GID   int    // owner of files in the box
+	QuotaSpace int64  // bytes /space may hold, and the largest file a run may write
 }

@@ -31,19 +31,8 @@ type RunRequest struct {
 	Stdio
 	Limits
 	// Runtime names an installed runtime whose environment is the base of the
-	// run's environment; resolved by the protocol before the executor sees it.
+	// run's environment (the runtimes package resolves it).
 	Runtime string `json:"runtime"`
-	// NixStore makes the host's /nix/store visible read-only for this run.
-	// Set from Runtime, never from the wire.
-	NixStore bool `json:"-"`
-	// The fields below are set by install_package, never from the wire.
-	// NixDaemon makes the host's nix daemon socket directory visible
-	// (read-write) for this run.
-	NixDaemon bool `json:"-"`
-	// FileSize (bytes) and OpenFiles, when positive, replace the box's
-	// per-process bounds on the size of a file and on open files.
-	FileSize  int64 `json:"-"`
-	OpenFiles int64 `json:"-"`
 }
 
 // MaxMemoryLimit bounds memory_limit (1 PiB): far above any machine, far

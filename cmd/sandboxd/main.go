@@ -19,6 +19,8 @@ import (
 	"github.com/rs/zerolog"
 
 	"sandboxd/executor"
+	"sandboxd/executor/isolate"
+	"sandboxd/executor/native"
 	"sandboxd/protocol"
 	"sandboxd/runtimes"
 	"sandboxd/spec"
@@ -47,7 +49,7 @@ type options struct {
 
 func main() {
 	// A box's init is this same binary; it must take over before anything else runs.
-	executor.RunBoxInitIfRequested()
+	native.RunBoxInitIfRequested()
 	// What the judge left open must reach no process sandboxd starts.
 	if err := executor.CloseInheritedFDs(); err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd:", err)
@@ -132,7 +134,7 @@ func run(args []string) int {
 		return 1
 	}
 
-	exec, err := newExecutor(o)
+	exec, err := newExecutor(o, log)
 	if err != nil {
 		log.Error().Err(err).Msgf("cannot start the %s executor (run `sandboxd check`)", o.executor)
 		return 1
@@ -198,9 +200,9 @@ func openRuntimes(o *options, exec executor.Executor) (*runtimes.Manager, store.
 	return rts, db, nil
 }
 
-func newExecutor(o *options) (executor.Executor, error) {
+func newExecutor(o *options, log zerolog.Logger) (executor.Executor, error) {
 	if o.executor == "isolate" {
-		return executor.NewIsolate(executor.IsolateConfig{
+		return isolate.New(isolate.Config{
 			Path:     o.isolate,
 			StateDir: o.stateDir,
 			FirstUID: o.uidBase,
@@ -208,17 +210,26 @@ func newExecutor(o *options) (executor.Executor, error) {
 			Dirs:     splitList(o.dirs),
 		})
 	}
-	return executor.NewNative(executor.NativeConfig{
+	return native.New(native.Config{
 		StateDir: o.stateDir,
 		UIDBase:  o.uidBase,
 		Dirs:     splitList(o.dirs),
+		Views:    runtimes.Views,
+		// A box's init writes on its stderr only when it crashes.
+		InitLog: func(box int, line string) { log.Error().Int("box", box).Str("line", line).Msg("box init") },
 	})
 }
 
 func check(o *options) int {
 	scratch := filepath.Join(os.TempDir(), fmt.Sprintf("sandboxd-check-%d", os.Getpid()))
 	defer os.RemoveAll(scratch)
-	findings := executor.CheckHost(executor.NativeConfig{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs)})
+	// What the chosen backend needs, proven in a real box on a scratch state dir.
+	var findings []executor.Finding
+	if o.executor == "isolate" {
+		findings = isolate.Check(isolate.Config{Path: o.isolate, StateDir: scratch, FirstUID: o.uidBase, FirstBox: o.firstBox, Dirs: splitList(o.dirs)})
+	} else {
+		findings = native.Check(native.Config{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs)})
+	}
 	findings = append(findings, runtimes.Check()...)
 	code := 0
 	for _, f := range findings {

@@ -1,4 +1,4 @@
-package executor
+package native
 
 import (
 	"fmt"
@@ -6,11 +6,25 @@ import (
 
 	json "github.com/goccy/go-json"
 	"golang.org/x/sys/unix"
+
+	"sandboxd/executor"
 )
 
-// The host and a box's init process talk over a SOCK_SEQPACKET socket pair:
-// one JSON message per packet, with the run's cgroup files passed alongside a
-// run request as SCM_RIGHTS.
+// The host and a box's init process talk over two SOCK_SEQPACKET socket
+// pairs: one JSON message per packet, with the run's cgroup directory passed
+// alongside a run request as SCM_RIGHTS (cgroup v2).
+//
+//	host (box.startInit, run)          init (runInit, serve)
+//	  start /proc/self/exe  ───────▶   build the root, confine itself
+//	                        ◀── ctl ── ready | failed
+//	  per run:
+//	  run {argv, env, ...}  ── ctl ──▶  show views, start the program
+//	                        ◀── ctl ── started {start} | failed {exec_failed}
+//	  kill {run}            ── kill ─▶  kill(-1)      (limits, cancel)
+//	                        ◀── ctl ── exited {end, wait status}
+//	                                    (everything of the run reaped)
+//	  close ctl, kill       ─────────▶  kill(-1), exit: the box is gone
+//	  stderr (a pipe)       ◀───────── a crash's last words (initStderr)
 
 // boxInitEnv carries an init's initConfig from the host; its presence makes
 // the sandboxd binary act as a box init (see RunBoxInitIfRequested).
@@ -29,12 +43,9 @@ type initConfig struct {
 	Space    string   // host directory shown as /space
 	Tmp      string   // host directory shown as /tmp
 	Dirs     []string // host directories shown read-only
-	NixStore string   // host /nix/store, shown on request; empty if absent
 	Hostname string
-
-	// NixDaemon is the host's nix daemon socket directory, shown on
-	// request (installs); empty if absent.
-	NixDaemon string
+	// Views are the host views a run may ask for, those the host has.
+	Views []executor.HostView
 
 	// BornInCgroup: programs are started with clone3 into their run's
 	// cgroup (cgroup v2), so the init must keep clone3.
@@ -72,9 +83,8 @@ type initMessage struct {
 	Stderr   string
 	UID, GID int
 	RLimits  []rlimitValue
-	NixStore bool
-	// NixDaemon asks for the nix daemon's socket (installs).
-	NixDaemon bool
+	Path     string   // where a bare Argv[0] is searched
+	Views    []string // the host views shown to the run, by path
 
 	// opFailed
 	Error string

@@ -1,4 +1,4 @@
-package executor
+package isolate
 
 import (
 	"context"
@@ -10,7 +10,12 @@ import (
 	"syscall"
 	"testing"
 
+	"os/exec"
+
 	"sandboxd/boxfs"
+	"sandboxd/cgroup"
+	"sandboxd/executor"
+	"sandboxd/executor/executortest"
 	"sandboxd/spec"
 )
 
@@ -23,7 +28,7 @@ type fakeIsolate struct {
 func newFakeIsolate(t *testing.T, version string) *fakeIsolate {
 	t.Helper()
 	dir := t.TempDir()
-	fake, err := filepath.Abs("../testdata/fake-isolate/isolate")
+	fake, err := filepath.Abs("../../testdata/fake-isolate/isolate")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,9 +46,9 @@ func newFakeIsolate(t *testing.T, version string) *fakeIsolate {
 	return f
 }
 
-func (f *fakeIsolate) start(t *testing.T) *Isolate {
+func (f *fakeIsolate) start(t *testing.T) *Executor {
 	t.Helper()
-	x, err := NewIsolate(IsolateConfig{Path: f.path, StateDir: f.state, FirstUID: 60000, Dirs: spec.DefaultDirs, LockDir: f.locks})
+	x, err := New(Config{Path: f.path, StateDir: f.state, FirstUID: 60000, Dirs: spec.DefaultDirs, LockDir: f.locks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +81,7 @@ func (f *fakeIsolate) calls(t *testing.T) [][]string {
 // cgArgs is what sandboxd should put before the box id: --cg when isolate
 // of that major version can use this host's cgroups.
 func cgArgs(major int) []string {
-	v2, _, err := DetectCgroups()
+	v2, _, err := cgroup.Detect()
 	if err == nil && (major >= 2) == v2 {
 		return []string{"--cg"}
 	}
@@ -101,7 +106,7 @@ func cmdLine(cg []string, parts ...string) []string {
 
 // installFake puts an executable file named after a golden meta file into a
 // box, so that sandboxd's PATH lookup finds it and the fake picks that meta.
-func installFake(t *testing.T, x *Isolate, box int, path string) {
+func installFake(t *testing.T, x *Executor, box int, path string) {
 	t.Helper()
 	info, err := x.Box(box)
 	if err != nil {
@@ -136,11 +141,11 @@ func TestIsolateCommandLines(t *testing.T) {
 		Env:   map[string]string{"PATH": "/space/bin:/usr/bin", "A": "1", "EMPTY": ""},
 		Stdio: spec.Stdio{Stdin: "in", Stdout: "out/o.txt", Stderr: "/space/out/o.txt"},
 		Limits: spec.Limits{
-			RealTime: f64(2.5), CPUTime: f64(1.1), IdlenessTime: f64(0.5),
-			Memory: i64(1000000), Processes: i64(3),
+			RealTime: new(float64(2.5)), CPUTime: new(float64(1.1)), IdlenessTime: new(float64(0.5)),
+			Memory: new(int64(1000000)), Processes: new(int64(3)),
 		},
 	}
-	res, err := x.Run(context.Background(), 0, req)
+	res, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,8 +179,8 @@ func TestIsolateCommandLines(t *testing.T) {
 
 	// No memory, real time or idleness limit, no stdio, inherited environment.
 	t.Setenv("SANDBOXD_TEST_INHERITED", "yes")
-	req = &spec.RunRequest{Argv: []string{"/space/bin/ok"}, Limits: spec.Limits{CPUTime: f64(0.0001), Processes: i64(1)}}
-	if _, err := x.Run(context.Background(), 0, req); err != nil {
+	req = &spec.RunRequest{Argv: []string{"/space/bin/ok"}, Limits: spec.Limits{CPUTime: new(float64(0.0001)), Processes: new(int64(1))}}
+	if _, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{}); err != nil {
 		t.Fatal(err)
 	}
 	memArgs := []string{"--cg-mem=2147483647"}
@@ -200,8 +205,8 @@ func TestIsolateCommandLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	installFake(t, x, id, "ok")
-	req = &spec.RunRequest{Argv: []string{"./ok"}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}, NixStore: true}
-	if _, err := x.Run(context.Background(), id, req); err != nil {
+	req = &spec.RunRequest{Argv: []string{"./ok"}, Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(1))}}
+	if _, err := executor.Run(context.Background(), x, id, req, executor.Runtime{Views: []executor.HostView{{Path: "/nix/store"}}}); err != nil {
 		t.Fatal(err)
 	}
 	calls := f.calls(t)
@@ -248,17 +253,17 @@ func TestIsolateVerdicts(t *testing.T) {
 		{prog: "ok", verdict: spec.VerdictOK, exit: exit(0), metrics: spec.Metrics{Memory: 528 << 10}},
 		{prog: "re", verdict: spec.VerdictOK, exit: exit(3), metrics: spec.Metrics{RealTime: 0.011, CPUTime: 0.001, IdlenessTime: 0.01, Memory: 500 << 10}},
 		{prog: "sg", verdict: spec.VerdictSignaled, exit: exit(-11), metrics: spec.Metrics{CPUTime: 0.001, Memory: 392 << 10}},
-		{prog: "to-cpu", limits: spec.Limits{CPUTime: f64(0.5), RealTime: f64(3)}, verdict: spec.VerdictCPUTimeLimit,
+		{prog: "to-cpu", limits: spec.Limits{CPUTime: new(float64(0.5)), RealTime: new(float64(3))}, verdict: spec.VerdictCPUTimeLimit,
 			metrics: spec.Metrics{RealTime: 0.6, CPUTime: 0.587, IdlenessTime: 0.013, Memory: 256 << 10}},
-		{prog: "to-wall", limits: spec.Limits{CPUTime: f64(1), RealTime: f64(0.3)}, verdict: spec.VerdictRealTimeLimit,
+		{prog: "to-wall", limits: spec.Limits{CPUTime: new(float64(1)), RealTime: new(float64(0.3))}, verdict: spec.VerdictRealTimeLimit,
 			metrics: spec.Metrics{RealTime: 0.4, CPUTime: 0.001, IdlenessTime: 0.399, Memory: 384 << 10}},
 		// The wall kill came from CPU + idleness (0.1 + 0.3), sooner than the real time limit.
-		{prog: "to-wall", limits: spec.Limits{CPUTime: f64(0.1), IdlenessTime: f64(0.3), RealTime: f64(5)}, verdict: spec.VerdictIdlenessTimeLimit,
+		{prog: "to-wall", limits: spec.Limits{CPUTime: new(float64(0.1)), IdlenessTime: new(float64(0.3)), RealTime: new(float64(5))}, verdict: spec.VerdictIdlenessTimeLimit,
 			metrics: spec.Metrics{RealTime: 0.4, CPUTime: 0.001, IdlenessTime: 0.399, Memory: 384 << 10}},
 		// The real time limit came first.
-		{prog: "to-wall", limits: spec.Limits{CPUTime: f64(0.1), IdlenessTime: f64(0.3), RealTime: f64(0.35)}, verdict: spec.VerdictRealTimeLimit,
+		{prog: "to-wall", limits: spec.Limits{CPUTime: new(float64(0.1)), IdlenessTime: new(float64(0.3)), RealTime: new(float64(0.35))}, verdict: spec.VerdictRealTimeLimit,
 			metrics: spec.Metrics{RealTime: 0.4, CPUTime: 0.001, IdlenessTime: 0.399, Memory: 384 << 10}},
-		{prog: "oom", limits: spec.Limits{Memory: i64(32 << 20)}, verdict: spec.VerdictMemoryLimitExceeded,
+		{prog: "oom", limits: spec.Limits{Memory: new(int64(32 << 20))}, verdict: spec.VerdictMemoryLimitExceeded,
 			metrics: spec.Metrics{RealTime: 0.15, CPUTime: 0.142, IdlenessTime: 0.008, Memory: 32 << 20}},
 		{prog: "xx", errCode: spec.CodeExecFailed},
 		{prog: "xx-execve", errCode: spec.CodeExecFailed},
@@ -268,10 +273,10 @@ func TestIsolateVerdicts(t *testing.T) {
 			installFake(t, x, 0, c.prog)
 			req := &spec.RunRequest{Argv: []string{"/space/" + c.prog}, Limits: c.limits}
 			if req.CPUTime == nil {
-				req.CPUTime = f64(10)
+				req.CPUTime = new(float64(10))
 			}
-			req.Processes = i64(1)
-			res, err := x.Run(context.Background(), 0, req)
+			req.Processes = new(int64(1))
+			res, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{})
 			if c.errCode != "" {
 				if err == nil || spec.CodeOf(err) != c.errCode {
 					t.Fatalf("got %+v, %v; want error %s", res, err, c.errCode)
@@ -294,14 +299,14 @@ func TestIsolateVerdicts(t *testing.T) {
 }
 
 func TestIsolateMetaSplitsAtFirstColon(t *testing.T) {
-	m, err := parseIsolateMeta([]byte("status:XX\nmessage:open(\"/space/a:b\"): No such file or directory\nnew-key:1\n"))
+	m, err := parseMeta([]byte("status:XX\nmessage:open(\"/space/a:b\"): No such file or directory\nnew-key:1\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if want := `open("/space/a:b"): No such file or directory`; m.Message != want {
 		t.Errorf("message: got %q, want %q", m.Message, want)
 	}
-	if _, err := parseIsolateMeta([]byte("time:fast\n")); err == nil {
+	if _, err := parseMeta([]byte("time:fast\n")); err == nil {
 		t.Error("a meta file with a bad number must be an error")
 	}
 }
@@ -316,8 +321,8 @@ func TestIsolateMissingProgram(t *testing.T) {
 	}
 	f.calls(t)
 	for _, argv0 := range []string{"nope", "/space/nope", "data", "/space/data", "/etc/passwd", "/space"} {
-		req := &spec.RunRequest{Argv: []string{argv0}, Env: map[string]string{"PATH": "/space:/usr/bin"}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}}
-		if _, err := x.Run(context.Background(), 0, req); spec.CodeOf(err) != spec.CodeExecFailed {
+		req := &spec.RunRequest{Argv: []string{argv0}, Env: map[string]string{"PATH": "/space:/usr/bin"}, Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(1))}}
+		if _, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{}); spec.CodeOf(err) != spec.CodeExecFailed {
 			t.Errorf("run %q: got %v, want an exec_failed error", argv0, err)
 		}
 	}
@@ -335,7 +340,7 @@ func TestIsolateRecoversLeftovers(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(stale, "space"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(stale, isolateIDFile), []byte("5"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(stale, idFile), []byte("5"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"0", "5"} {
@@ -365,7 +370,7 @@ func TestIsolateBoxIDs(t *testing.T) {
 	if err := os.MkdirAll(f.locks, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	other, err := tryLock(filepath.Join(f.locks, "2"))
+	other, err := executor.TryLock(filepath.Join(f.locks, "2"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,8 +424,8 @@ func TestIsolateRenewsCgroup(t *testing.T) {
 			installFake(t, x, 0, "oom")
 			f.calls(t)
 			for i, prog := range []string{"ok", "oom", "ok", "ok"} {
-				req := &spec.RunRequest{Argv: []string{"/space/" + prog}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}}
-				if _, err := x.Run(context.Background(), 0, req); err != nil {
+				req := &spec.RunRequest{Argv: []string{"/space/" + prog}, Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(1))}}
+				if _, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{}); err != nil {
 					t.Fatal(err)
 				}
 				var got []string
@@ -444,7 +449,7 @@ func TestIsolateRenewsCgroup(t *testing.T) {
 
 func TestIsolateFirstBox(t *testing.T) {
 	f := newFakeIsolate(t, "1.10.1")
-	x, err := NewIsolate(IsolateConfig{Path: f.path, StateDir: f.state, FirstUID: 60000, FirstBox: 40, Dirs: spec.DefaultDirs, LockDir: f.locks})
+	x, err := New(Config{Path: f.path, StateDir: f.state, FirstUID: 60000, FirstBox: 40, Dirs: spec.DefaultDirs, LockDir: f.locks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -460,8 +465,8 @@ func TestIsolateFirstBox(t *testing.T) {
 // them, at start and at open_box.
 func TestIsolateRefusesDirsAroundOrInsideTheStateDir(t *testing.T) {
 	f := newFakeIsolate(t, "1.10.1")
-	cfg := IsolateConfig{Path: f.path, StateDir: f.state, FirstUID: 60000, Dirs: []string{"/usr", filepath.Dir(f.state)}, LockDir: f.locks}
-	if x, err := NewIsolate(cfg); err == nil {
+	cfg := Config{Path: f.path, StateDir: f.state, FirstUID: 60000, Dirs: []string{"/usr", filepath.Dir(f.state)}, LockDir: f.locks}
+	if x, err := New(cfg); err == nil {
 		x.Close()
 		t.Fatalf("isolate started with dirs %q around its state dir %s", cfg.Dirs, f.state)
 	}
@@ -470,4 +475,40 @@ func TestIsolateRefusesDirsAroundOrInsideTheStateDir(t *testing.T) {
 	if spec.CodeOf(err) != spec.CodeInvalidArgument {
 		t.Errorf("open_box with a dir inside the state dir: %v, want invalid_argument", err)
 	}
+}
+
+// The conformance cases, on a real isolate when there is one.
+func TestIsolateConformance(t *testing.T) {
+	path := os.Getenv("SANDBOXD_ISOLATE")
+	if path == "" {
+		var err error
+		if path, err = exec.LookPath("isolate"); err != nil {
+			t.Skip("no isolate binary: put isolate on PATH or set SANDBOXD_ISOLATE=/path/to/isolate")
+		}
+	}
+	major, err := majorVersion(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !usesHostCgroups(major) {
+		host := "v1"
+		if v2, _, _ := cgroup.Detect(); v2 {
+			host = "v2"
+		}
+		t.Skipf("%s is isolate %d.x, which cannot use this host's cgroup %s (isolate 1.x drives cgroup v1, 2.x cgroup v2): put one that can on PATH or set SANDBOXD_ISOLATE=/path/to/isolate", path, major, host)
+	}
+	// Box uids from 60500 on: the native backend's tests, which go test may
+	// run at the same time, use 60000 and up, and processes_limit (isolate's
+	// RLIMIT_NPROC) counts every process of a uid.
+	x, err := New(Config{Path: path, StateDir: t.TempDir(), FirstUID: 60000, FirstBox: 500, Dirs: spec.DefaultDirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := x.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Logf("isolate %s, cgroups: %v", path, x.cg)
+	executortest.Conformance(t, x)
 }

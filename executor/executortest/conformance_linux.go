@@ -1,9 +1,11 @@
-package executor
+// Package executortest checks that an executor.Executor behaves as the
+// protocol needs, whatever its backend, in the manner of testing/fstest: a
+// backend's tests call Conformance on a working instance. It is Linux only.
+package executortest
 
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,52 +14,13 @@ import (
 	"golang.org/x/sys/unix"
 
 	"sandboxd/boxfs"
+	"sandboxd/executor"
 	"sandboxd/spec"
 )
 
-// The conformance cases hold for every backend: the native one, and isolate
-// when an isolate binary is present.
-
-func TestNativeConformance(t *testing.T) {
-	conformance(t, newNative(t))
-}
-
-func TestIsolateConformance(t *testing.T) {
-	path := os.Getenv("SANDBOXD_ISOLATE")
-	if path == "" {
-		var err error
-		if path, err = exec.LookPath("isolate"); err != nil {
-			t.Skip("no isolate binary: put isolate on PATH or set SANDBOXD_ISOLATE=/path/to/isolate")
-		}
-	}
-	major, err := isolateMajorVersion(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !isolateUsesHostCgroups(major) {
-		host := "v1"
-		if v2, _, _ := DetectCgroups(); v2 {
-			host = "v2"
-		}
-		t.Skipf("%s is isolate %d.x, which cannot use this host's cgroup %s (isolate 1.x drives cgroup v1, 2.x cgroup v2): put one that can on PATH or set SANDBOXD_ISOLATE=/path/to/isolate", path, major, host)
-	}
-	// Box uids from 60500 on: the native backend's tests, which go test may
-	// run at the same time, use 60000 and up, and processes_limit (isolate's
-	// RLIMIT_NPROC) counts every process of a uid.
-	x, err := NewIsolate(IsolateConfig{Path: path, StateDir: t.TempDir(), FirstUID: 60000, FirstBox: 500, Dirs: spec.DefaultDirs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := x.Close(); err != nil {
-			t.Error(err)
-		}
-	})
-	t.Logf("isolate %s, cgroups: %v", path, x.cg)
-	conformance(t, x)
-}
-
-func conformance(t *testing.T, e Executor) {
+// Conformance runs the cases that hold for every backend on e, which has
+// box 0 open and empty and is left with it so. Boxes it opens, it closes.
+func Conformance(t *testing.T, e executor.Executor) {
 	ctx := context.Background()
 	space := func(t *testing.T, box int) boxfs.Space {
 		t.Helper()
@@ -70,15 +33,15 @@ func conformance(t *testing.T, e Executor) {
 	run := func(t *testing.T, req *spec.RunRequest) spec.RunResult {
 		t.Helper()
 		if req.CPUTime == nil {
-			req.CPUTime = f64(30) // generous: the cgroup v2 leg runs under emulation
+			req.CPUTime = new(float64(30)) // generous: the cgroup v2 leg runs under emulation
 		}
 		if req.Processes == nil {
-			req.Processes = i64(8)
+			req.Processes = new(int64(8))
 		}
 		if req.RealTime == nil {
-			req.RealTime = f64(20)
+			req.RealTime = new(float64(20))
 		}
-		res, err := e.Run(ctx, DefaultBox, req)
+		res, err := executor.Run(ctx, e, executor.DefaultBox, req, executor.Runtime{})
 		if err != nil {
 			t.Fatalf("run %q: %v", req.Argv, err)
 		}
@@ -125,7 +88,7 @@ func conformance(t *testing.T, e Executor) {
 	})
 	t.Run("cpu time limit", func(t *testing.T) {
 		req := sh("while :; do :; done")
-		req.CPUTime = f64(0.5)
+		req.CPUTime = new(float64(0.5))
 		res := run(t, req)
 		expect(t, res, spec.VerdictCPUTimeLimit, 0)
 		// How long the loop takes to burn 0.5 s depends on what else the
@@ -137,7 +100,7 @@ func conformance(t *testing.T, e Executor) {
 	})
 	t.Run("real time limit", func(t *testing.T) {
 		req := sh("sleep 10")
-		req.RealTime = f64(0.3)
+		req.RealTime = new(float64(0.3))
 		res := run(t, req)
 		expect(t, res, spec.VerdictRealTimeLimit, 0)
 		if res.RealTime < 0.25 || res.RealTime > 3 {
@@ -146,7 +109,7 @@ func conformance(t *testing.T, e Executor) {
 	})
 	t.Run("idleness time limit", func(t *testing.T) {
 		req := sh("sleep 10")
-		req.CPUTime, req.IdlenessTime = f64(1), f64(0.3)
+		req.CPUTime, req.IdlenessTime = new(float64(1)), new(float64(0.3))
 		res := run(t, req)
 		expect(t, res, spec.VerdictIdlenessTimeLimit, 0)
 		if res.IdlenessTime < 0.25 || res.RealTime > 3 {
@@ -160,7 +123,7 @@ func conformance(t *testing.T, e Executor) {
 	const use100MB = `head -c 100000000 /dev/zero | tail -c 100000000 >/dev/null`
 	t.Run("memory limit", func(t *testing.T) {
 		req := sh(use100MB)
-		req.Memory = i64(32 << 20)
+		req.Memory = new(int64(32 << 20))
 		expect(t, run(t, req), spec.VerdictMemoryLimitExceeded, 0)
 		// Nothing of that run may mark the next one.
 		res := run(t, sh("exit 0"))
@@ -178,12 +141,12 @@ func conformance(t *testing.T, e Executor) {
 	})
 	t.Run("processes limit", func(t *testing.T) {
 		req := sh("/bin/true")
-		req.Processes = i64(1)
+		req.Processes = new(int64(1))
 		res := run(t, req)
 		if res.Verdict != spec.VerdictOK || *res.ExitCode == 0 {
 			t.Errorf("with processes_limit 1 the shell must fail to fork: %+v", res)
 		}
-		req.Processes = i64(2)
+		req.Processes = new(int64(2))
 		expect(t, run(t, req), spec.VerdictOK, 0)
 	})
 	t.Run("environment given", func(t *testing.T) {
@@ -196,28 +159,28 @@ func conformance(t *testing.T, e Executor) {
 		expect(t, run(t, sh(`test "$SANDBOXD_CONFORMANCE" = inherited`)), spec.VerdictOK, 0)
 	})
 	t.Run("stdio and working directory", func(t *testing.T) {
-		writeFile(t, DefaultBox, "in.txt", "input\n", 0o644)
+		writeFile(t, executor.DefaultBox, "in.txt", "input\n", 0o644)
 		req := sh("pwd; cat; echo err >&2")
 		req.Stdio = spec.Stdio{Stdin: "in.txt", Stdout: "out.txt", Stderr: "/space/out.txt"}
 		expect(t, run(t, req), spec.VerdictOK, 0)
-		if got := readFile(t, DefaultBox, "out.txt"); got != "/space\ninput\nerr\n" {
+		if got := readFile(t, executor.DefaultBox, "out.txt"); got != "/space\ninput\nerr\n" {
 			t.Errorf("out.txt: %q", got)
 		}
 	})
 	t.Run("PATH lookup", func(t *testing.T) {
 		req := &spec.RunRequest{Argv: []string{"true"}, Env: map[string]string{"PATH": "/usr/bin:/bin"}}
 		expect(t, run(t, req), spec.VerdictOK, 0)
-		writeFile(t, DefaultBox, "bin/hello", "#!/bin/sh\necho hi >hi.txt\n", 0o755)
+		writeFile(t, executor.DefaultBox, "bin/hello", "#!/bin/sh\necho hi >hi.txt\n", 0o755)
 		req = &spec.RunRequest{Argv: []string{"hello"}, Env: map[string]string{"PATH": "/space/bin"}}
 		expect(t, run(t, req), spec.VerdictOK, 0)
-		if got := readFile(t, DefaultBox, "hi.txt"); got != "hi\n" {
+		if got := readFile(t, executor.DefaultBox, "hi.txt"); got != "hi\n" {
 			t.Errorf("hi.txt: %q", got)
 		}
 	})
 	t.Run("missing program", func(t *testing.T) {
 		for _, argv0 := range []string{"no-such-program", "/space/no-such-program"} {
-			req := &spec.RunRequest{Argv: []string{argv0}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}}
-			if _, err := e.Run(ctx, DefaultBox, req); spec.CodeOf(err) != spec.CodeExecFailed {
+			req := &spec.RunRequest{Argv: []string{argv0}, Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(1))}}
+			if _, err := executor.Run(ctx, e, executor.DefaultBox, req, executor.Runtime{}); spec.CodeOf(err) != spec.CodeExecFailed {
 				t.Errorf("run %q: got %v, want exec_failed", argv0, err)
 			}
 		}
@@ -232,11 +195,11 @@ func conformance(t *testing.T, e Executor) {
 	t.Run("tmp persists until reset", func(t *testing.T) {
 		expect(t, run(t, sh("echo b >/tmp/g && echo a >/space/f")), spec.VerdictOK, 0)
 		expect(t, run(t, sh("test -f /tmp/g")), spec.VerdictOK, 0)
-		if err := e.ResetBox(DefaultBox); err != nil {
+		if err := e.ResetBox(executor.DefaultBox); err != nil {
 			t.Fatal(err)
 		}
 		expect(t, run(t, sh("test -e /tmp/g || test -e /space/f")), spec.VerdictOK, 1)
-		if entries, err := space(t, DefaultBox).ListFiles(""); err != nil || len(entries) != 0 {
+		if entries, err := space(t, executor.DefaultBox).ListFiles(""); err != nil || len(entries) != 0 {
 			t.Errorf("/space after reset_box: %v, %v", entries, err)
 		}
 	})
@@ -266,8 +229,8 @@ func conformance(t *testing.T, e Executor) {
 		defer e.CloseBox(id)
 		shm := filepath.Join("/dev/shm", filepath.Base(d))
 		defer os.Remove(shm)
-		res, err := e.Run(ctx, id, &spec.RunRequest{Argv: []string{"/bin/sh", "-c", "touch " + shm + " && ! touch " + sub + "/x 2>/dev/null"},
-			Limits: spec.Limits{CPUTime: f64(5), Processes: i64(2)}})
+		res, err := executor.Run(ctx, e, id, &spec.RunRequest{Argv: []string{"/bin/sh", "-c", "touch " + shm + " && ! touch " + sub + "/x 2>/dev/null"},
+			Limits: spec.Limits{CPUTime: new(float64(5)), Processes: new(int64(2))}}, executor.Runtime{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -285,13 +248,13 @@ func conformance(t *testing.T, e Executor) {
 		}
 		dir := space(t, id).SpaceDir
 		writeFile(t, id, "mine", "x", 0o644)
-		res, err := e.Run(ctx, id, &spec.RunRequest{Argv: []string{"/bin/sh", "-c", "test -f mine && ! test -e /space/in.txt"},
-			Limits: spec.Limits{CPUTime: f64(1), Processes: i64(2)}})
+		res, err := executor.Run(ctx, e, id, &spec.RunRequest{Argv: []string{"/bin/sh", "-c", "test -f mine && ! test -e /space/in.txt"},
+			Limits: spec.Limits{CPUTime: new(float64(1)), Processes: new(int64(2))}}, executor.Runtime{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		expect(t, res, spec.VerdictOK, 0)
-		if _, err := os.Stat(filepath.Join(space(t, DefaultBox).SpaceDir, "mine")); !os.IsNotExist(err) {
+		if _, err := os.Stat(filepath.Join(space(t, executor.DefaultBox).SpaceDir, "mine")); !os.IsNotExist(err) {
 			t.Errorf("a file of box %d is in box 0: %v", id, err)
 		}
 		if err := e.CloseBox(id); err != nil {

@@ -1,4 +1,7 @@
-package executor
+// Package isolate is the executor backend that drives an installed
+// ioi/isolate through its command line: one isolate box per sandboxd box, its
+// meta file read back as the run's verdict. It is Linux only.
+package isolate
 
 import (
 	"bytes"
@@ -17,11 +20,13 @@ import (
 	"time"
 
 	"sandboxd/boxfs"
+	"sandboxd/cgroup"
+	"sandboxd/executor"
 	"sandboxd/spec"
 )
 
-// IsolateConfig configures the isolate executor.
-type IsolateConfig struct {
+// Config configures the isolate executor.
+type Config struct {
 	// Path is the isolate binary: a path, or a name looked up on PATH ("isolate" when empty).
 	Path string
 	// StateDir holds each box's /space, /tmp and meta file; one sandboxd instance owns it at a time.
@@ -38,19 +43,19 @@ type IsolateConfig struct {
 	LockDir string
 }
 
-// DefaultIsolateLockDir is the LockDir when none is configured.
-const DefaultIsolateLockDir = "/run/sandboxd-isolate"
+// DefaultLockDir is the LockDir when none is configured.
+const DefaultLockDir = "/run/sandboxd-isolate"
 
-// isolateDefaultDirs are the host directories isolate shows in a box by default.
-var isolateDefaultDirs = []string{"/bin", "/lib", "/lib64", "/usr"}
+// defaultDirs are the host directories isolate shows in a box by default.
+var defaultDirs = []string{"/bin", "/lib", "/lib64", "/usr"}
 
-// Isolate is the executor that drives an installed ioi/isolate. Each sandboxd
+// Executor drives an installed ioi/isolate. Each sandboxd
 // box is one isolate box; its /space and /tmp are directories of the state
 // dir that isolate binds into the box, not isolate's own box directory: the
 // only way to reset the cgroup isolate keeps per box is --cleanup, which
-// deletes that directory (see isolateBox.stale).
-type Isolate struct {
-	cfg IsolateConfig
+// deletes that directory (see box.stale).
+type Executor struct {
+	cfg Config
 	// cg tells whether isolate can use the host's cgroups: 1.x drives cgroup
 	// v1 hierarchies, 2.x the unified v2 one.
 	cg bool
@@ -59,12 +64,12 @@ type Isolate struct {
 	peakResets bool
 	lock       *os.File
 
-	boxes   *boxTable[isolateBox]
+	boxes   *executor.BoxTable[box]
 	mu      sync.Mutex
 	isoUsed map[int]bool // isolate box ids taken by this instance
 }
 
-type isolateBox struct {
+type box struct {
 	id, isoID int
 	uid       int
 	dir       string // the box's directory in the state dir
@@ -85,13 +90,13 @@ type isolateBox struct {
 	stale bool
 }
 
-// isolateIDFile records, in a box's directory, the isolate box it uses, so
+// idFile records, in a box's directory, the isolate box it uses, so
 // that the next start can clean up what a killed instance left.
-const isolateIDFile = "isolate-box"
+const idFile = "isolate-box"
 
-// NewIsolate finds isolate and its version, takes ownership of the state
+// New finds isolate and its version, takes ownership of the state
 // directory, cleans up what a killed instance left there, and opens box 0.
-func NewIsolate(cfg IsolateConfig) (*Isolate, error) {
+func New(cfg Config) (*Executor, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("the isolate executor must run as root")
 	}
@@ -104,39 +109,39 @@ func NewIsolate(cfg IsolateConfig) (*Isolate, error) {
 	}
 	cfg.Path = path
 	if cfg.LockDir == "" {
-		cfg.LockDir = DefaultIsolateLockDir
+		cfg.LockDir = DefaultLockDir
 	}
 	if err := os.MkdirAll(cfg.LockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create isolate lock dir: %w", err)
 	}
-	major, err := isolateMajorVersion(path)
+	major, err := majorVersion(path)
 	if err != nil {
 		return nil, err
 	}
-	x := &Isolate{
+	x := &Executor{
 		cfg:        cfg,
-		cg:         isolateUsesHostCgroups(major),
+		cg:         usesHostCgroups(major),
 		peakResets: major < 2,
-		boxes:      newBoxTable[isolateBox](),
+		boxes:      executor.NewBoxTable[box](),
 		isoUsed:    map[int]bool{},
 	}
-	if x.cfg.StateDir, x.lock, err = takeStateDir(cfg.StateDir); err != nil {
+	if x.cfg.StateDir, x.lock, err = executor.TakeStateDir(cfg.StateDir); err != nil {
 		return nil, err
 	}
 	if err := x.removeStaleBoxes(); err != nil {
 		x.Close()
 		return nil, err
 	}
-	if _, err := x.boxes.open(DefaultBox, x.builder(spec.BoxOptions{})); err != nil {
+	if _, err := x.boxes.Open(executor.DefaultBox, spec.BoxOptions{}, x.cfg.Dirs, x.cfg.StateDir, x.newBox); err != nil {
 		x.Close()
 		return nil, err
 	}
 	return x, nil
 }
 
-// isolateMajorVersion reads the first line of `isolate --version`, "The
+// majorVersion reads the first line of `isolate --version`, "The
 // process isolator 1.10.1".
-func isolateMajorVersion(path string) (int, error) {
+func majorVersion(path string) (int, error) {
 	out, err := exec.Command(path, "--version").Output()
 	if err != nil {
 		return 0, fmt.Errorf("%s --version: %w", path, err)
@@ -152,23 +157,23 @@ func isolateMajorVersion(path string) (int, error) {
 	return major, nil
 }
 
-// isolateUsesHostCgroups tells whether isolate of a major version can use
+// usesHostCgroups tells whether isolate of a major version can use
 // the host's cgroups: 1.x drives cgroup v1 hierarchies, 2.x the unified one.
-func isolateUsesHostCgroups(major int) bool {
-	hostV2, _, err := DetectCgroups()
+func usesHostCgroups(major int) bool {
+	hostV2, _, err := cgroup.Detect()
 	return err == nil && (major >= 2) == hostV2
 }
 
 // removeStaleBoxes cleans up the isolate boxes a killed instance used (unless
 // another instance has taken them since), then removes their directories.
-func (x *Isolate) removeStaleBoxes() error {
+func (x *Executor) removeStaleBoxes() error {
 	boxesDir := filepath.Join(x.cfg.StateDir, "boxes")
 	entries, err := os.ReadDir(boxesDir)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", boxesDir, err)
 	}
 	for _, e := range entries {
-		data, err := os.ReadFile(filepath.Join(boxesDir, e.Name(), isolateIDFile))
+		data, err := os.ReadFile(filepath.Join(boxesDir, e.Name(), idFile))
 		if err != nil {
 			continue
 		}
@@ -176,7 +181,7 @@ func (x *Isolate) removeStaleBoxes() error {
 		if err != nil {
 			continue
 		}
-		lock, err := tryLock(x.lockPath(isoID))
+		lock, err := executor.TryLock(x.lockPath(isoID))
 		if err != nil {
 			continue
 		}
@@ -186,15 +191,15 @@ func (x *Isolate) removeStaleBoxes() error {
 			return fmt.Errorf("clean up stale isolate box %d: %w", isoID, err)
 		}
 	}
-	return removeStaleBoxes(boxesDir)
+	return executor.RemoveStaleBoxes(boxesDir)
 }
 
-func (x *Isolate) lockPath(isoID int) string {
+func (x *Executor) lockPath(isoID int) string {
 	return filepath.Join(x.cfg.LockDir, strconv.Itoa(isoID))
 }
 
 // isolate runs an isolate command on one of its boxes and returns its output.
-func (x *Isolate) isolate(isoID int, args ...string) (string, error) {
+func (x *Executor) isolate(isoID int, args ...string) (string, error) {
 	cmd := exec.Command(x.cfg.Path, append(x.boxArgs(isoID), args...)...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -205,7 +210,7 @@ func (x *Isolate) isolate(isoID int, args ...string) (string, error) {
 	return string(out), nil
 }
 
-func (x *Isolate) boxArgs(isoID int) []string {
+func (x *Executor) boxArgs(isoID int) []string {
 	args := []string{"--box-id=" + strconv.Itoa(isoID)}
 	if x.cg {
 		return append([]string{"--cg"}, args...)
@@ -215,7 +220,7 @@ func (x *Isolate) boxArgs(isoID int) []string {
 
 // initBox makes an isolate box. A box left by a killed instance makes --init
 // fail; it is made afresh.
-func (x *Isolate) initBox(isoID int) error {
+func (x *Executor) initBox(isoID int) error {
 	if _, err := x.isolate(isoID, "--init"); err == nil {
 		return nil
 	}
@@ -223,7 +228,7 @@ func (x *Isolate) initBox(isoID int) error {
 }
 
 // renewBox deletes an isolate box, with its cgroup, and makes it again.
-func (x *Isolate) renewBox(isoID int) error {
+func (x *Executor) renewBox(isoID int) error {
 	if _, err := x.isolate(isoID, "--cleanup"); err != nil {
 		return err
 	}
@@ -232,56 +237,45 @@ func (x *Isolate) renewBox(isoID int) error {
 }
 
 // OpenBox creates a box with the lowest free id.
-func (x *Isolate) OpenBox(opts spec.BoxOptions) (int, error) {
-	return x.boxes.open(anyBox, x.builder(opts))
+func (x *Executor) OpenBox(opts spec.BoxOptions) (int, error) {
+	return x.boxes.Open(executor.AnyBox, opts, x.cfg.Dirs, x.cfg.StateDir, x.newBox)
 }
 
-// builder returns the builder of a box with the given options.
-func (x *Isolate) builder(opts spec.BoxOptions) func(id int) (*isolateBox, error) {
-	opts = opts.WithDefaults(x.cfg.Dirs)
-	return func(id int) (*isolateBox, error) {
-		if err := checkDirsApart(opts.Dirs, x.cfg.StateDir); err != nil {
-			return nil, err
-		}
-		return x.newBox(id, opts)
-	}
-}
-
-// takeIsolateID reserves the lowest isolate box id that neither this nor
+// takeID reserves the lowest isolate box id that neither this nor
 // another sandboxd holds.
-func (x *Isolate) takeIsolateID() (int, *os.File, error) {
+func (x *Executor) takeID() (int, *os.File, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	var lock *os.File
-	isoID := lowestFree(x.cfg.FirstBox, x.cfg.FirstBox+MaxBoxes, func(i int) bool {
+	isoID := executor.LowestFree(x.cfg.FirstBox, x.cfg.FirstBox+executor.MaxBoxes, func(i int) bool {
 		if x.isoUsed[i] {
 			return true
 		}
 		var err error
-		lock, err = tryLock(x.lockPath(i))
+		lock, err = executor.TryLock(x.lockPath(i))
 		return err != nil
 	})
 	if isoID < 0 {
-		return 0, nil, spec.Errorf(spec.CodeTooManyBoxes, "every isolate box id from %d to %d is taken", x.cfg.FirstBox, x.cfg.FirstBox+MaxBoxes-1)
+		return 0, nil, spec.Errorf(spec.CodeTooManyBoxes, "every isolate box id from %d to %d is taken", x.cfg.FirstBox, x.cfg.FirstBox+executor.MaxBoxes-1)
 	}
 	x.isoUsed[isoID] = true
 	return isoID, lock, nil
 }
 
-func (x *Isolate) releaseIsolateID(isoID int, lock *os.File) {
+func (x *Executor) releaseID(isoID int, lock *os.File) {
 	lock.Close()
 	x.mu.Lock()
 	delete(x.isoUsed, isoID)
 	x.mu.Unlock()
 }
 
-func (x *Isolate) newBox(id int, opts spec.BoxOptions) (b *isolateBox, err error) {
-	isoID, lock, err := x.takeIsolateID()
+func (x *Executor) newBox(id int, opts spec.BoxOptions) (b *box, err error) {
+	isoID, lock, err := x.takeID()
 	if err != nil {
 		return nil, err
 	}
 	dir := filepath.Join(x.cfg.StateDir, "boxes", strconv.Itoa(id))
-	b = &isolateBox{
+	b = &box{
 		id:     id,
 		isoID:  isoID,
 		uid:    x.cfg.FirstUID + isoID,
@@ -293,17 +287,17 @@ func (x *Isolate) newBox(id int, opts spec.BoxOptions) (b *isolateBox, err error
 		quota:  opts.QuotaSpace,
 		idLock: lock,
 	}
-	b.dirArgs = b.isolateDirArgs()
+	b.dirArgs = b.dirOptions()
 	defer func() {
 		if err != nil {
 			os.RemoveAll(dir)
-			x.releaseIsolateID(isoID, lock)
+			x.releaseID(isoID, lock)
 		}
 	}()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create box dir: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, isolateIDFile), []byte(strconv.Itoa(isoID)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, idFile), []byte(strconv.Itoa(isoID)), 0o644); err != nil {
 		return nil, fmt.Errorf("record isolate box id: %w", err)
 	}
 	if err := b.makeDirs(); err != nil {
@@ -317,7 +311,7 @@ func (x *Isolate) newBox(id int, opts spec.BoxOptions) (b *isolateBox, err error
 
 // makeDirs makes the box's /space and /tmp, owned by the box user, as the
 // native backend's tmpfs mounts are.
-func (b *isolateBox) makeDirs() error {
+func (b *box) makeDirs() error {
 	for _, d := range []struct {
 		path string
 		mode os.FileMode
@@ -335,7 +329,7 @@ func (b *isolateBox) makeDirs() error {
 	return nil
 }
 
-// isolateDirArgs shows /space and /tmp from the box's directories, the
+// dirOptions shows /space and /tmp from the box's directories, the
 // box's read-only host directories in place of isolate's defaults, and the
 // host's /dev with its device nodes only. isolate binds a directory with the
 // mounts below it but makes only the top one read-only: a tmpfs below a
@@ -343,10 +337,10 @@ func (b *isolateBox) makeDirs() error {
 // be writable. So each is bound without them (norec); /dev/shm is the box's
 // /tmp, as in the native backend. A shown directory the host lacks is
 // skipped (maybe), as the native backend skips it.
-func (b *isolateBox) isolateDirArgs() []string {
+func (b *box) dirOptions() []string {
 	args := []string{"--dir=" + spec.SpaceDir + "=" + b.space + ":rw", "--dir=/tmp=" + b.tmp + ":rw",
 		"--dir=/dev:dev:norec", "--dir=/dev/shm=" + b.tmp + ":rw"}
-	for _, d := range isolateDefaultDirs {
+	for _, d := range defaultDirs {
 		if !slices.Contains(b.dirs, d) {
 			args = append(args, "--dir="+d+"=") // removes isolate's rule
 		}
@@ -358,11 +352,11 @@ func (b *isolateBox) isolateDirArgs() []string {
 }
 
 // CloseBox removes a box. Box 0 stays for the life of the executor.
-func (x *Isolate) CloseBox(id int) error {
-	return x.boxes.close(id, x.closeBox)
+func (x *Executor) CloseBox(id int) error {
+	return x.boxes.Close(id, x.closeBox)
 }
 
-func (x *Isolate) closeBox(b *isolateBox) error {
+func (x *Executor) closeBox(b *box) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
@@ -372,13 +366,13 @@ func (x *Isolate) closeBox(b *isolateBox) error {
 	if err := boxfs.RemoveAll(b.dir); err != nil {
 		return fmt.Errorf("close box %d: %w", b.id, err)
 	}
-	x.releaseIsolateID(b.isoID, b.idLock)
+	x.releaseID(b.isoID, b.idLock)
 	return nil
 }
 
 // ResetBox gives the box new, empty /space and /tmp.
-func (x *Isolate) ResetBox(id int) error {
-	b, err := x.boxes.get(id)
+func (x *Executor) ResetBox(id int) error {
+	b, err := x.boxes.Get(id)
 	if err != nil {
 		return err
 	}
@@ -396,18 +390,18 @@ func (x *Isolate) ResetBox(id int) error {
 }
 
 // Box tells where a box's /space is on the host.
-func (x *Isolate) Box(id int) (spec.BoxInfo, error) {
-	b, err := x.boxes.get(id)
+func (x *Executor) Box(id int) (spec.BoxInfo, error) {
+	b, err := x.boxes.Get(id)
 	if err != nil {
 		return spec.BoxInfo{}, err
 	}
-	return spec.BoxInfo{SpaceDir: b.space, UID: b.uid, GID: b.uid}, nil
+	return spec.BoxInfo{SpaceDir: b.space, UID: b.uid, GID: b.uid, QuotaSpace: b.quota}, nil
 }
 
 // Close removes every box and releases the state dir.
-func (x *Isolate) Close() error {
+func (x *Executor) Close() error {
 	var errs []error
-	for _, b := range x.boxes.removeAll() {
+	for _, b := range x.boxes.RemoveAll() {
 		errs = append(errs, x.closeBox(b))
 	}
 	if x.lock != nil {
@@ -417,8 +411,8 @@ func (x *Isolate) Close() error {
 }
 
 // Run runs a program in a box with isolate --run.
-func (x *Isolate) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.RunResult, error) {
-	b, err := x.boxes.get(id)
+func (x *Executor) Run(ctx context.Context, id int, job *executor.Job) (spec.RunResult, error) {
+	b, err := x.boxes.Get(id)
 	if err != nil {
 		return spec.RunResult{}, err
 	}
@@ -433,11 +427,10 @@ func (x *Isolate) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.R
 		}
 		b.stale = false
 	}
-	env := runEnv(req.Env)
 	// isolate execs argv[0] as it is; a program that cannot be executed
 	// would come back as exit code 127, indistinguishable from a program's own.
-	exe, err := lookPath(req.Argv[0], envValue(env, "PATH"), func(p string) bool { return b.isExecutable(p, req.NixStore) })
-	if err == nil && !b.isExecutable(exe, req.NixStore) {
+	exe, err := executor.LookPath(job.Argv[0], job.Path, func(p string) bool { return b.isExecutable(p, job.Views) })
+	if err == nil && !b.isExecutable(exe, job.Views) {
 		err = fmt.Errorf("%s is not an executable file in the box", spec.Quote(exe))
 	}
 	if err != nil {
@@ -446,10 +439,10 @@ func (x *Isolate) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.R
 	if err := os.Remove(b.meta); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", id, err)
 	}
-	cmd := exec.CommandContext(ctx, x.cfg.Path, x.runArgs(b, req, exe)...)
+	cmd := exec.CommandContext(ctx, x.cfg.Path, x.runArgs(b, job, exe)...)
 	// --full-env passes isolate's own environment: unlike -E VAR=value, it
 	// keeps variables whose value is empty.
-	cmd.Env = env
+	cmd.Env = job.Env
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	// isolate kills the box and exits on SIGTERM: when the run is cancelled,
@@ -468,29 +461,29 @@ func (x *Isolate) Run(ctx context.Context, id int, req *spec.RunRequest) (spec.R
 	data, err := os.ReadFile(b.meta)
 	if err != nil && exitErr != nil {
 		// isolate failed before it opened the meta file (a bad option, say).
-		return spec.RunResult{}, isolateError(strings.TrimSpace(stderr.String()))
+		return spec.RunResult{}, failed(strings.TrimSpace(stderr.String()))
 	}
 	if err != nil {
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", id, err)
 	}
-	m, err := parseIsolateMeta(data)
+	m, err := parseMeta(data)
 	if err != nil {
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", id, err)
 	}
 	if m.Status == "XX" {
-		return spec.RunResult{}, isolateError(m.Message)
+		return spec.RunResult{}, failed(m.Message)
 	}
 	b.stale = x.cg && (m.OOMKilled || !x.peakResets)
-	return spec.Decide(req.Limits, m.outcome(req.Limits)), nil
+	return spec.Decide(job.Limits, m.outcome(job.Limits)), nil
 }
 
 // runArgs is the isolate command line of a run. --extra-time is never given:
 // isolate then kills at max(time, extra-time), not at their sum.
-func (x *Isolate) runArgs(b *isolateBox, req *spec.RunRequest, exe string) []string {
-	l := req.Limits
-	args := append(x.boxArgs(b.isoID), "--meta="+b.meta, "--time="+isolateSeconds(*l.CPUTime))
-	if wall, cause := isolateWallLimit(l); cause != spec.NoLimit {
-		args = append(args, "--wall-time="+isolateSeconds(wall))
+func (x *Executor) runArgs(b *box, job *executor.Job, exe string) []string {
+	l := job.Limits
+	args := append(x.boxArgs(b.isoID), "--meta="+b.meta, "--time="+secondsArg(*l.CPUTime))
+	if wall, cause := wallLimit(l); cause != spec.NoLimit {
+		args = append(args, "--wall-time="+secondsArg(wall))
 	}
 	switch {
 	case x.cg:
@@ -506,25 +499,22 @@ func (x *Isolate) runArgs(b *isolateBox, req *spec.RunRequest, exe string) []str
 		// Without cgroups, isolate can only bound each process's address space.
 		args = append(args, "--mem="+strconv.FormatInt(kilobytes(*l.Memory), 10))
 	}
-	openFiles, fileSize := int64(1024), b.quota // open files as the native backend; isolate's default is 64
-	if req.OpenFiles > 0 {
-		openFiles = req.OpenFiles
-	}
-	if req.FileSize > 0 {
-		fileSize = req.FileSize
-	}
+	// The job's Stack is not given: without --stack isolate lifts the stack
+	// limit, and the memory limit bounds the stack as it bounds the rest.
 	args = append(args,
 		"--processes="+strconv.FormatInt(*l.Processes, 10),
-		"--open-files="+strconv.FormatInt(openFiles, 10),
-		"--fsize="+strconv.FormatInt(kilobytes(fileSize), 10),
+		"--open-files="+strconv.FormatInt(job.OpenFiles, 10),
+		"--fsize="+strconv.FormatInt(kilobytes(job.FileSize), 10),
 	)
 	args = append(args, b.dirArgs...)
-	if req.NixStore {
-		args = append(args, "--dir=/nix/store:norec") // see isolateDirArgs
+	for _, v := range job.Views {
+		mode := ""
+		if v.Writable {
+			mode = ":rw"
+		}
+		args = append(args, "--dir="+v.Path+mode+":norec") // see dirOptions
 	}
-	if req.NixDaemon {
-		args = append(args, "--dir="+NixDaemonSocketDir+":rw:norec")
-	}
+	req := job.Stdio
 	stdio := func(p string) string {
 		if p == "" {
 			return "/dev/null"
@@ -541,25 +531,61 @@ func (x *Isolate) runArgs(b *isolateBox, req *spec.RunRequest, exe string) []str
 	// isolate adds LIBC_FATAL_STDERR_=1 to every environment; --env=NAME
 	// without a value takes it from the given environment instead, or drops it.
 	args = append(args, "--full-env", "--env=LIBC_FATAL_STDERR_", "--silent", "--run", "--", exe)
-	return append(args, req.Argv[1:]...)
+	return append(args, job.Argv[1:]...)
 }
 
 // isExecutable tells whether a path inside the box names an executable file,
 // looking at the host directory isolate binds there. A symlink is followed
 // as the host sees it, which is the box's view for the host directories
 // shown unchanged.
-func (b *isolateBox) isExecutable(p string, nixStore bool) bool {
+func (b *box) isExecutable(p string, views []executor.HostView) bool {
 	binds := [][2]string{{spec.SpaceDir, b.space}, {"/tmp", b.tmp}}
 	for _, d := range b.dirs {
 		binds = append(binds, [2]string{d, d})
 	}
-	if nixStore {
-		binds = append(binds, [2]string{"/nix/store", "/nix/store"})
+	for _, v := range views {
+		binds = append(binds, [2]string{v.Path, v.Path})
 	}
 	for _, bind := range binds {
 		if rest, ok := strings.CutPrefix(p, bind[0]); ok && (rest == "" || rest[0] == '/') {
-			return isExecutableFile(bind[1] + rest)
+			return executor.IsExecutableFile(bind[1] + rest)
 		}
 	}
 	return false
+}
+
+// Check reports whether the isolate backend can work on this host,
+// configured as cfg (its state dir a scratch one): isolate found, its
+// version, whether it can use the host's cgroups, and a program run in a
+// real box to prove it.
+func Check(cfg Config) []executor.Finding {
+	out := []executor.Finding{executor.CheckRoot()}
+	path := cfg.Path
+	if path == "" {
+		path = "isolate"
+	}
+	found, err := exec.LookPath(path)
+	if err != nil {
+		return append(out, executor.Required("isolate", false, fmt.Sprintf("%s is not found (--isolate-path)", path)))
+	}
+	major, err := majorVersion(found)
+	if err != nil {
+		return append(out, executor.Required("isolate", false, err.Error()))
+	}
+	v, _ := exec.Command(found, "--version").Output()
+	out = append(out, executor.Required("isolate", true, found+": "+firstLine(string(v))))
+	cg := executor.Finding{Name: "cgroups", OK: usesHostCgroups(major), Detail: fmt.Sprintf("isolate %d.x drives this host's cgroups: runs are measured and limited with --cg", major)}
+	if !cg.OK {
+		cg.Detail = fmt.Sprintf("isolate %d.x cannot use this host's cgroups (1.x drives v1, 2.x v2): runs go without --cg, memory is bounded per process", major)
+	}
+	out = append(out, cg)
+	if out[0].OK {
+		out = append(out, executor.CheckBox(func() (executor.Executor, error) { return New(cfg) }))
+	}
+	return out
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
 }

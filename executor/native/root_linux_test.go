@@ -1,4 +1,4 @@
-package executor
+package native
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"sandboxd/executor"
 )
 
 // inOwnNamespaces runs f on a thread with a mount namespace of its own, and
@@ -72,7 +74,7 @@ func TestRestrictingATreeReachesEveryMountBelow(t *testing.T) {
 				if _, err := os.Create(filepath.Join(dst, "sub", "deep", "x")); !errors.Is(err, unix.EROFS) {
 					t.Errorf("create below the restricted tree: %v, want EROFS", err)
 				}
-				mounts, err := readMountinfo()
+				mounts, err := executor.Mountinfo()
 				if err != nil {
 					t.Error(err)
 					return
@@ -82,18 +84,18 @@ func TestRestrictingATreeReachesEveryMountBelow(t *testing.T) {
 					src: {"rw"}, src + "/sub": {"rw", "noexec"}, src + "/sub/deep": {"rw"},
 				}
 				for _, m := range mounts {
-					opts, ok := want[m.point]
+					opts, ok := want[m.Point]
 					if !ok {
 						continue
 					}
-					delete(want, m.point)
+					delete(want, m.Point)
 					for _, o := range opts {
-						if !slices.Contains(m.options, o) {
-							t.Errorf("%s has options %v, want %s among them", m.point, m.options, o)
+						if !slices.Contains(m.Options, o) {
+							t.Errorf("%s has options %v, want %s among them", m.Point, m.Options, o)
 						}
 					}
-					if slices.Contains(opts, "rw") && slices.Contains(m.options, "nosuid") {
-						t.Errorf("the source's mount %s was changed: %v", m.point, m.options)
+					if slices.Contains(opts, "rw") && slices.Contains(m.Options, "nosuid") {
+						t.Errorf("the source's mount %s was changed: %v", m.Point, m.Options)
 					}
 				}
 				for p := range want {

@@ -1,4 +1,4 @@
-package executor
+package native
 
 import (
 	"errors"
@@ -22,8 +22,9 @@ func mqOpen(name string, flags int) (int, error) {
 	return int(fd), nil
 }
 
-// inBoxIPC runs f in an IPC namespace of its own, with messageQueues open on it.
-func inBoxIPC(t testing.TB, f func()) {
+// inBoxIPC runs f in an IPC namespace of its own, with the init's message
+// queue file system q open on it.
+func inBoxIPC(t testing.TB, f func(q mqueueDir)) {
 	dir := t.TempDir()
 	inOwnNamespaces(t, unix.CLONE_NEWIPC, func() {
 		q, err := openMessageQueues(filepath.Join(dir, "mqueue"))
@@ -32,14 +33,12 @@ func inBoxIPC(t testing.TB, f func()) {
 			return
 		}
 		defer unix.Close(q.fd)
-		messageQueues = q
-		defer func() { messageQueues = mqueueDir{fd: -1} }()
-		f()
+		f(q)
 	})
 }
 
 func TestRemoveAllMessageQueues(t *testing.T) {
-	inBoxIPC(t, func() {
+	inBoxIPC(t, func(q mqueueDir) {
 		for _, name := range []string{"a", "b"} {
 			fd, err := mqOpen(name, unix.O_CREAT|unix.O_RDWR)
 			if err != nil {
@@ -50,31 +49,31 @@ func TestRemoveAllMessageQueues(t *testing.T) {
 		}
 		size := func() int64 {
 			var st unix.Stat_t
-			if err := unix.Fstat(messageQueues.fd, &st); err != nil {
+			if err := unix.Fstat(q.fd, &st); err != nil {
 				t.Error(err)
 			}
 			return st.Size
 		}
-		if size() == messageQueues.emptySize {
+		if size() == q.emptySize {
 			t.Errorf("the directory of two queues has the size of an empty one: removeAll would see none")
 		}
-		messageQueues.removeAll()
+		q.removeAll()
 		for _, name := range []string{"a", "b"} {
 			if _, err := mqOpen(name, unix.O_RDWR); !errors.Is(err, unix.ENOENT) {
 				t.Errorf("queue %s after removeAll: %v, want ENOENT", name, err)
 			}
 		}
-		if n := size(); n != messageQueues.emptySize {
-			t.Errorf("the directory emptied has size %d, not %d: removeAll would read it after every run", n, messageQueues.emptySize)
+		if n := size(); n != q.emptySize {
+			t.Errorf("the directory emptied has size %d, not %d: removeAll would read it after every run", n, q.emptySize)
 		}
 	})
 }
 
 // What a run that left no queue pays for the clean-up.
 func BenchmarkRemoveMessageQueuesNoneLeft(b *testing.B) {
-	inBoxIPC(b, func() {
+	inBoxIPC(b, func(q mqueueDir) {
 		for b.Loop() {
-			messageQueues.removeAll()
+			q.removeAll()
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package executor
+package isolate
 
 import (
 	"bufio"
@@ -11,8 +11,8 @@ import (
 	"sandboxd/spec"
 )
 
-// isolateMeta is what `isolate --run --meta=FILE` reports about one run.
-type isolateMeta struct {
+// meta is what `isolate --run --meta=FILE` reports about one run.
+type meta struct {
 	Time, WallTime float64 // seconds: CPU time and wall time
 	MaxRSS         int64   // kilobytes, of the largest process
 	CgMem          int64   // kilobytes, peak of the run's memory cgroup; 0 without --cg
@@ -25,11 +25,11 @@ type isolateMeta struct {
 	Message string
 }
 
-// parseIsolateMeta reads a meta file: one key:value per line. Lines are split
+// parseMeta reads a meta file: one key:value per line. Lines are split
 // at the first colon only, since a message may hold colons. Keys sandboxd
 // does not use are skipped, so that newer isolates may add some.
-func parseIsolateMeta(data []byte) (isolateMeta, error) {
-	var m isolateMeta
+func parseMeta(data []byte) (meta, error) {
+	var m meta
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for sc.Scan() {
 		line := sc.Text()
@@ -70,21 +70,21 @@ func parseIsolateMeta(data []byte) (isolateMeta, error) {
 	return m, sc.Err()
 }
 
-// isolateError turns an XX status (isolate's internal error) into an error
+// failed turns an XX status (isolate's internal error) into an error
 // reply. When the program could not be started (its stdio files could not be
 // opened, or execve failed), it is exec_failed, as in the native backend.
-func isolateError(message string) error {
+func failed(message string) error {
 	if strings.HasPrefix(message, "execve(") || strings.HasPrefix(message, "open(") {
 		return spec.Errorf(spec.CodeExecFailed, "%s", message)
 	}
 	return fmt.Errorf("isolate failed: %s", message)
 }
 
-// isolateWallLimit is the --wall-time of a run: the real time limit, or CPU
+// wallLimit is the --wall-time of a run: the real time limit, or CPU
 // plus idleness time when that is sooner (isolate has no idleness limit, and
 // a run that is idle past its limit has been running for at least that long
 // beyond its CPU time). Zero when neither limit is set.
-func isolateWallLimit(l spec.Limits) (seconds float64, cause spec.Limit) {
+func wallLimit(l spec.Limits) (seconds float64, cause spec.Limit) {
 	if l.RealTime != nil {
 		seconds, cause = *l.RealTime, spec.LimitRealTime
 	}
@@ -99,7 +99,7 @@ func isolateWallLimit(l spec.Limits) (seconds float64, cause spec.Limit) {
 // outcome maps a meta file onto what spec.Decide needs. A TO status does not
 // say which limit killed the run; the figure that went furthest past its
 // limit did, as isolate kills at the first poll after a limit is passed.
-func (m isolateMeta) outcome(l spec.Limits) spec.Outcome {
+func (m meta) outcome(l spec.Limits) spec.Outcome {
 	mem := m.CgMem
 	if mem == 0 {
 		mem = m.MaxRSS // without cgroups, the largest process is all isolate knows
@@ -117,17 +117,17 @@ func (m isolateMeta) outcome(l spec.Limits) spec.Outcome {
 	}
 	if m.Status == "TO" {
 		o.KilledFor = spec.LimitCPUTime
-		if wall, cause := isolateWallLimit(l); cause != spec.NoLimit && m.WallTime/wall > m.Time/(*l.CPUTime) {
+		if wall, cause := wallLimit(l); cause != spec.NoLimit && m.WallTime/wall > m.Time/(*l.CPUTime) {
 			o.KilledFor = cause
 		}
 	}
 	return o
 }
 
-// isolateSeconds formats a time limit for isolate, which counts whole
+// secondsArg formats a time limit for isolate, which counts whole
 // milliseconds and treats 0 as "no limit": round up, to at least 1 ms. The
 // rounding to microseconds first keeps 1.1 s from becoming 1.101 s.
-func isolateSeconds(s float64) string {
+func secondsArg(s float64) string {
 	ms := max(math.Ceil(math.Round(s*1e6)/1000), 1)
 	return strconv.FormatFloat(ms/1000, 'f', 3, 64)
 }

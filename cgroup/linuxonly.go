@@ -1,0 +1,5 @@
+//go:build !linux
+
+package cgroup
+
+var _ int = "sandboxd's cgroup package is Linux only"

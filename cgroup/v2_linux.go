@@ -1,0 +1,86 @@
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// v2Box gives every run a fresh cgroup under the box's.
+type v2Box struct {
+	dir string
+	run string
+	cpu *os.File
+}
+
+func newV2Box(dir string) (*v2Box, error) {
+	if err := removeTree(dir); err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create box cgroup: %w", err)
+	}
+	if err := enableControllers(dir); err != nil {
+		return nil, err
+	}
+	return &v2Box{dir: dir, run: filepath.Join(dir, "run")}, nil
+}
+
+func (b *v2Box) Begin(l Limits) (dir *os.File, err error) {
+	if err := os.Mkdir(b.run, 0o755); err != nil {
+		return nil, fmt.Errorf("create run cgroup: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			b.End()
+		}
+	}()
+	if err := writeControl(b.run, "pids.max", strconv.FormatInt(l.Processes, 10)); err != nil {
+		return nil, err
+	}
+	if l.Memory > 0 {
+		if err := writeControl(b.run, "memory.max", strconv.FormatInt(l.Memory, 10)); err != nil {
+			return nil, err
+		}
+		// No swap (the file is absent when the kernel has no swap accounting).
+		if err := writeControl(b.run, "memory.swap.max", "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if b.cpu, err = os.Open(filepath.Join(b.run, "cpu.stat")); err != nil {
+		return nil, fmt.Errorf("open cpu accounting: %w", err)
+	}
+	if dir, err = os.Open(b.run); err != nil {
+		return nil, fmt.Errorf("open run cgroup: %w", err)
+	}
+	return dir, nil
+}
+
+func (b *v2Box) CPUTime() (time.Duration, error) {
+	data, err := readAt(b.cpu)
+	if err != nil {
+		return 0, fmt.Errorf("read cpu usage: %w", err)
+	}
+	us, err := statField(data, "usage_usec")
+	return time.Duration(us) * time.Microsecond, err
+}
+
+func (b *v2Box) End() (u Usage, err error) {
+	if b.cpu != nil {
+		u.CPUTime, err = b.CPUTime()
+		b.cpu.Close()
+		b.cpu = nil
+	}
+	if err == nil {
+		u.PeakMemory, err = readInt(filepath.Join(b.run, "memory.peak"))
+	}
+	if err == nil {
+		u.OOMKills, err = readStatField(filepath.Join(b.run, "memory.events"), "oom_kill")
+	}
+	return u, errors.Join(err, removeTree(b.run))
+}
+
+func (b *v2Box) Remove() error { return removeTree(b.dir) }

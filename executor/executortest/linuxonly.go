@@ -1,0 +1,5 @@
+//go:build !linux
+
+package executortest
+
+var _ int = "sandboxd's executortest package is Linux only"

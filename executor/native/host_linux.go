@@ -1,0 +1,476 @@
+// Package native is the executor backend that builds boxes itself from
+// Linux namespaces, cgroups and seccomp. Its host side (host, run) drives,
+// over a socket pair (initproto), an init in each box: this same binary
+// started again (init, root, program, seccomp). It is Linux only.
+package native
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	json "github.com/goccy/go-json"
+	"golang.org/x/sys/unix"
+
+	"sandboxd/boxfs"
+	"sandboxd/cgroup"
+	"sandboxd/executor"
+	"sandboxd/spec"
+)
+
+// Config configures the native executor.
+type Config struct {
+	// StateDir holds the boxes' directories; one sandboxd instance owns it at a time.
+	StateDir string
+	// UIDBase is the uid and gid of box 0; box n runs as UIDBase+n.
+	UIDBase int
+	// Dirs are the host directories shown read-only in a box unless open_box names others.
+	Dirs []string
+	// Views are the host views a run may ask for; those the host lacks are refused.
+	Views []executor.HostView
+	// InitLog, when set, hears every line a box's init writes on its stderr,
+	// which only a crash of the init (a panic, a fatal signal) writes.
+	InitLog func(box int, line string)
+}
+
+// Executor builds boxes itself.
+type Executor struct {
+	cfg     Config
+	cgroups *cgroup.Instance
+	lock    *os.File
+	// views are the views of cfg that the host has.
+	views []executor.HostView
+
+	boxes *executor.BoxTable[box]
+}
+
+// New takes ownership of the state directory, removes what a previous
+// instance left there (mounts, cgroups, box directories) and opens box 0.
+func New(cfg Config) (*Executor, error) {
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("the native executor must run as root")
+	}
+	stateDir, lock, err := executor.TakeStateDir(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.StateDir = stateDir
+	n := &Executor{cfg: cfg, lock: lock, boxes: executor.NewBoxTable[box]()}
+	for _, v := range cfg.Views {
+		if _, err := os.Stat(v.Path); err == nil {
+			n.views = append(n.views, v)
+		}
+	}
+	if err := executor.RemoveStaleBoxes(filepath.Join(stateDir, "boxes")); err != nil {
+		n.Close()
+		return nil, err
+	}
+	sum := sha256.Sum256([]byte(stateDir))
+	if n.cgroups, err = cgroup.NewInstance("sandboxd-" + hex.EncodeToString(sum[:4])); err != nil {
+		n.Close()
+		return nil, err
+	}
+	if _, err := n.boxes.Open(executor.DefaultBox, spec.BoxOptions{}, cfg.Dirs, cfg.StateDir, n.startBox); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// OpenBox creates a box with the lowest free id.
+func (n *Executor) OpenBox(opts spec.BoxOptions) (int, error) {
+	return n.boxes.Open(executor.AnyBox, opts, n.cfg.Dirs, n.cfg.StateDir, n.startBox)
+}
+
+func (n *Executor) startBox(id int, opts spec.BoxOptions) (*box, error) {
+	return startBox(n.boxConfig(id, opts), n.cgroups)
+}
+
+func (n *Executor) boxConfig(id int, opts spec.BoxOptions) boxConfig {
+	dir := filepath.Join(n.cfg.StateDir, "boxes", fmt.Sprint(id))
+	c := boxConfig{
+		id:      id,
+		dir:     dir,
+		uid:     n.cfg.UIDBase + id,
+		opts:    opts,
+		initLog: n.cfg.InitLog,
+		init: initConfig{
+			Root:     filepath.Join(dir, "root"),
+			Space:    filepath.Join(dir, "space"),
+			Tmp:      filepath.Join(dir, "tmp"),
+			Dirs:     opts.Dirs,
+			Hostname: "sandbox",
+			Views:    n.views,
+			// See cgroup.Box.
+			BornInCgroup: n.cgroups.V2,
+		},
+	}
+	return c
+}
+
+// CloseBox removes a box. Box 0 stays for the life of the executor.
+func (n *Executor) CloseBox(id int) error {
+	return n.boxes.Close(id, (*box).close)
+}
+
+// ResetBox makes the box afresh: new /space and /tmp, a new init.
+func (n *Executor) ResetBox(id int) error {
+	b, err := n.boxes.Get(id)
+	if err != nil {
+		return err
+	}
+	return b.reset()
+}
+
+// Box tells where a box's /space is on the host.
+func (n *Executor) Box(id int) (spec.BoxInfo, error) {
+	b, err := n.boxes.Get(id)
+	if err != nil {
+		return spec.BoxInfo{}, err
+	}
+	return spec.BoxInfo{SpaceDir: b.init.Space, UID: b.uid, GID: b.uid, QuotaSpace: b.opts.QuotaSpace}, nil
+}
+
+// Run runs a job in a box.
+func (n *Executor) Run(ctx context.Context, id int, job *executor.Job) (spec.RunResult, error) {
+	b, err := n.boxes.Get(id)
+	if err != nil {
+		return spec.RunResult{}, err
+	}
+	return b.run(ctx, job)
+}
+
+// Close removes every box and the instance's cgroups, and releases the state dir.
+func (n *Executor) Close() error {
+	var errs []error
+	for _, b := range n.boxes.RemoveAll() {
+		errs = append(errs, b.close())
+	}
+	if n.cgroups != nil {
+		errs = append(errs, n.cgroups.Remove())
+	}
+	if n.lock != nil {
+		n.lock.Close()
+	}
+	return errors.Join(errs...)
+}
+
+type boxConfig struct {
+	id      int
+	dir     string
+	uid     int
+	opts    spec.BoxOptions
+	init    initConfig
+	initLog func(box int, line string)
+}
+
+// box is a running box: its init process and the host ends of its sockets.
+type box struct {
+	boxConfig
+	cgroups *cgroup.Instance
+	// initProc is the box's init; nil after a fault stopped it, until the
+	// next run starts a new one (the box's files stay).
+	initProc *exec.Cmd
+	// initSaid is what the current init wrote on its stderr.
+	initSaid *initStderr
+	acct     cgroup.Box
+	// ctl carries run requests and the init's replies; kill carries only
+	// kill requests, which the init must hear while it waits for a program.
+	ctl, kill int
+	buf       []byte
+	runs      uint64 // runs started, naming each run to the init
+	// mounted: the box's /space and /tmp are mounted on the host.
+	mounted bool
+	closed  bool
+	// mu makes the box's operations one at a time.
+	mu sync.Mutex
+}
+
+// startBox makes the box's directories and starts it.
+func startBox(c boxConfig, cgroups *cgroup.Instance) (_ *box, err error) {
+	b := &box{boxConfig: c, cgroups: cgroups, ctl: -1, kill: -1, buf: make([]byte, maxInitMessage)}
+	defer func() {
+		if err != nil {
+			b.close()
+		}
+	}()
+	for _, d := range []string{c.init.Root, c.init.Space, c.init.Tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, fmt.Errorf("create box dir: %w", err)
+		}
+	}
+	if err := b.start(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// start mounts the box's /space and /tmp on the host (so that judges can
+// reach the files) unless they are, and starts its init unless it runs.
+func (b *box) start() error {
+	if !b.mounted {
+		if err := b.mountDirs(); err != nil {
+			return err
+		}
+	}
+	if b.initProc == nil {
+		return b.startInit()
+	}
+	return nil
+}
+
+// mountDirs mounts new, empty tmpfs at the box's /space and /tmp.
+func (b *box) mountDirs() error {
+	for _, d := range []struct {
+		dir  string
+		mode string
+	}{{b.init.Space, "0755"}, {b.init.Tmp, "1777"}} {
+		data := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%s,uid=%d,gid=%d", b.opts.QuotaSpace, b.opts.QuotaInodes, d.mode, b.uid, b.uid)
+		if err := unix.Mount("tmpfs", d.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
+			b.unmountDirs()
+			return fmt.Errorf("mount box tmpfs %s: %w", d.dir, err)
+		}
+	}
+	b.mounted = true
+	return nil
+}
+
+// unmountDirs detaches the box's /space and /tmp from the host. A tmpfs
+// and every file in it go with its last mount, the init's bind.
+func (b *box) unmountDirs() error {
+	var errs []error
+	for _, d := range []string{b.init.Space, b.init.Tmp} {
+		if err := unix.Unmount(d, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", d, err))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	b.mounted = false
+	return nil
+}
+
+// startInit starts the box's init, which builds the box's root, and the
+// accounting of its runs.
+func (b *box) startInit() (err error) {
+	defer func() {
+		if err != nil {
+			err = b.initFailed(err)
+		}
+	}()
+	c := b.boxConfig
+	var initEnds []*os.File
+	for _, host := range []*int{&b.ctl, &b.kill} {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("socketpair: %w", err)
+		}
+		*host = fds[0]
+		initEnd := os.NewFile(uintptr(fds[1]), "box-init")
+		defer initEnd.Close()
+		initEnds = append(initEnds, initEnd)
+	}
+	cfgJSON, err := json.Marshal(c.init)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("/proc/self/exe")
+	cmd.Args = []string{"sandboxd-box-" + fmt.Sprint(c.id)}
+	// The Go runtime would keep the host's CPU cgroup files open in the init
+	// for its GOMAXPROCS updates, which the init does not need.
+	cmd.Env = []string{boxInitEnv + "=" + string(cfgJSON), "GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
+	cmd.ExtraFiles = initEnds // initCtlFD, initKillFD
+	b.initSaid = &initStderr{box: c.id, log: b.initLog}
+	cmd.Stderr = b.initSaid
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWPID | unix.CLONE_NEWNS | unix.CLONE_NEWNET | unix.CLONE_NEWIPC | unix.CLONE_NEWUTS,
+		// The box dies with sandboxd, even when sandboxd is killed outright.
+		Pdeathsig: syscall.SIGKILL,
+		// A session of its own, without the judge's terminal: a terminal's
+		// Ctrl-C goes to sandboxd, which shuts down in order, not to the
+		// boxes directly, and no box shares the judge's terminal.
+		Setsid: true,
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start box init: %w", err)
+	}
+	b.initProc = cmd
+	m, err := b.recv(initAnswerTimeout)
+	if err != nil {
+		return fmt.Errorf("build box: %w", err)
+	}
+	if m.Op != opReady {
+		return fmt.Errorf("build box: %s", m.Error)
+	}
+	b.acct, err = b.cgroups.NewBox(fmt.Sprintf("box%d", c.id), cmd.Process.Pid)
+	return err
+}
+
+// initFailed stops the box's init after err, and names in err what the init
+// said on its stderr, if anything: a crash of the init is told nowhere else.
+func (b *box) initFailed(err error) error {
+	b.stopInit()
+	if said := b.initSaid.first(); said != "" {
+		return fmt.Errorf("%w (the box's init said: %s)", err, said)
+	}
+	return err
+}
+
+// initStderr takes a box init's stderr: each line goes to the log, and the
+// first, which names the cause of a crash ("panic: ...", "fatal error: ...",
+// "SIGABRT: abort"), is kept for the error reply.
+type initStderr struct {
+	box int
+	log func(box int, line string)
+
+	mu      sync.Mutex
+	partial []byte // a line not ended yet
+	said    string // the first line
+}
+
+// maxInitSaid bounds the first line as an error reply names it.
+const maxInitSaid = 200
+
+func (w *initStderr) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		line, rest, ok := bytes.Cut(w.partial, []byte("\n"))
+		if !ok {
+			break
+		}
+		w.partial = rest
+		w.line(string(line))
+	}
+	if len(w.partial) > maxInitMessage { // a line without end: told as it is
+		w.line(string(w.partial))
+		w.partial = nil
+	}
+	return len(p), nil
+}
+
+func (w *initStderr) line(l string) {
+	if w.said == "" && strings.TrimSpace(l) != "" {
+		w.said = strings.ToValidUTF8(l[:min(len(l), maxInitSaid)], "?")
+	}
+	if w.log != nil {
+		w.log(w.box, l)
+	}
+}
+
+// first is the first line the init wrote, once it is gone; "" for none.
+func (w *initStderr) first() string {
+	if w == nil {
+		return ""
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.partial) > 0 {
+		w.line(string(w.partial))
+		w.partial = nil
+	}
+	return w.said
+}
+
+// stopInit kills the box's init, and with it every process of the box, and
+// releases its sockets and accounting.
+func (b *box) stopInit() error {
+	if b.initProc != nil && b.initProc.Process != nil {
+		b.initProc.Process.Kill()
+		b.initProc.Wait()
+	}
+	b.initProc = nil
+	var err error
+	if b.acct != nil {
+		err = b.acct.Remove()
+		b.acct = nil
+	}
+	for _, fd := range []*int{&b.ctl, &b.kill} {
+		if *fd >= 0 {
+			unix.Close(*fd)
+			*fd = -1
+		}
+	}
+	return err
+}
+
+// initAnswerTimeout bounds the wait for an answer the init gives at once.
+const initAnswerTimeout = 30 * time.Second
+
+// errNoMessage is recv's answer when the timeout passed first.
+var errNoMessage = errors.New("no message from the box init")
+
+// errInitGone tells that the box's init died.
+var errInitGone = errors.New("the box's init is gone")
+
+// recv waits up to timeout for the init's next message. It reads in the
+// caller's goroutine: a hand-off through another goroutine costs more than
+// a whole small run.
+func (b *box) recv(timeout time.Duration) (*initMessage, error) {
+	ts := unix.NsecToTimespec(max(timeout, 0).Nanoseconds())
+	fds := []unix.PollFd{{Fd: int32(b.ctl), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Ppoll(fds, &ts, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("wait for the box init: %w", err)
+		}
+		if n == 0 {
+			return nil, errNoMessage
+		}
+		m, fds, err := recvInit(b.ctl, b.buf)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errInitGone, err)
+		}
+		return m, nil
+	}
+}
+
+// close kills the box's init (and with it every process of the box), then
+// removes the box's mounts and directories.
+func (b *box) close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.closed = true
+	errs := []error{b.stopInit(), b.unmountDirs()}
+	if errors.Join(errs...) == nil {
+		errs = append(errs, boxfs.RemoveAll(b.dir))
+	}
+	return errors.Join(errs...)
+}
+
+// reset makes the box afresh: its init is stopped, with every process of
+// the box, and a new one starts on new /space and /tmp. That costs the
+// same however many files the box held (the old tmpfs go with their last
+// mount), and PIDs, IPC objects and the hostname start over, as in a new box.
+func (b *box) reset() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := errors.Join(b.stopInit(), b.unmountDirs()); err != nil {
+		return fmt.Errorf("reset box %d: %w", b.id, err)
+	}
+	if err := b.start(); err != nil {
+		return fmt.Errorf("reset box %d: %w", b.id, err)
+	}
+	return nil
+}

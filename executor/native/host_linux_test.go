@@ -1,0 +1,142 @@
+package native
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"sandboxd/executor"
+	"sandboxd/spec"
+)
+
+func TestMain(m *testing.M) {
+	RunBoxInitIfRequested()
+	os.Exit(m.Run())
+}
+
+func f64(v float64) *float64 { return &v }
+func i64(v int64) *int64     { return &v }
+
+// A killed sandboxd leaves mounts, cgroups and box directories; the next
+// instance on the same state dir removes them and starts clean.
+func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
+	dir := t.TempDir()
+	first, err := New(Config{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := first.OpenBox(spec.BoxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if killed: the lock goes with the process, nothing else is cleaned.
+	first.lock.Close()
+	for _, id := range []int{executor.DefaultBox, id} {
+		b, err := first.boxes.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.initProc.Process.Kill()
+		b.initProc.Wait()
+	}
+	second, err := New(Config{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	if err != nil {
+		t.Fatalf("a new instance on the state dir of a killed one: %v", err)
+	}
+	defer second.Close()
+	entries, _ := os.ReadDir(filepath.Join(dir, "boxes"))
+	if len(entries) != 1 || entries[0].Name() != "0" {
+		t.Errorf("boxes after restart: %v, want only box 0", entries)
+	}
+	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: f64(1), Processes: i64(1)}}
+	if res, err := executor.Run(context.Background(), second, executor.DefaultBox, req, executor.Runtime{}); err != nil || res.Verdict != spec.VerdictOK {
+		t.Errorf("run after restart: %+v, %v", res, err)
+	}
+	mounts, _ := os.ReadFile("/proc/self/mountinfo")
+	if n := strings.Count(string(mounts), filepath.Join(dir, "boxes", "1")); n > 0 {
+		t.Errorf("%d mounts of the killed instance's box 1 remain", n)
+	}
+}
+
+// A state dir named through a symlink is used by its real path (which is
+// how mountinfo names the boxes' mounts), and its boxes/ is root's alone.
+func TestStateDirIsResolvedAndPrivate(t *testing.T) {
+	dir := t.TempDir()
+	real, link := filepath.Join(dir, "real"), filepath.Join(dir, "link")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	n, err := New(Config{StateDir: link, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if n.cfg.StateDir != real {
+		t.Errorf("state dir %s, want its real path %s", n.cfg.StateDir, real)
+	}
+	fi, err := os.Stat(filepath.Join(real, "boxes"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o700 {
+		t.Errorf("boxes/ has mode %v, want 0700", fi.Mode().Perm())
+	}
+}
+
+// A crash of a box's init reaches the judge with its cause, and every line
+// the init wrote reaches the log: its stderr is no longer /dev/null.
+func TestACrashedInitIsNamed(t *testing.T) {
+	var mu sync.Mutex
+	var logged []string
+	n, err := New(Config{StateDir: t.TempDir(), UIDBase: 60000, Dirs: spec.DefaultDirs, InitLog: func(box int, line string) {
+		mu.Lock()
+		defer mu.Unlock()
+		logged = append(logged, fmt.Sprintf("box %d: %s", box, line))
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	b, err := n.boxes.Get(executor.DefaultBox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The Go runtime of the init dies of SIGABRT with a dump on its stderr.
+	pid := b.initProc.Process.Pid
+	if err := b.initProc.Process.Signal(syscall.SIGABRT); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.Contains(string(stat), ") Z ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the init lives on after SIGABRT: %s", stat)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
+	_, err = executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{})
+	if err == nil || !strings.Contains(err.Error(), "the box's init said: SIGABRT: abort") {
+		t.Errorf("run after the init crashed: %v, want an error that names SIGABRT", err)
+	}
+	mu.Lock()
+	if !slices.Contains(logged, "box 0: SIGABRT: abort") || len(logged) < 3 {
+		t.Errorf("the log heard %d lines of the init's stderr: %q", len(logged), logged)
+	}
+	mu.Unlock()
+	if res, err := executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{}); err != nil || res.Verdict != spec.VerdictOK {
+		t.Errorf("the run after, in a new init: %+v, %v", res, err)
+	}
+}

@@ -1,0 +1,328 @@
+package native
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	json "github.com/goccy/go-json"
+	"golang.org/x/sys/unix"
+
+	"sandboxd/executor"
+)
+
+// A box's init is the sandboxd binary started again with boxInitEnv set, in
+// new pid, mount, network, IPC and UTS namespaces. It builds the box's root
+// once, then starts one program per run request. Being PID 1 of the box, it
+// reaps every orphan, and kill(-1) from it reaches every process of the box,
+// which is how a run ends: nothing outlives the main process. The program is
+// never PID 1, so it gets the default signal behaviour of any process.
+//
+// Programs are started with go-sandbox's forkexec, which does in the child
+// what Go's syscall.ForkExec cannot: rlimits, no_new_privs, dropping every
+// capability, in a vfork (clone3 into the run's cgroup on cgroup v2).
+
+// RunBoxInitIfRequested turns this process into a box init when the host
+// started it as one; it never returns then. Call it first thing in main.
+func RunBoxInitIfRequested() {
+	cfg, ok := os.LookupEnv(boxInitEnv)
+	if !ok {
+		return
+	}
+	os.Exit(runInit(cfg))
+}
+
+// boxInit is the state of a box's init: its configuration, and what it set
+// up once for every run.
+type boxInit struct {
+	cfg initConfig
+	// programFilter is the seccomp filter each program gets on top of the
+	// one it inherits from the init; nil when the init's is enough.
+	programFilter *syscall.SockFprog
+	// currentRun names the run in progress (0: none), so that a kill request
+	// that arrives late cannot end the next run.
+	currentRun atomic.Uint64
+	// messageQueues is the box's POSIX message queue file system, open in
+	// the init and mounted nowhere in the box.
+	messageQueues mqueueDir
+}
+
+func runInit(cfgJSON string) int {
+	// Only sandboxd ends a box: signals that reach the init otherwise (a
+	// terminal's, say) are caught and dropped. Caught, not ignored: an
+	// ignored signal would stay ignored in every program the init starts.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	syscall.CloseOnExec(initCtlFD)
+	syscall.CloseOnExec(initKillFD)
+	// The init holds its sockets and nothing else of the host that a
+	// program could inherit.
+	in := &boxInit{messageQueues: mqueueDir{fd: -1}}
+	err := executor.CloseInheritedFDsFrom(initKillFD + 1)
+	if err == nil {
+		err = json.Unmarshal([]byte(cfgJSON), &in.cfg)
+	}
+	if err == nil {
+		err = in.buildRoot()
+	}
+	if err == nil {
+		err = dropInitPrivileges()
+	}
+	if err == nil {
+		in.programFilter, err = confineInit(in.cfg.BornInCgroup)
+	}
+	if err != nil {
+		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
+		return 1
+	}
+	if err := sendInit(initCtlFD, &initMessage{Op: opReady}, nil); err != nil {
+		return 1
+	}
+	in.serve()
+	return 0
+}
+
+// dropInitPrivileges removes what no program of the box should inherit:
+// supplementary groups, and the ability to gain privileges through execve.
+func dropInitPrivileges() error {
+	if err := syscall.Setgroups(nil); err != nil {
+		return fmt.Errorf("setgroups: %w", err)
+	}
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("no_new_privs: %w", err)
+	}
+	return nil
+}
+
+// serve runs programs one after another until the host closes the
+// socket; then it kills everything and returns, and the box is gone.
+func (in *boxInit) serve() {
+	go in.serveKills()
+	buf := make([]byte, maxInitMessage)
+	for {
+		m, fds, err := recvInit(initCtlFD, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			unix.Kill(-1, unix.SIGKILL)
+			return
+		}
+		if m.Op == opRun {
+			in.runProgram(m, fds)
+		}
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}
+}
+
+// serveKills kills every process of the box (but the init) on request.
+// When sandboxd is gone, so is the box: the socket's end is the lifeline that
+// holds even while the init waits for a program.
+func (in *boxInit) serveKills() {
+	buf := make([]byte, 4096)
+	for {
+		m, _, err := recvInit(initKillFD, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			unix.Kill(-1, unix.SIGKILL)
+			os.Exit(1)
+		}
+		if m.Op == opKill && m.Run == in.currentRun.Load() {
+			unix.Kill(-1, unix.SIGKILL)
+		}
+	}
+}
+
+// runProgram starts the program of a run and waits for it: when the main
+// process ends, everything else in the box is killed and reaped before the
+// host hears that the run is over.
+func (in *boxInit) runProgram(m *initMessage, cgroupFDs []int) {
+	fail := func(execFailed bool, err error) {
+		sendInit(initCtlFD, &initMessage{Op: opFailed, Run: m.Run, Error: err.Error(), ExecFailed: execFailed}, nil)
+	}
+	views, err := requestedViews(&in.cfg, m)
+	if err == nil {
+		err = showViews(views)
+	}
+	if err != nil {
+		fail(false, err)
+		return
+	}
+	defer hideViews(views)
+	in.currentRun.Store(m.Run)
+	defer in.currentRun.Store(0)
+	pid, start, execFailed, err := in.startProgram(m, cgroupFDs)
+	if err != nil {
+		fail(execFailed, err)
+		return
+	}
+	if err := sendInit(initCtlFD, &initMessage{Op: opStarted, Run: m.Run, StartNs: start}, nil); err != nil {
+		unix.Kill(-1, unix.SIGKILL)
+	}
+	status, end := reapRun(pid)
+	removeIPCObjects()
+	in.messageQueues.removeAll()
+	sendInit(initCtlFD, &initMessage{Op: opExited, Run: m.Run, EndNs: end, WaitStatus: uint32(status)}, nil)
+}
+
+// removeIPCObjects removes the System V shared memory, message queues and
+// semaphores the run left in the box's IPC namespace: they would outlive
+// the run, pin memory, and carry data to the next program. A count from the
+// kernel comes first: most runs leave none, and the tables cost more to read.
+func removeIPCObjects() {
+	for _, kind := range []struct {
+		file  string
+		count func() int32
+		rmid  func(id int)
+	}{
+		{"/proc/sysvipc/shm",
+			func() int32 { return ipcInfo(unix.SYS_SHMCTL, shmInfo, 0) }, // used_ids
+			func(id int) { unix.Syscall(unix.SYS_SHMCTL, uintptr(id), unix.IPC_RMID, 0) }},
+		{"/proc/sysvipc/msg",
+			func() int32 { return ipcInfo(unix.SYS_MSGCTL, msgInfo, 0) }, // msgpool: the queues
+			func(id int) { unix.Syscall(unix.SYS_MSGCTL, uintptr(id), unix.IPC_RMID, 0) }},
+		{"/proc/sysvipc/sem",
+			func() int32 { return ipcInfo(unix.SYS_SEMCTL, semInfo, 7) }, // semusz: the sets
+			func(id int) { unix.Syscall6(unix.SYS_SEMCTL, uintptr(id), 0, unix.IPC_RMID, 0, 0, 0) }},
+	} {
+		if kind.count() == 0 {
+			continue
+		}
+		data, err := os.ReadFile(kind.file)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		for _, line := range lines[1:] { // after the header: key id ...
+			if f := strings.Fields(line); len(f) > 1 {
+				if id, err := strconv.Atoi(f[1]); err == nil {
+					kind.rmid(id)
+				}
+			}
+		}
+	}
+}
+
+// mqueueDir is an open message queue file system: one flat directory.
+type mqueueDir struct {
+	fd int
+	// emptySize is the directory's size without queues: the file system
+	// grows it with each queue.
+	emptySize int64
+}
+
+// openMessageQueues opens the message queue file system of the init's IPC
+// namespace, which is the box's and still has no queue, through a mount at
+// mountPoint that is detached at once: the descriptor reaches it, no path does.
+func openMessageQueues(mountPoint string) (mqueueDir, error) {
+	q := mqueueDir{fd: -1}
+	if err := os.Mkdir(mountPoint, 0o700); err != nil {
+		return q, fmt.Errorf("mkdir %s: %w", mountPoint, err)
+	}
+	defer os.Remove(mountPoint)
+	err := unix.Mount("mqueue", mountPoint, "mqueue", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
+	if errors.Is(err, unix.ENODEV) {
+		return q, nil // a kernel without POSIX message queues: no run can leave one
+	}
+	if err != nil {
+		return q, fmt.Errorf("mount mqueue: %w", err)
+	}
+	fd, err := unix.Open(mountPoint, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	detachErr := unix.Unmount(mountPoint, unix.MNT_DETACH)
+	var st unix.Stat_t
+	if err == nil {
+		err = detachErr
+	}
+	if err == nil {
+		err = unix.Fstat(fd, &st)
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return q, fmt.Errorf("open mqueue: %w", err)
+	}
+	return mqueueDir{fd: fd, emptySize: st.Size}, nil
+}
+
+// removeAll unlinks the POSIX message queues a run left: they live in the
+// box's IPC namespace, which the box's runs share, and would carry data to
+// the next program (reset_box empties only files). A run that left none
+// costs one fstat. The run's processes are gone, so an unlinked queue is freed.
+func (q mqueueDir) removeAll() {
+	var st unix.Stat_t
+	if q.fd < 0 || unix.Fstat(q.fd, &st) == nil && st.Size == q.emptySize {
+		return
+	}
+	if _, err := unix.Seek(q.fd, 0, io.SeekStart); err != nil {
+		return
+	}
+	var names []string
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Getdents(q.fd, buf)
+		if err != nil || n <= 0 {
+			break
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+	for _, name := range names {
+		unix.Unlinkat(q.fd, name, 0)
+	}
+}
+
+// The *_INFO commands of shmctl, msgctl and semctl (linux/shm.h, msg.h, sem.h).
+const (
+	shmInfo = 14
+	msgInfo = 12
+	semInfo = 19
+)
+
+// ipcInfo asks a System V IPC call (shmctl, msgctl, semctl) for its *_INFO
+// table and returns the int at index field: how many objects exist. On
+// doubt it says -1, and the table is read.
+func ipcInfo(call uintptr, cmd int, field int) int32 {
+	var info [16]int32 // larger than shm_info, msginfo and seminfo
+	var r1 uintptr
+	var errno unix.Errno
+	if call == unix.SYS_SEMCTL {
+		r1, _, errno = unix.Syscall6(call, 0, 0, uintptr(cmd), uintptr(unsafe.Pointer(&info[0])), 0, 0)
+	} else {
+		r1, _, errno = unix.Syscall(call, 0, uintptr(cmd), uintptr(unsafe.Pointer(&info[0])))
+	}
+	if errno != 0 || int(r1) < 0 {
+		return -1
+	}
+	return info[field]
+}
+
+// reapRun waits for the main process, then kills and reaps every other process.
+func reapRun(mainPid int) (unix.WaitStatus, int64) {
+	var mainStatus unix.WaitStatus
+	var end int64
+	for {
+		var ws unix.WaitStatus
+		pid, err := unix.Wait4(-1, &ws, 0, nil)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil { // ECHILD: nothing is left
+			return mainStatus, end
+		}
+		if pid == mainPid {
+			end = monotonicNs()
+			mainStatus = ws
+			unix.Kill(-1, unix.SIGKILL)
+		}
+	}
+}

@@ -1,0 +1,210 @@
+package native
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/criyle/go-sandbox/pkg/forkexec"
+	"github.com/criyle/go-sandbox/pkg/rlimit"
+	"golang.org/x/sys/unix"
+
+	"sandboxd/executor"
+	"sandboxd/spec"
+)
+
+func (in *boxInit) startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFailed bool, err error) {
+	// Stdio is opened with the box user's file-system identity, which Linux
+	// keeps per thread: the thread must not change while it is borrowed.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	stdio, err := openStdio(m)
+	if err != nil {
+		return 0, 0, true, err
+	}
+	defer func() {
+		for _, f := range stdio {
+			f.Close()
+		}
+	}()
+	env := m.Env
+	args, execFile, err := execTarget(m.Argv, m.Path)
+	if err != nil {
+		return 0, 0, true, err
+	}
+	if execFile != nil {
+		defer execFile.Close()
+	}
+	rl := make([]rlimit.RLimit, len(m.RLimits))
+	for i, r := range m.RLimits {
+		rl[i] = rlimit.RLimit{Res: r.Resource, Rlim: syscall.Rlimit{Cur: r.Value, Max: r.Value}}
+	}
+	files := make([]uintptr, len(stdio))
+	for i, f := range stdio {
+		files[i] = f.Fd()
+	}
+	runner := forkexec.Runner{
+		Args:       args,
+		Env:        env,
+		Files:      files,
+		WorkDir:    spec.SpaceDir,
+		RLimits:    rl,
+		NoNewPrivs: true,
+		DropCaps:   true,
+		Seccomp:    in.programFilter,
+		Credential: &syscall.Credential{Uid: uint32(m.UID), Gid: uint32(m.GID), Groups: []uint32{}},
+	}
+	if execFile != nil {
+		runner.ExecFile = execFile.Fd()
+	}
+	if len(cgroupFDs) > 0 {
+		// Born in the run's cgroup (v2); on v1 the init's own cgroups hold it.
+		runner.CgroupFd = uintptr(cgroupFDs[0])
+	}
+	start = monotonicNs()
+	pid, err = startAsOOMVictim(&runner)
+	if err != nil {
+		var ce forkexec.ChildError
+		if errors.As(err, &ce) && ce.Location == forkexec.LocExecve {
+			return 0, 0, true, fmt.Errorf("execute %s: %w", spec.Quote(m.Argv[0]), ce.Err)
+		}
+		return 0, 0, false, fmt.Errorf("start %s: %w", spec.Quote(m.Argv[0]), err)
+	}
+	return pid, start, false, nil
+}
+
+// execTarget decides how to execute argv as execvp would: forkexec executes
+// Args[0], so a bare name found in PATH is executed through an open file
+// (execveat), which leaves argv[0] as the judge gave it. A script cannot be
+// run that way (its interpreter opens it by name), but the kernel hands a
+// script its path, not argv[0], so there Args[0] becomes the path found.
+func execTarget(argv []string, searchPath string) (args []string, execFile *os.File, err error) {
+	if strings.Contains(argv[0], "/") {
+		return argv, nil, nil // a path: executed from /space, as given
+	}
+	exe, err := executor.LookPath(argv[0], searchPath, executor.IsExecutableFile)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := os.OpenFile(exe, os.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open %s: %w", spec.Quote(exe), err)
+	}
+	magic := make([]byte, 2)
+	if n, _ := f.ReadAt(magic, 0); n == 2 && string(magic) == "#!" {
+		f.Close()
+		return append([]string{exe}, argv[1:]...), nil, nil
+	}
+	return argv, f, nil
+}
+
+// startAsOOMVictim starts the program so that the OOM killer picks it and
+// its children before the init, which shares the box's memory group on
+// cgroup v1: the child inherits the init's oom_score_adj, raised for the
+// moment of the fork. A program may lower its own score back to 0 (only
+// CAP_SYS_RESOURCE, which some hosts deny even to root, would set a floor);
+// if the init is killed then, the run is MemoryLimitExceeded and the box
+// gets a new init (run.finish).
+func startAsOOMVictim(runner *forkexec.Runner) (int, error) {
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
+		return 0, fmt.Errorf("raise oom_score_adj: %w", err)
+	}
+	defer os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
+	return runner.Start()
+}
+
+// openStdio opens the run's standard streams as the box user, so that a
+// path can reach only what the program itself could.
+func openStdio(m *initMessage) (files []*os.File, err error) {
+	prevGID, _ := unix.SetfsgidRetGid(m.GID)
+	prevUID, _ := unix.SetfsuidRetUid(m.UID)
+	defer func() {
+		unix.SetfsuidRetUid(prevUID)
+		unix.SetfsgidRetGid(prevGID)
+		// A change of file-system identity clears the thread's parent-death
+		// signal, which the host set so that the box dies with sandboxd.
+		unix.Prctl(unix.PR_SET_PDEATHSIG, uintptr(unix.SIGKILL), 0, 0, 0)
+	}()
+	streams := []struct {
+		name, path string
+		write      bool
+	}{{"stdin", m.Stdin, false}, {"stdout", m.Stdout, true}, {"stderr", m.Stderr, true}}
+	opened := map[string]*os.File{}
+	for _, s := range streams {
+		p := "/dev/null"
+		if s.path != "" {
+			p = spec.BoxPath(s.path)
+		}
+		f, err := openStream(p, s.write, opened[p])
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, fmt.Errorf("open %s %s: %w", s.name, spec.Quote(s.path), err)
+		}
+		if s.write {
+			opened[p] = f
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// errMagicLink is why a stdio path through a magic link is refused.
+var errMagicLink = errors.New("the path goes through a magic link (such as /proc/self/fd/N or /dev/stdin, which would name the sandbox's own descriptors), or through too many symbolic links")
+
+// openStream opens one stream. The init opens it, so a magic link
+// (/proc/<pid>/fd/N, /proc/<pid>/cwd, /dev/stdin, ...) would lead to the
+// init's own descriptors and directories: none is followed (the init's root
+// is the box's, so every other path resolves inside the box). A FIFO or
+// socket would block the init or reach outside the run, so only regular
+// files and devices are accepted. stdout and stderr naming the same file
+// share one open file.
+func openStream(p string, write bool, same *os.File) (*os.File, error) {
+	if same != nil {
+		fd, err := unix.FcntlInt(same.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			return nil, err
+		}
+		return os.NewFile(uintptr(fd), p), nil
+	}
+	how := unix.OpenHow{Flags: unix.O_RDONLY | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+	if write {
+		how.Flags = unix.O_WRONLY | unix.O_CREAT | unix.O_TRUNC | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+		how.Mode = 0o644
+	}
+	fd, err := unix.Openat2(unix.AT_FDCWD, p, &how)
+	switch {
+	case errors.Is(err, unix.ELOOP):
+		return nil, errMagicLink
+	case errors.Is(err, unix.ENOSYS):
+		return nil, fmt.Errorf("openat2: %w (sandboxd needs Linux 5.6 or later)", err)
+	case err != nil:
+		return nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	if t := st.Mode & unix.S_IFMT; t != unix.S_IFREG && t != unix.S_IFCHR {
+		unix.Close(fd)
+		return nil, fmt.Errorf("not a regular file or device")
+	}
+	// The init opens the file, and /proc lets a process open its own files
+	// that it guards from others (its memory map, its status): none of
+	// /proc is a program's input or output.
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil || fs.Type == unix.PROC_SUPER_MAGIC {
+		unix.Close(fd)
+		return nil, errors.New("a file in /proc cannot be a standard stream")
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, int(how.Flags&^unix.O_NONBLOCK)); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), p), nil
+}

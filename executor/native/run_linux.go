@@ -1,0 +1,289 @@
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"sandboxd/cgroup"
+	"sandboxd/executor"
+	"sandboxd/spec"
+)
+
+// Check intervals of the limit watch: never sleep longer than the maximum, so
+// that a stalled reading is retried and a shutdown is heard; never shorter
+// than the minimum, so that the watch does not burn the CPU the program is
+// measured on.
+const (
+	maxCheckInterval = 100 * time.Millisecond
+	minCheckInterval = 250 * time.Microsecond
+)
+
+// run is one job in a box: begun (its accounting opened, the program
+// started), awaited (its time limits enforced until it ends), then finished
+// (its outcome decided) or aborted (the box is in doubt).
+type run struct {
+	b       *box
+	job     *executor.Job
+	startNs int64 // when the program started: CLOCK_MONOTONIC, shared with the init
+	// accounting: the run's accounting is open, until end.
+	accounting bool
+}
+
+func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return spec.RunResult{}, spec.Errorf(spec.CodeNoSuchBox, "box %d is closed", b.id)
+	}
+	// After a fault or a failed reset, the box starts again.
+	if err := b.start(); err != nil {
+		return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
+	}
+	r, err := b.begin(job)
+	if err != nil {
+		return spec.RunResult{}, err
+	}
+	exited, killedFor, err := r.await(ctx)
+	switch {
+	case errors.Is(err, errRunEnded):
+		r.end()
+		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
+	case errors.Is(err, errInitGone):
+		return r.finish(nil, killedFor, err)
+	case err != nil:
+		return spec.RunResult{}, r.abort(err)
+	}
+	return r.finish(exited, killedFor, nil)
+}
+
+// begin opens the run's accounting and has the init start the program.
+func (b *box) begin(job *executor.Job) (*run, error) {
+	rl := cgroup.Limits{Processes: *job.Limits.Processes}
+	if job.Limits.Memory != nil {
+		rl.Memory = *job.Limits.Memory
+	}
+	cgroupDir, err := b.acct.Begin(rl)
+	if err != nil {
+		return nil, fmt.Errorf("run in box %d: %w", b.id, err)
+	}
+	r := &run{b: b, job: job, accounting: true}
+	var files []*os.File
+	if cgroupDir != nil {
+		defer cgroupDir.Close()
+		files = append(files, cgroupDir)
+	}
+	b.runs++
+	msg := &initMessage{
+		Op:      opRun,
+		Run:     b.runs,
+		Argv:    job.Argv,
+		Env:     job.Env,
+		Path:    job.Path,
+		Stdin:   job.Stdio.Stdin,
+		Stdout:  job.Stdio.Stdout,
+		Stderr:  job.Stdio.Stderr,
+		UID:     b.uid,
+		GID:     b.uid,
+		RLimits: rlimits(job),
+	}
+	for _, v := range job.Views {
+		msg.Views = append(msg.Views, v.Path)
+	}
+	if err := sendInit(b.ctl, msg, files); err != nil {
+		return nil, r.abort(err)
+	}
+	m, err := b.recvRun(initAnswerTimeout)
+	switch {
+	case err != nil:
+		return nil, r.abort(err)
+	case m.Op == opFailed && m.ExecFailed:
+		r.end()
+		return nil, spec.Errorf(spec.CodeExecFailed, "%s", m.Error)
+	case m.Op != opStarted:
+		r.end()
+		return nil, fmt.Errorf("box %d: %s", b.id, m.Error)
+	}
+	r.startNs = m.StartNs
+	return r, nil
+}
+
+// end closes the run's accounting, once, and reports what the run used.
+func (r *run) end() (cgroup.Usage, error) {
+	if !r.accounting {
+		return cgroup.Usage{}, nil
+	}
+	r.accounting = false
+	return r.b.acct.End()
+}
+
+// abort ends a run whose box is in doubt: the init is stopped, and the next
+// run starts a new one.
+func (r *run) abort(err error) error {
+	r.end()
+	return fmt.Errorf("box %d: %w", r.b.id, r.b.initFailed(err))
+}
+
+// finish ends the run's accounting and decides its verdict: the one place
+// that builds a native run's outcome. exited is the init's report of the
+// end, nil when the init is gone (initGone). That is an outcome only when
+// the OOM killer took the init: on cgroup v1 the init shares the box's
+// memory group, and a run can drive the OOM killer to it. That run exceeded
+// its memory limit, and the box gets a new init.
+func (r *run) finish(exited *initMessage, killedFor spec.Limit, initGone error) (spec.RunResult, error) {
+	usage, err := r.end()
+	if exited == nil && (err != nil || usage.OOMKills == 0) {
+		return spec.RunResult{}, r.abort(initGone)
+	}
+	if err != nil {
+		return spec.RunResult{}, r.abort(err)
+	}
+	endNs, status := monotonicNs(), unix.WaitStatus(0)
+	if exited != nil {
+		endNs, status = exited.EndNs, unix.WaitStatus(exited.WaitStatus)
+	} else {
+		r.b.stopInit()
+	}
+	return spec.Decide(r.job.Limits, outcome(r.startNs, endNs, status, killedFor, usage)), nil
+}
+
+// recvRun waits for the init's next message about the current run; replies
+// about an earlier run (one that a fault cut short) are dropped.
+func (b *box) recvRun(timeout time.Duration) (*initMessage, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		m, err := b.recv(time.Until(deadline))
+		if err != nil || m.Run == b.runs {
+			return m, err
+		}
+	}
+}
+
+// rlimits are the per-process limits of a job. CPU time is enforced through
+// the cgroup; RLIMIT_CPU only stands behind it in case sandboxd stalls.
+func rlimits(job *executor.Job) []rlimitValue {
+	l := job.Limits
+	stack := uint64(unix.RLIM_INFINITY)
+	if job.Stack > 0 {
+		stack = uint64(job.Stack)
+	}
+	return []rlimitValue{
+		{unix.RLIMIT_CORE, 0},
+		{unix.RLIMIT_CPU, uint64(math.Ceil(*l.CPUTime)) + 1},
+		{unix.RLIMIT_FSIZE, uint64(job.FileSize)},
+		{unix.RLIMIT_NOFILE, uint64(job.OpenFiles)},
+		// Processes are counted per uid, and each box has a uid of its own;
+		// this is exact on cgroup v1, where the pids group also holds the init.
+		{unix.RLIMIT_NPROC, uint64(*l.Processes)},
+		{unix.RLIMIT_STACK, stack},
+	}
+}
+
+// errRunEnded tells that ctx ended the run: the box is sound.
+var errRunEnded = errors.New("the run was ended")
+
+// await enforces the time limits until the init reports the end of the run.
+// CPU time is read from the run's cgroup at intervals that shrink as the
+// limit nears: CPU time grows at most as fast as wall time times the CPUs
+// the run can use, so a check can be put off by (limit - used) / CPUs
+// without missing the limit. When ctx ends, the run is killed (errRunEnded).
+func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Limit, err error) {
+	b, l := r.b, r.job.Limits
+	cpus := runtime.NumCPU()
+	if int64(cpus) > *l.Processes {
+		cpus = int(*l.Processes)
+	}
+	killedFor = spec.NoLimit
+	killed := false
+	kill := func() {
+		sendInit(b.kill, &initMessage{Op: opKill, Run: b.runs}, nil)
+		killed = true
+	}
+	wait := nextCheck(l, 0, 0, cpus)
+	for {
+		m, err := b.recvRun(wait)
+		switch {
+		case err == nil && m.Op == opExited:
+			if killedFor == spec.NoLimit && ctx.Err() != nil {
+				return nil, 0, errRunEnded
+			}
+			return m, killedFor, nil
+		case err == nil:
+			continue
+		case err != errNoMessage:
+			return nil, 0, err
+		case killed:
+			wait = maxCheckInterval
+			continue
+		case ctx.Err() != nil:
+			kill()
+			continue
+		}
+		used, err := b.acct.CPUTime()
+		if err != nil {
+			kill()
+			return nil, 0, err
+		}
+		cpu := used.Seconds()
+		elapsed := float64(monotonicNs()-r.startNs) / 1e9
+		if killedFor = exceededLimit(l, cpu, elapsed); killedFor != spec.NoLimit {
+			kill()
+			continue
+		}
+		wait = nextCheck(l, cpu, elapsed, cpus)
+	}
+}
+
+// exceededLimit tells which time limit, if any, a run has gone past, in the
+// order of verdict priority.
+func exceededLimit(l spec.Limits, cpu, elapsed float64) spec.Limit {
+	switch {
+	case cpu >= *l.CPUTime:
+		return spec.LimitCPUTime
+	case l.RealTime != nil && elapsed >= *l.RealTime:
+		return spec.LimitRealTime
+	case l.IdlenessTime != nil && spec.IdlenessOf(elapsed, cpu) >= *l.IdlenessTime:
+		return spec.LimitIdlenessTime
+	}
+	return spec.NoLimit
+}
+
+func nextCheck(l spec.Limits, cpu, elapsed float64, cpus int) time.Duration {
+	wait := maxCheckInterval.Seconds()
+	wait = math.Min(wait, (*l.CPUTime-cpu)/float64(cpus))
+	if l.RealTime != nil {
+		wait = math.Min(wait, *l.RealTime-elapsed)
+	}
+	if l.IdlenessTime != nil {
+		wait = math.Min(wait, *l.IdlenessTime-spec.IdlenessOf(elapsed, cpu))
+	}
+	d := time.Duration(wait * float64(time.Second))
+	if d < minCheckInterval {
+		d = minCheckInterval
+	}
+	return d
+}
+
+// outcome puts together what is known of a finished run: its main process
+// ended at endNs with status.
+func outcome(startNs, endNs int64, status unix.WaitStatus, killedFor spec.Limit, u cgroup.Usage) spec.Outcome {
+	real := float64(endNs-startNs) / 1e9
+	cpu := u.CPUTime.Seconds()
+	out := spec.Outcome{
+		KilledFor: killedFor,
+		OOMKilled: u.OOMKills > 0,
+		Metrics:   spec.Metrics{RealTime: real, CPUTime: cpu, IdlenessTime: spec.IdlenessOf(real, cpu), Memory: u.PeakMemory},
+	}
+	if status.Signaled() {
+		out.Signal = int(status.Signal())
+	} else {
+		out.ExitCode = status.ExitStatus()
+	}
+	return out
+}

@@ -1,0 +1,85 @@
+package protocol
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"sandboxd/executor"
+	"sandboxd/spec"
+)
+
+// fakeExecutor does no real work: the protocol layer is what is tested and
+// fuzzed. Box 0 exists from the start and open_box opens the lowest free id;
+// every /space is nowhere, so file commands get as far as opening it. A run
+// answers OK at once, or, while held, waits until released or ended.
+type fakeExecutor struct {
+	mu    sync.Mutex
+	open  map[int]bool
+	calls []string // "run 0", "close_box 1", ... in the order made
+	held  chan struct{}
+}
+
+func newFakeExecutor() *fakeExecutor { return &fakeExecutor{open: map[int]bool{0: true}} }
+
+func (f *fakeExecutor) record(format string, args ...any) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
+
+// hold makes runs wait until the function it returns is called.
+func (f *fakeExecutor) hold() (release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.held = make(chan struct{})
+	return sync.OnceFunc(func() { close(f.held) })
+}
+
+func (f *fakeExecutor) OpenBox(spec.BoxOptions) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := executor.LowestFree(1, executor.MaxBoxes, func(i int) bool { return f.open[i] })
+	f.open[id] = true
+	return id, nil
+}
+
+func (f *fakeExecutor) CloseBox(id int) error {
+	f.record("close_box %d", id)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.open, id)
+	return nil
+}
+
+func (f *fakeExecutor) ResetBox(id int) error {
+	f.record("reset_box %d", id)
+	return nil
+}
+
+func (f *fakeExecutor) Close() error { return nil }
+
+func (f *fakeExecutor) Box(id int) (spec.BoxInfo, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.open[id] {
+		return spec.BoxInfo{}, spec.Errorf(spec.CodeNoSuchBox, "no box %d is open", id)
+	}
+	return spec.BoxInfo{SpaceDir: fmt.Sprintf("/nonexistent/sandboxd-fake/%d/space", id)}, nil
+}
+
+func (f *fakeExecutor) Run(ctx context.Context, id int, job *executor.Job) (spec.RunResult, error) {
+	f.record("run %d %q", id, job.Argv)
+	f.mu.Lock()
+	held := f.held
+	f.mu.Unlock()
+	if held != nil {
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
+		}
+	}
+	exit := 0
+	return spec.RunResult{Verdict: spec.VerdictOK, ExitCode: &exit}, nil
+}
