@@ -3,7 +3,11 @@ package protocol
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"sync"
+	"time"
 
 	"sandboxd/executor"
 	"sandboxd/spec"
@@ -18,6 +22,11 @@ type fakeExecutor struct {
 	open  map[int]bool
 	calls []string // "run 0", "close_box 1", ... in the order made
 	held  chan struct{}
+	// spaces, when set, holds each box's /space (spaces/N), so that file
+	// commands find files; runDelay, when set, is how long a run lasts
+	// unless it is ended first.
+	spaces   string
+	runDelay time.Duration
 }
 
 func newFakeExecutor() *fakeExecutor { return &fakeExecutor{open: map[int]bool{0: true}} }
@@ -65,7 +74,14 @@ func (f *fakeExecutor) Box(id int) (spec.BoxInfo, error) {
 	if !f.open[id] {
 		return spec.BoxInfo{}, spec.Errorf(spec.CodeNoSuchBox, "no box %d is open", id)
 	}
-	return spec.BoxInfo{SpaceDir: fmt.Sprintf("/nonexistent/sandboxd-fake/%d/space", id)}, nil
+	if f.spaces == "" {
+		return spec.BoxInfo{SpaceDir: fmt.Sprintf("/nonexistent/sandboxd-fake/%d/space", id)}, nil
+	}
+	dir := filepath.Join(f.spaces, strconv.Itoa(id))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return spec.BoxInfo{}, err
+	}
+	return spec.BoxInfo{SpaceDir: dir, UID: os.Getuid(), GID: os.Getgid()}, nil
 }
 
 func (f *fakeExecutor) Run(ctx context.Context, id int, job *executor.Job) (spec.RunResult, error) {
@@ -73,9 +89,14 @@ func (f *fakeExecutor) Run(ctx context.Context, id int, job *executor.Job) (spec
 	f.mu.Lock()
 	held := f.held
 	f.mu.Unlock()
-	if held != nil {
+	var delay <-chan time.Time
+	if f.runDelay > 0 {
+		delay = time.After(f.runDelay)
+	}
+	if held != nil || delay != nil {
 		select {
 		case <-held:
+		case <-delay:
 		case <-ctx.Done():
 			return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
 		}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -53,8 +54,16 @@ func FuzzServe(f *testing.F) {
 	} {
 		f.Add([]byte(seed))
 	}
+	spaces := f.TempDir()
+	// A name that is not UTF-8, for list_files' name_base64 and path_base64.
+	if err := os.MkdirAll(filepath.Join(spaces, "0", "a\xffb"), 0o755); err != nil {
+		f.Fatal(err)
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		s := &Server{Exec: newFakeExecutor(), Parallel: 2, MaxLine: fuzzMaxLine, Version: "fuzz"}
+		// Runs last a moment, so that close_box and reset_box behind them end them.
+		exec := newFakeExecutor()
+		exec.spaces, exec.runDelay = spaces, 100*time.Microsecond
+		s := &Server{Exec: exec, Parallel: 2, MaxLine: fuzzMaxLine, Version: "fuzz"}
 		var out bytes.Buffer
 		if err := s.Serve(context.Background(), bytes.NewReader(in), &out); err != nil {
 			t.Fatalf("Serve: %v", err)
@@ -67,10 +76,39 @@ func FuzzServe(f *testing.F) {
 		if want := requestLines(in, fuzzMaxLine); len(replies) != want {
 			t.Fatalf("%d reply lines to %d request lines:\n%s", len(replies), want, out.Bytes())
 		}
+		ids := requestIDs(in)
 		for _, line := range replies {
 			checkReply(t, line)
+			var r struct{ ID json.RawMessage }
+			json.Unmarshal(line, &r)
+			if len(r.ID) == 0 {
+				continue
+			}
+			if ids[string(r.ID)] == 0 {
+				t.Fatalf("reply with an id no request had, or one more than requests had: %s", line)
+			}
+			ids[string(r.ID)]--
 		}
 	})
+}
+
+// requestIDs counts the ids of the request lines of in, as compact JSON: a
+// reply may carry only an id that a request carried, once per request.
+func requestIDs(in []byte) map[string]int {
+	ids := map[string]int{}
+	for _, line := range bytes.Split(in, []byte("\n")) {
+		var req map[string]json.RawMessage
+		if json.Unmarshal(line, &req) != nil {
+			continue
+		}
+		for k, id := range req {
+			var compact bytes.Buffer
+			if strings.EqualFold(k, "id") && json.Compact(&compact, id) == nil {
+				ids[compact.String()]++
+			}
+		}
+	}
+	return ids
 }
 
 // requestLines counts the lines of in that must get a reply: every line
