@@ -71,9 +71,21 @@ func (in *boxInit) startProgram(m *initMessage, cgroupFDs []int) (pid int, start
 		if errors.As(err, &ce) && ce.Location == forkexec.LocExecve {
 			return 0, 0, true, fmt.Errorf("execute %s: %w", spec.Quote(m.Argv[0]), ce.Err)
 		}
+		if errors.As(err, &ce) && ce.Location == forkexec.LocSetRlimit && ce.Index < len(rl) {
+			// Raising a hard limit needs CAP_SYS_RESOURCE, which some hosts
+			// deny even to root: a bound above sandboxd's own cannot be set.
+			return 0, 0, true, fmt.Errorf("set %s to %d: %w (above the hard limit sandboxd runs with, and this host lets no process raise it)",
+				rlimitNames[rl[ce.Index].Res], rl[ce.Index].Rlim.Max, ce.Err)
+		}
 		return 0, 0, false, fmt.Errorf("start %s: %w", spec.Quote(m.Argv[0]), err)
 	}
 	return pid, start, false, nil
+}
+
+// rlimitNames name the rlimits a run sets, as the protocol's fields bound them.
+var rlimitNames = map[int]string{
+	unix.RLIMIT_CORE: "RLIMIT_CORE", unix.RLIMIT_CPU: "RLIMIT_CPU", unix.RLIMIT_FSIZE: "RLIMIT_FSIZE (file_size_limit)",
+	unix.RLIMIT_NOFILE: "RLIMIT_NOFILE (open_files_limit)", unix.RLIMIT_NPROC: "RLIMIT_NPROC (processes_limit)", unix.RLIMIT_STACK: "RLIMIT_STACK (stack_limit)",
 }
 
 // execTarget decides how to execute argv as execvp would: forkexec executes
