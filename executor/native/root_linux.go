@@ -160,8 +160,18 @@ func bindMount(source, target string, attrs mountAttrs) error {
 	return setTreeAttrs(target, attrs)
 }
 
-// devices are the host device nodes a box shows in its /dev.
-var devices = []string{"null", "zero", "full", "random", "urandom"}
+// devices are the host device nodes a box shows in its /dev. tty is there
+// so that opening it fails as on a host for a process without a
+// controlling terminal (ENXIO), which programs run as: in a session of
+// their own, none of whose descriptors is a terminal but a box's pty.
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// ptsOptions make the box's own devpts instance: its ptys are the box's
+// alone, and a pty slave belongs to the box user who opened the master
+// (mode 0620, as on a host). max bounds the ptys of a box at once: new
+// instances share the kernel's pool (kernel.pty.max, less the host's
+// reserve) with every other box.
+const ptsOptions = "newinstance,ptmxmode=0666,mode=0620,max=64"
 
 func buildDev(dev string) error {
 	if err := os.Mkdir(dev, 0o755); err != nil {
@@ -175,9 +185,16 @@ func buildDev(dev string) error {
 			return err
 		}
 	}
+	pts := filepath.Join(dev, "pts")
+	if err := os.Mkdir(pts, 0o755); err != nil {
+		return fmt.Errorf("mkdir /dev/pts: %w", err)
+	}
+	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, ptsOptions); err != nil {
+		return fmt.Errorf("mount /dev/pts: %w", err)
+	}
 	// shm: POSIX shared memory and named semaphores (Python's
 	// multiprocessing locks, say) live in the box's own /tmp.
-	links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "shm": "/tmp"}
+	links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "shm": "/tmp", "ptmx": "pts/ptmx"}
 	for name, target := range links {
 		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
 			return fmt.Errorf("link /dev/%s: %w", name, err)
