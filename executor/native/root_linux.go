@@ -110,6 +110,9 @@ func (in *boxInit) buildRoot() error {
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
+	if in.lastPID, err = unix.Open("/proc/sys/kernel/ns_last_pid", unix.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
+		return fmt.Errorf("open ns_last_pid: %w", err)
+	}
 	return os.Chdir(spec.SpaceDir)
 }
 
@@ -194,10 +197,12 @@ func buildDev(dev string) error {
 	}
 	// shm: POSIX shared memory and named semaphores (Python's
 	// multiprocessing locks, say) live in the box's own /tmp.
-	links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "shm": "/tmp", "ptmx": "pts/ptmx"}
-	for name, target := range links {
-		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
-			return fmt.Errorf("link /dev/%s: %w", name, err)
+	// In a fixed order: inode numbers are the same in every box.
+	links := []struct{ name, target string }{{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+		{"stderr", "/proc/self/fd/2"}, {"shm", "/tmp"}, {"ptmx", "pts/ptmx"}}
+	for _, l := range links {
+		if err := os.Symlink(l.target, filepath.Join(dev, l.name)); err != nil {
+			return fmt.Errorf("link /dev/%s: %w", l.name, err)
 		}
 	}
 	return unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "")
