@@ -163,10 +163,9 @@ func bindMount(source, target string, attrs mountAttrs) error {
 	return setTreeAttrs(target, attrs)
 }
 
-// devices are the host device nodes a box shows in its /dev. tty is there
-// so that opening it fails as on a host for a process without a
-// controlling terminal (ENXIO), which programs run as: in a session of
-// their own, none of whose descriptors is a terminal but a box's pty.
+// devices are the host device nodes a box shows in its /dev. Programs run
+// in a session of their own, without a controlling terminal: opening tty
+// fails with ENXIO, as on a host, rather than with ENOENT.
 var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
 // ptsOptions make the box's own devpts instance: its ptys are the box's
