@@ -455,10 +455,14 @@ if hostname other 2>/dev/null || python3 -c 'import socket; socket.sethostname("
 // reset_box gives a box that no program can tell from a new one.
 func TestResetBoxIsANewBox(t *testing.T) {
 	s := startServer(t)
+	// A dozen programs and two Pythons: roomy limits for emulated machines.
+	shell := func(script string) obj {
+		return with(run("sh", "-c", script), "cpu_time_limit", 60.0, "real_time_limit", 120.0)
+	}
 	observe := func(box int) string {
 		t.Helper()
 		s.installProbe(box)
-		expectVerdict(t, s.ok(with(run("sh", "-c", newBoxProbe), "box", box, "stdout", "seen.txt", "stderr", "seen.err")), "OK", code(0))
+		expectVerdict(t, s.ok(with(shell(newBoxProbe), "box", box, "stdout", "seen.txt", "stderr", "seen.err")), "OK", code(0))
 		seen := s.readFile(box, "seen.txt") + s.readFile(box, "seen.err")
 		s.ok(obj{"command": "remove_file", "box": box, "path": "seen.txt"})
 		s.ok(obj{"command": "remove_file", "box": box, "path": "seen.err"})
@@ -468,7 +472,7 @@ func TestResetBoxIsANewBox(t *testing.T) {
 	fresh := observe(box)
 	t.Logf("a new box shows:\n%s", fresh)
 	for i := 0; i < 3; i++ {
-		expectVerdict(t, s.ok(with(run("sh", "-c", messUpBox), "box", box)), "OK", code(0))
+		expectVerdict(t, s.ok(with(shell(messUpBox), "box", box)), "OK", code(0))
 		if again := observe(box); again == fresh {
 			t.Fatalf("a reused box looks new: the probe cannot tell:\n%s", again)
 		}
