@@ -153,7 +153,7 @@ type runArgs struct {
 
 func (a *runArgs) validate() error { return a.RunRequest.Validate() }
 
-func handleRun(ctx context.Context, s *Server, a *runArgs, box spec.BoxInfo) (spec.RunResult, error) {
+func handleRun(ctx context.Context, s *Server, a *runArgs, _ spec.BoxInfo) (spec.RunResult, error) {
 	var rt executor.Runtime
 	if a.Runtime != "" {
 		rts, err := s.runtimes()
@@ -164,7 +164,7 @@ func handleRun(ctx context.Context, s *Server, a *runArgs, box spec.BoxInfo) (sp
 			return spec.RunResult{}, err
 		}
 	}
-	return s.Exec.Run(ctx, a.Box, executor.NewJob(&a.RunRequest, box, rt))
+	return s.Exec.Run(ctx, a.Box, executor.NewJob(&a.RunRequest, rt))
 }
 
 type openBoxArgs struct {
