@@ -136,11 +136,17 @@ type Usage struct {
 // thing, so the box's init lives in the box's groups and the program is born
 // there; each run resets the counters, and memory is measured and limited
 // above what the box held when the run began (files in /space, the init).
+// The CPU counter holds the init's work as well as the run's, so the init
+// reads it around the run and takes out its own CPU time, which it knows
+// exactly (getrusage): that figure replaces End's.
 type Box interface {
-	// Begin prepares a run. It returns the cgroup directory the program must
-	// be born in, or nil when the init's own cgroups already hold it.
+	// Begin prepares a run. It returns the file the box's init needs for
+	// it, which the caller closes: on v2 the cgroup directory the program
+	// must be born in; on v1 the CPU counter, read-only, that the init
+	// shares with the run.
 	Begin(l Limits) (*os.File, error)
-	// CPUTime is the CPU time used by the run so far.
+	// CPUTime is the CPU time used by the run so far (on v1, with what the
+	// init spent on it).
 	CPUTime() (time.Duration, error)
 	// End reports what the run used (CPU time included) and clears what Begin made; call it
 	// after every Begin, once every process of the run is gone.

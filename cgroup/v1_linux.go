@@ -117,7 +117,14 @@ func (b *v1Box) Begin(l Limits) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read memory.oom_control: %w", err)
 	}
-	return nil, writeAt(b.cpuUsage, "0")
+	if err := writeAt(b.cpuUsage, "0"); err != nil {
+		return nil, err
+	}
+	counter, err := os.Open(b.cpuUsage.Name())
+	if err != nil {
+		return nil, fmt.Errorf("open cpuacct.usage: %w", err)
+	}
+	return counter, nil
 }
 
 // reclaimThreshold is how much memory above the init's a box may hold at

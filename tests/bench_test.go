@@ -1,9 +1,11 @@
 package tests
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"slices"
 	"sort"
 	"testing"
 	"time"
@@ -12,8 +14,9 @@ import (
 // The benchmarks print their figures beside a baseline measured in the same
 // run: `make bench`. Latencies are medians over the iterations.
 
-func median(d []time.Duration) time.Duration {
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+// median sorts d and returns its middle value.
+func median[T cmp.Ordered](d []T) T {
+	slices.Sort(d)
 	return d[len(d)/2]
 }
 

@@ -224,6 +224,70 @@ func TestMemoryMetric(t *testing.T) {
 	}
 }
 
+// The sandbox's own work is never a run's: cpu_time is what the kernel
+// accounts to the program's processes, as a bare parent sees it in the
+// rusage of wait4. Both are compared with the program's own getrusage just
+// before it exits (its exit costs some of a millisecond here), in runs
+// interleaved on the host and in the box, median against median.
+func TestCPUTimeIsTheProgramsOwn(t *testing.T) {
+	if functionalOnly {
+		t.Skip("a timing precision check")
+	}
+	s := startServer(t)
+	s.installProbe(0)
+	var bare, boxed []float64
+	for i := 0; i < 15; i++ {
+		var out strings.Builder
+		cmd := exec.Command(probePath, "spin-rusage", "0.3")
+		cmd.Stdout = &out
+		if err := cmd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
+		bare = append(bare, float64(ru.Utime.Nano()+ru.Stime.Nano())/1e9-ownCPU(t, out.String()))
+
+		r := s.ok(with(run("./probe", "spin-rusage", "0.3"), "stdout", "own.txt"))
+		expectVerdict(t, r, "OK", code(0))
+		boxed = append(boxed, num(t, r, "cpu_time")-ownCPU(t, s.ok(obj{"command": "read_file", "path": "own.txt"})["content"].(string)))
+	}
+	t.Logf("medians of cpu_time - own getrusage: box %.6f s, bare %.6f s", median(boxed), median(bare))
+	if d := median(boxed) - median(bare); math.Abs(d) > 0.0003 {
+		t.Errorf("cpu_time is %+.6f s off what a bare parent sees (medians of cpu_time - own getrusage: box %.6f, bare %.6f)", d, median(boxed), median(bare))
+	}
+}
+
+func ownCPU(t *testing.T, report string) float64 {
+	t.Helper()
+	var own float64
+	if _, err := fmt.Sscan(report, &own); err != nil {
+		t.Fatalf("the probe's report %q: %v", report, err)
+	}
+	return own
+}
+
+// One thread cannot use more CPU than the time it ran: the CPU the sandbox
+// spends starting and reaping a run is not the program's.
+func TestCPUTimeOfOneThreadIsWithinRealTime(t *testing.T) {
+	s := startServer(t)
+	for i := 0; i < 50; i++ {
+		r := s.ok(run("/bin/true"))
+		expectVerdict(t, r, "OK", code(0))
+		if cpu, real := num(t, r, "cpu_time"), num(t, r, "real_time"); cpu > real {
+			t.Errorf("run %d: cpu_time %v > real_time %v", i, cpu, real)
+		}
+	}
+}
+
+// An empty program fits a 10 ms CPU limit every time: the sandbox's own
+// work on the run counts for nothing.
+func TestEmptyProgramFitsATenMillisecondLimit(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	for i := 0; i < 30; i++ {
+		expectVerdict(t, s.ok(with(run("./probe", "exit", "0"), "cpu_time_limit", 0.01)), "OK", code(0))
+	}
+}
+
 func TestForkBombIsContained(t *testing.T) {
 	s := startServer(t)
 	s.installProbe(0)

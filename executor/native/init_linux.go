@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -49,6 +50,8 @@ type boxInit struct {
 	// currentRun names the run in progress (0: none), so that a kill request
 	// that arrives late cannot end the next run.
 	currentRun atomic.Uint64
+	// meter measures the current run's CPU time (cgroup v1).
+	meter atomic.Pointer[cpuMeter]
 	// messageQueues is the box's POSIX message queue file system, open in
 	// the init and mounted nowhere in the box.
 	messageQueues mqueueDir
@@ -139,8 +142,18 @@ func (in *boxInit) serveKills() {
 			unix.Kill(-1, unix.SIGKILL)
 			os.Exit(1)
 		}
-		if m.Op == opKill && m.Run == in.currentRun.Load() {
+		if m.Run != in.currentRun.Load() {
+			continue
+		}
+		switch m.Op {
+		case opKill:
 			unix.Kill(-1, unix.SIGKILL)
+		case opCheckCPU:
+			used, ok := in.meter.Load().sofar()
+			if !ok || used >= m.CPULimitNs {
+				unix.Kill(-1, unix.SIGKILL)
+			}
+			sendInit(initCtlFD, &initMessage{Op: opCPU, Run: m.Run, RunCPUNs: &used, Killed: !ok || used >= m.CPULimitNs}, nil)
 		}
 	}
 }
@@ -148,7 +161,14 @@ func (in *boxInit) serveKills() {
 // runProgram starts the program of a run and waits for it: when the main
 // process ends, everything else in the box is killed and reaped before the
 // host hears that the run is over.
-func (in *boxInit) runProgram(m *initMessage, cgroupFDs []int) {
+func (in *boxInit) runProgram(m *initMessage, fds []int) {
+	var cgroupFDs []int
+	meter := &cpuMeter{counter: -1}
+	if in.cfg.BornInCgroup {
+		cgroupFDs = fds
+	} else if len(fds) > 0 {
+		meter.counter = fds[0]
+	}
 	fail := func(execFailed bool, err error) {
 		sendInit(initCtlFD, &initMessage{Op: opFailed, Run: m.Run, Error: err.Error(), ExecFailed: execFailed}, nil)
 	}
@@ -161,6 +181,9 @@ func (in *boxInit) runProgram(m *initMessage, cgroupFDs []int) {
 		return
 	}
 	defer hideViews(views)
+	meter.begin()
+	defer meter.stop()
+	in.meter.Store(meter)
 	in.currentRun.Store(m.Run)
 	defer in.currentRun.Store(0)
 	pid, start, execFailed, err := in.startProgram(m, cgroupFDs)
@@ -168,13 +191,99 @@ func (in *boxInit) runProgram(m *initMessage, cgroupFDs []int) {
 		fail(execFailed, err)
 		return
 	}
-	if err := sendInit(initCtlFD, &initMessage{Op: opStarted, Run: m.Run, StartNs: start}, nil); err != nil {
+	if err := sendInit(initCtlFD, &initMessage{Op: opStarted, Run: m.Run, StartNs: start, InitCPUNs: meter.initCPU()}, nil); err != nil {
 		unix.Kill(-1, unix.SIGKILL)
 	}
 	status, end := reapRun(pid)
+	runCPU := meter.end()
 	removeIPCObjects()
 	in.messageQueues.removeAll()
-	sendInit(initCtlFD, &initMessage{Op: opExited, Run: m.Run, EndNs: end, WaitStatus: uint32(status)}, nil)
+	sendInit(initCtlFD, &initMessage{Op: opExited, Run: m.Run, EndNs: end, WaitStatus: uint32(status), RunCPUNs: runCPU}, nil)
+}
+
+// cpuMeter measures a run's CPU time exactly on cgroup v1, where the box's
+// CPU counter (cpuacct.usage) also holds the init's own work: fork, wait,
+// reap. The init reads its own CPU time (getrusage, every thread) and the
+// counter before the program starts and after every process of the run is
+// reaped; the run's CPU time is the counter's growth less the init's. The
+// init's CPU time comes first in each pair: reading it brings the counter
+// up to date with the init's running threads.
+type cpuMeter struct {
+	counter    int // the counter, -1 when none was given (v2)
+	self0      int64
+	counterAt0 int64
+	// mu guards the counter from a check (sofar) after the run.
+	mu      sync.Mutex
+	stopped bool
+}
+
+// sofar is the run's CPU time until now, for a check of the CPU limit; it
+// tells whether it could be measured.
+func (c *cpuMeter) sofar() (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped || c.counter < 0 || c.counterAt0 < 0 {
+		return 0, false
+	}
+	self, counter := ownCPUNs(), readCounterNs(c.counter)
+	return counter - c.counterAt0 - (self - c.self0), counter >= 0
+}
+
+// stop ends the meter's use of the counter, which is closed after the run.
+func (c *cpuMeter) stop() {
+	c.mu.Lock()
+	c.stopped = true
+	c.mu.Unlock()
+}
+
+func (c *cpuMeter) begin() {
+	if c.counter >= 0 {
+		c.self0, c.counterAt0 = ownCPUNs(), readCounterNs(c.counter)
+	}
+}
+
+// initCPU is what the counter holds of the init's work once the program
+// has started, which the limit watch leaves out.
+func (c *cpuMeter) initCPU() int64 {
+	if c.counter < 0 || c.counterAt0 < 0 {
+		return 0
+	}
+	return c.counterAt0 + ownCPUNs() - c.self0
+}
+
+// end reports the run's CPU time in ns, or nil when it was not measured
+// (v2, or a counter that could not be read).
+func (c *cpuMeter) end() *int64 {
+	if c.counter < 0 || c.counterAt0 < 0 {
+		return nil
+	}
+	self, counter := ownCPUNs(), readCounterNs(c.counter)
+	if counter < 0 {
+		return nil
+	}
+	run := max(0, counter-c.counterAt0-(self-c.self0))
+	return &run
+}
+
+// ownCPUNs is the init's user+system time, every thread, in ns.
+func ownCPUNs() int64 {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// readCounterNs reads a cpuacct.usage (ns); -1 when it cannot.
+func readCounterNs(fd int) int64 {
+	buf := make([]byte, 32)
+	n, err := unix.Pread(fd, buf, 0)
+	if err != nil || n <= 0 {
+		return -1
+	}
+	ns, err := strconv.ParseInt(strings.TrimSpace(string(buf[:n])), 10, 64)
+	if err != nil {
+		return -1
+	}
+	return ns
 }
 
 // removeIPCObjects removes the System V shared memory, message queues and

@@ -11,8 +11,8 @@ import (
 )
 
 // The host and a box's init process talk over two SOCK_SEQPACKET socket
-// pairs: one JSON message per packet, with the run's cgroup directory passed
-// alongside a run request as SCM_RIGHTS (cgroup v2).
+// pairs: one JSON message per packet, with the run's cgroup directory (cgroup
+// v2) or the box's CPU counter (v1) passed alongside a run request as SCM_RIGHTS.
 //
 //	host (box.startInit, run)          init (runInit, serve)
 //	  start /proc/self/exe  ───────▶   build the root, confine itself
@@ -21,6 +21,8 @@ import (
 //	  run {argv, env, ...}  ── ctl ──▶  show views, start the program
 //	                        ◀── ctl ── started {start} | failed {exec_failed}
 //	  kill {run}            ── kill ─▶  kill(-1)      (limits, cancel)
+//	  check_cpu {limit}     ── kill ─▶  kill(-1) if the run's CPU is past it (v1)
+//	                        ◀── ctl ── cpu {run_cpu, killed}
 //	                        ◀── ctl ── exited {end, wait status}
 //	                                    (everything of the run reaped)
 //	  close ctl, kill       ─────────▶  kill(-1), exit: the box is gone
@@ -55,12 +57,16 @@ type initConfig struct {
 type initOp string
 
 const (
-	opRun     initOp = "run"     // host → init: start a program
-	opKill    initOp = "kill"    // host → init: kill every process of the run
-	opReady   initOp = "ready"   // init → host: the box is built
-	opStarted initOp = "started" // init → host: the program runs
-	opFailed  initOp = "failed"  // init → host: the box or the program could not start
-	opExited  initOp = "exited"  // init → host: the main process ended, every process is gone
+	opRun  initOp = "run"  // host → init: start a program
+	opKill initOp = "kill" // host → init: kill every process of the run
+	// host → init: kill the run's processes if the run's CPU time is past
+	// CPULimitNs; the init answers opCPU (cgroup v1).
+	opCheckCPU initOp = "check_cpu"
+	opCPU      initOp = "cpu"     // init → host: RunCPUNs so far, and whether it killed the run
+	opReady    initOp = "ready"   // init → host: the box is built
+	opStarted  initOp = "started" // init → host: the program runs
+	opFailed   initOp = "failed"  // init → host: the box or the program could not start
+	opExited   initOp = "exited"  // init → host: the main process ended, every process is gone
 )
 
 type rlimitValue struct {
@@ -95,6 +101,14 @@ type initMessage struct {
 	StartNs, EndNs int64
 	// opExited: the wait status of the main process.
 	WaitStatus uint32
+	// InitCPUNs (opStarted) is what the CPU counter the init shares with the
+	// run held when the program started; RunCPUNs (opExited) is the run's CPU
+	// time, the counter's growth less the init's own. Cgroup v1 only.
+	InitCPUNs int64
+	RunCPUNs  *int64
+	// opCheckCPU: the CPU time limit; opCPU: whether the init killed the run for it.
+	CPULimitNs int64
+	Killed     bool
 }
 
 // maxInitMessage bounds one packet: argv and env of a run must fit.

@@ -32,6 +32,13 @@ type run struct {
 	b       *box
 	job     *executor.Job
 	startNs int64 // when the program started: CLOCK_MONOTONIC, shared with the init
+	// initCPU is what the CPU counter holds of the init's own work on the
+	// run (cgroup v1), which the limit watch leaves out: the init's work
+	// until the program started, and more as checks find it.
+	initCPU time.Duration
+	// checkCPU: the counter also holds the init's work (cgroup v1), so the
+	// CPU limit is enforced by the init, which measures the run exactly.
+	checkCPU bool
 	// accounting: the run's accounting is open, until end.
 	accounting bool
 }
@@ -69,16 +76,13 @@ func (b *box) begin(job *executor.Job) (*run, error) {
 	if job.Limits.Memory != nil {
 		rl.Memory = *job.Limits.Memory
 	}
-	cgroupDir, err := b.acct.Begin(rl)
+	acctFile, err := b.acct.Begin(rl)
 	if err != nil {
 		return nil, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
-	r := &run{b: b, job: job, accounting: true}
-	var files []*os.File
-	if cgroupDir != nil {
-		defer cgroupDir.Close()
-		files = append(files, cgroupDir)
-	}
+	r := &run{b: b, job: job, accounting: true, checkCPU: !b.cgroups.V2}
+	defer acctFile.Close()
+	files := []*os.File{acctFile}
 	b.runs++
 	msg := &initMessage{
 		Op:      opRun,
@@ -110,7 +114,7 @@ func (b *box) begin(job *executor.Job) (*run, error) {
 		r.end()
 		return nil, fmt.Errorf("box %d: %s", b.id, m.Error)
 	}
-	r.startNs = m.StartNs
+	r.startNs, r.initCPU = m.StartNs, time.Duration(m.InitCPUNs)
 	return r, nil
 }
 
@@ -147,6 +151,9 @@ func (r *run) finish(exited *initMessage, killedFor spec.Limit, initGone error) 
 	endNs, status := monotonicNs(), unix.WaitStatus(0)
 	if exited != nil {
 		endNs, status = exited.EndNs, unix.WaitStatus(exited.WaitStatus)
+		if exited.RunCPUNs != nil { // the init measured it, without its own work
+			usage.CPUTime = time.Duration(*exited.RunCPUNs)
+		}
 	} else {
 		r.b.stopInit()
 	}
@@ -203,6 +210,9 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 	}
 	killedFor = spec.NoLimit
 	killed := false
+	// checking: a check of the CPU limit is with the init; checkedAt is the
+	// counter's reading that asked for it.
+	checking, checkedAt := false, time.Duration(0)
 	kill := func() {
 		sendInit(b.kill, &initMessage{Op: opKill, Run: b.runs}, nil)
 		killed = true
@@ -216,6 +226,16 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 				return nil, 0, errRunEnded
 			}
 			return m, killedFor, nil
+		case err == nil && m.Op == opCPU && checking:
+			checking = false
+			if m.Killed {
+				killedFor, killed = spec.LimitCPUTime, true
+				continue
+			}
+			// The rest of the reading was the init's work.
+			r.initCPU = checkedAt - time.Duration(*m.RunCPUNs)
+			wait = minCheckInterval
+			continue
 		case err == nil:
 			continue
 		case err != errNoMessage:
@@ -226,15 +246,24 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 		case ctx.Err() != nil:
 			kill()
 			continue
+		case checking:
+			wait = maxCheckInterval
+			continue
 		}
 		used, err := b.acct.CPUTime()
 		if err != nil {
 			kill()
 			return nil, 0, err
 		}
-		cpu := used.Seconds()
+		cpu := (used - r.initCPU).Seconds()
 		elapsed := float64(monotonicNs()-r.startNs) / 1e9
-		if killedFor = exceededLimit(l, cpu, elapsed); killedFor != spec.NoLimit {
+		limit := exceededLimit(l, cpu, elapsed)
+		if limit == spec.LimitCPUTime && r.checkCPU {
+			sendInit(b.kill, &initMessage{Op: opCheckCPU, Run: b.runs, CPULimitNs: int64(math.Ceil(*l.CPUTime * 1e9))}, nil)
+			checking, checkedAt, wait = true, used, maxCheckInterval
+			continue
+		}
+		if killedFor = limit; killedFor != spec.NoLimit {
 			kill()
 			continue
 		}
