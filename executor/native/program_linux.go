@@ -16,7 +16,11 @@ import (
 	"sandboxd/spec"
 )
 
-func (in *boxInit) startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFailed bool, err error) {
+func (in *boxInit) startProgram(m *initMessage, fds []int) (pid int, start int64, execFailed bool, err error) {
+	cgroupFDs, pipeFDs, err := splitRunFDs(m, fds)
+	if err != nil {
+		return 0, 0, false, err
+	}
 	// Stdio is opened with the box user's file-system identity, which Linux
 	// keeps per thread: the thread must not change while it is borrowed.
 	runtime.LockOSThread()
@@ -46,6 +50,7 @@ func (in *boxInit) startProgram(m *initMessage, cgroupFDs []int) (pid int, start
 	for i, f := range stdio {
 		files[i] = f.Fd()
 	}
+	files = withPipes(files, m.PipeFDs, pipeFDs)
 	runner := forkexec.Runner{
 		Args:       args,
 		Env:        env,
