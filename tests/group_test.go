@@ -17,16 +17,20 @@ var (
 )
 
 // installProg compiles testdata/progs/NAME.c (once) and puts it at
-// /space/NAME of each box.
+// /space/NAME of each box. SANDBOXD_PROGS names a directory of prebuilt
+// ones (the cgroup v2 guest has no compiler time to spare).
 func installProg(t *testing.T, s *server, name string, boxes ...int) {
 	t.Helper()
 	progsM.Lock()
 	bin, ok := progs[name]
 	if !ok {
-		out := filepath.Join(t.TempDir(), name)
-		if b, err := exec.Command("gcc", "-O1", "-Wall", "-o", out, "../testdata/progs/"+name+".c").CombinedOutput(); err != nil {
-			progsM.Unlock()
-			t.Fatalf("compile %s.c: %v\n%s", name, err, b)
+		out := filepath.Join(os.Getenv("SANDBOXD_PROGS"), name)
+		if os.Getenv("SANDBOXD_PROGS") == "" {
+			out = filepath.Join(t.TempDir(), name)
+			if b, err := exec.Command("gcc", "-O1", "-Wall", "-o", out, "../testdata/progs/"+name+".c").CombinedOutput(); err != nil {
+				progsM.Unlock()
+				t.Fatalf("compile %s.c: %v\n%s", name, err, b)
+			}
 		}
 		var err error
 		if bin, err = os.ReadFile(out); err != nil {
@@ -119,7 +123,7 @@ func TestGroupIdlenessEndsADeadlock(t *testing.T) {
 	rs, _ := interactive(t, "noflush", nil, obj{"idleness_time_limit": 0.5})
 	for i, r := range rs {
 		wantRun(t, []string{"interactor", "solution"}[i], r, "IdlenessTimeLimitExceeded", nil)
-		if real := r["real_time"].(float64); real < 0.5 || real > 0.5+loadSlack {
+		if real := r["real_time"].(float64); real < 0.5 || real > 0.5+loadSlack && !functionalOnly {
 			t.Errorf("program %d: real_time %g, want the group's idleness limit 0.5 s, and little more", i, real)
 		}
 	}
