@@ -252,3 +252,22 @@ func TestGroupManagerWithTwoSolutionsOnFDs3To6(t *testing.T) {
 		wantRun(t, []string{"manager", "solution 1", "solution 2"}[i], x.(obj), "OK", 0.0)
 	}
 }
+
+func TestGroupPipeHoldsAMebibyte(t *testing.T) {
+	s := startServer(t)
+	b := openBoxes(s, 1)[0]
+	// The writer ends without waiting for its reader, which reads only
+	// after a second: the pipe holds all it wrote.
+	r := s.ok(obj{"command": "run_group",
+		"programs": []obj{program(0, "head", "-c", "1048576", "/dev/zero"), program(b, "sh", "-c", "sleep 1; test $(wc -c) = 1048576")},
+		"pipes":    []obj{pipe(0, 1, 1, 0)}})
+	rs := r["results"].([]any)
+	wantRun(t, "writer", rs[0].(obj), "OK", 0.0)
+	wantRun(t, "reader", rs[1].(obj), "OK", 0.0)
+	if real := rs[0].(obj)["real_time"].(float64); real >= 0.9 {
+		t.Errorf("the writer took %g s: it waited for its reader", real)
+	}
+	if order := r["exit_order"].([]any); order[0] != 0.0 {
+		t.Errorf("exit_order %v, want the writer first", order)
+	}
+}
