@@ -114,7 +114,7 @@ func TestGroupSolutionOverCPULimit(t *testing.T) {
 }
 
 func TestGroupSolutionOverMemoryLimit(t *testing.T) {
-	rs, _ := interactive(t, "", obj{"box": 2, "argv": []string{"./guess", "solution", "memory"}, "cpu_time_limit": 5.0, "processes_limit": 2, "memory_limit": 64 << 20}, nil)
+	rs, _ := interactive(t, "", obj{"box": 2, "argv": []string{"./guess", "solution", "memory"}, "cpu_time_limit": 10.0, "processes_limit": 2, "memory_limit": 64 << 20}, nil)
 	wantRun(t, "solution", rs[1], "MemoryLimitExceeded", nil)
 	wantRun(t, "interactor", rs[0], "OK", 1.0)
 }

@@ -12,17 +12,26 @@ import (
 	"sandboxd/spec"
 )
 
-// errGroupIdle ends the runs of a group that used no CPU for its
-// idleness_time_limit: each of them is IdlenessTimeLimitExceeded.
-var errGroupIdle = errors.New("the group was idle for its idleness_time_limit")
+// groupIdle ends the runs of a group that used no CPU for its
+// idleness_time_limit: each run still going at atNs (CLOCK_MONOTONIC) is
+// IdlenessTimeLimitExceeded, even one that ends by itself before its kill
+// lands (a reader that sees its killed writer's end, say).
+type groupIdle struct{ atNs int64 }
 
-// groupLimit is the limit for which ctx ended a run: the group's idleness,
-// or none.
-func groupLimit(ctx context.Context) spec.Limit {
-	if errors.Is(context.Cause(ctx), errGroupIdle) {
-		return spec.LimitIdlenessTime
+func (*groupIdle) Error() string { return "the group was idle for its idleness_time_limit" }
+
+// endedFor tells why ctx ended a run that ended at endNs (math.MaxInt64:
+// still running): for the group's idleness if it still ran then, else
+// errRunEnded (a close, a reset, a shutdown).
+func endedFor(ctx context.Context, endNs int64) (spec.Limit, error) {
+	var g *groupIdle
+	if !errors.As(context.Cause(ctx), &g) {
+		return spec.NoLimit, errRunEnded
 	}
-	return spec.NoLimit
+	if endNs >= g.atNs {
+		return spec.LimitIdlenessTime, nil
+	}
+	return spec.NoLimit, nil
 }
 
 // RunGroup runs the jobs of a group at once, each in its box: the pipes are
@@ -154,7 +163,15 @@ func watchGroupIdleness(runs []*run, members []groupMember, limit float64, allDo
 		}
 		idle := spec.IdlenessOf(float64(monotonicNs()-startNs)/1e9, cpu.Seconds())
 		if idle >= limit {
-			endGroup(errGroupIdle)
+			endGroup(&groupIdle{atNs: monotonicNs()})
+			// Every run is killed now, not when its own watch next wakes.
+			for i, r := range runs {
+				members[i].mu.Lock()
+				if !members[i].done {
+					sendInit(r.b.kill, &initMessage{Op: opKill, Run: r.b.runs}, nil)
+				}
+				members[i].mu.Unlock()
+			}
 			return
 		}
 		wait = min(time.Duration((limit-idle)*float64(time.Second)), maxCheckInterval)

@@ -226,8 +226,10 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 		m, err := b.recvRun(wait)
 		switch {
 		case err == nil && m.Op == opExited:
-			if killedFor == spec.NoLimit && ctx.Err() != nil && groupLimit(ctx) == spec.NoLimit {
-				return nil, 0, errRunEnded
+			if killedFor == spec.NoLimit && ctx.Err() != nil {
+				if killedFor, err = endedFor(ctx, m.EndNs); err != nil {
+					return nil, 0, err
+				}
 			}
 			return m, killedFor, nil
 		case err == nil:
@@ -238,7 +240,7 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 			wait = maxCheckInterval
 			continue
 		case ctx.Err() != nil:
-			killedFor = groupLimit(ctx)
+			killedFor, _ = endedFor(ctx, math.MaxInt64)
 			kill()
 			continue
 		}
