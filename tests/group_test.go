@@ -160,6 +160,7 @@ func TestGroupBadGroups(t *testing.T) {
 		{"fd 10", obj{"programs": []obj{program(0, "true"), program(b, "true")}, "pipes": []obj{pipe(0, 10, 1, 0)}}, "invalid_argument", "fd 10 cannot be piped"},
 		{"a box that is not open", obj{"programs": []obj{program(0, "true"), program(b+5, "true")}, "pipes": []obj{pipe(0, 1, 1, 0)}}, "no_such_box", "programs[1]"},
 		{"no cpu limit", obj{"programs": []obj{program(0, "true"), {"box": b, "argv": []string{"true"}, "processes_limit": 1}}}, "missing_limit", "programs[1]: cpu_time_limit"},
+		{"a program that cannot be started", obj{"programs": []obj{program(0, "sleep", "10"), program(b, "./nope")}}, "exec_failed", "programs[1]"},
 		{"a command in a program", obj{"programs": []obj{{"command": "run", "box": b, "argv": []string{"true"}, "cpu_time_limit": 1, "processes_limit": 1}}}, "unknown_field", "command"},
 	} {
 		req := obj{"command": "run_group"}

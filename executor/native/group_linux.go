@@ -110,6 +110,9 @@ func (n *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupR
 	}
 	wg.Wait()
 	close(allDone)
+	if ctx.Err() != nil {
+		return spec.GroupResult{}, spec.Ended(ctx, "the group was killed")
+	}
 	res := spec.GroupResult{Results: make([]spec.RunResult, len(runs))}
 	for i := range members {
 		if err := members[i].err; err != nil {
