@@ -68,6 +68,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench RunTrue -benchtime 2000x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench CPULimitKill -benchtime 1x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench TwoBoxes -benchtime 3x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench ResetBox -benchtime 50x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench PingPong -benchtime 5x -count 1 ./tests/
 
 clean:

@@ -21,8 +21,8 @@ type Runtime struct {
 	// Env is the base of the environment, under the request's own; nil: none.
 	Env   map[string]string
 	Views []HostView
-	// FileSize (bytes) and OpenFiles, when positive, replace the box's
-	// bounds on the size of a file (its quota) and on open files (1024).
+	// FileSize (bytes) and OpenFiles, when positive, replace the defaults
+	// of a run's bounds on the size of a file (none) and on open files (1024).
 	FileSize, OpenFiles int64
 }
 
@@ -37,8 +37,8 @@ type Job struct {
 	// Stdio as the request names it (relative to /space, empty for /dev/null).
 	Stdio  spec.Stdio
 	Limits spec.Limits
-	// FileSize (bytes) and OpenFiles bound every process of the run;
-	// Stack is its stack in bytes, 0 for as much as it likes.
+	// FileSize (bytes) and OpenFiles bound every process of the run, and
+	// Stack (bytes) its stack; a FileSize or Stack of 0 is no bound.
 	FileSize, OpenFiles, Stack int64
 	// Views are the host views the run is shown.
 	Views []HostView
@@ -51,9 +51,9 @@ const defaultPath = "/usr/local/bin:/usr/bin:/bin"
 // is too few for some runtimes.
 const defaultOpenFiles = 1024
 
-// NewJob turns a validated request, the box it runs in and its runtime into
-// the job the box's backend carries out.
-func NewJob(req *spec.RunRequest, box spec.BoxInfo, rt Runtime) *Job {
+// NewJob turns a validated request and its runtime into the job a box's
+// backend carries out.
+func NewJob(req *spec.RunRequest, rt Runtime) *Job {
 	env := req.Env
 	if rt.Env != nil {
 		env = maps.Clone(rt.Env)
@@ -64,22 +64,30 @@ func NewJob(req *spec.RunRequest, box spec.BoxInfo, rt Runtime) *Job {
 		Env:       runEnv(env),
 		Stdio:     req.Stdio,
 		Limits:    req.Limits,
-		FileSize:  box.QuotaSpace,
+		FileSize:  rt.FileSize,
 		OpenFiles: defaultOpenFiles,
 		Views:     rt.Views,
 	}
 	if j.Path = envValue(j.Env, "PATH"); j.Path == "" {
 		j.Path = defaultPath
 	}
-	if rt.FileSize > 0 {
-		j.FileSize = rt.FileSize
+	// No file size bound by default: a file in /space or /tmp ends at the
+	// box's quota with ENOSPC, as on a full disk, and every other file a
+	// program could write to is read-only or a device.
+	if req.FileSize != nil {
+		j.FileSize = *req.FileSize
 	}
-	if rt.OpenFiles > 0 {
+	if req.OpenFiles != nil {
+		j.OpenFiles = *req.OpenFiles
+	} else if rt.OpenFiles > 0 {
 		j.OpenFiles = rt.OpenFiles
 	}
-	// The stack may take as much as the memory limit; a tiny memory limit
-	// must end in MemoryLimitExceeded, not in a stack overflow at start.
-	if req.Memory != nil {
+	switch {
+	case req.Stack != nil:
+		j.Stack = *req.Stack
+	case req.Memory != nil:
+		// The stack may take as much as the memory limit; a tiny memory limit
+		// must end in MemoryLimitExceeded, not in a stack overflow at start.
 		j.Stack = max(*req.Memory, 8<<20)
 	}
 	return j
@@ -88,9 +96,5 @@ func NewJob(req *spec.RunRequest, box spec.BoxInfo, rt Runtime) *Job {
 // Run runs a validated request in box id of e, with runtime rt: the one way
 // from a request to a run.
 func Run(ctx context.Context, e Executor, id int, req *spec.RunRequest, rt Runtime) (spec.RunResult, error) {
-	box, err := e.Box(id)
-	if err != nil {
-		return spec.RunResult{}, err
-	}
-	return e.Run(ctx, id, NewJob(req, box, rt))
+	return e.Run(ctx, id, NewJob(req, rt))
 }

@@ -163,8 +163,8 @@ type runArgs struct {
 
 func (a *runArgs) validate() error { return a.RunRequest.Validate() }
 
-func handleRun(ctx context.Context, s *Server, a *runArgs, box spec.BoxInfo) (spec.RunResult, error) {
-	job, err := s.job(&a.RunRequest, box)
+func handleRun(ctx context.Context, s *Server, a *runArgs, _ spec.BoxInfo) (spec.RunResult, error) {
+	job, err := s.job(&a.RunRequest)
 	if err != nil {
 		return spec.RunResult{}, err
 	}
@@ -172,7 +172,7 @@ func handleRun(ctx context.Context, s *Server, a *runArgs, box spec.BoxInfo) (sp
 }
 
 // job resolves a run request's runtime and makes its job.
-func (s *Server) job(req *spec.RunRequest, box spec.BoxInfo) (*executor.Job, error) {
+func (s *Server) job(req *spec.RunRequest) (*executor.Job, error) {
 	var rt executor.Runtime
 	if req.Runtime != "" {
 		rts, err := s.runtimes()
@@ -183,7 +183,7 @@ func (s *Server) job(req *spec.RunRequest, box spec.BoxInfo) (*executor.Job, err
 			return nil, err
 		}
 	}
-	return executor.NewJob(req, box, rt), nil
+	return executor.NewJob(req, rt), nil
 }
 
 type groupArgs struct {
@@ -205,21 +205,13 @@ func handleRunGroup(ctx context.Context, s *Server, a *groupArgs, _ spec.BoxInfo
 	g := &executor.Group{Pipes: a.Pipes, IdlenessTime: a.IdlenessTime}
 	for i := range a.Programs {
 		p := &a.Programs[i]
-		job, err := s.groupJob(p)
+		job, err := s.job(&p.RunRequest)
 		if err != nil {
 			return spec.GroupResult{}, spec.Errorf(spec.CodeOf(err), "programs[%d]: %s", i, err.Error())
 		}
 		g.Members = append(g.Members, executor.GroupMember{Box: p.Box, Job: job})
 	}
 	return s.Exec.RunGroup(ctx, g)
-}
-
-func (s *Server) groupJob(p *spec.GroupProgram) (*executor.Job, error) {
-	box, err := s.Exec.Box(p.Box)
-	if err != nil {
-		return nil, err
-	}
-	return s.job(&p.RunRequest, box)
 }
 
 type openBoxArgs struct {

@@ -150,7 +150,7 @@ func (m *Manager) capture(ctx context.Context, nixShell string, req *spec.Instal
 	if _, err := space.WriteFile(shellFile, []byte(req.NixShell), 0o644); err != nil {
 		return nil, nil, fmt.Errorf("install %q: %w", req.Name, err)
 	}
-	run, err := m.cfg.Exec.Run(ctx, box, executor.NewJob(m.runRequest(nixShell, req), info, installRuntime(req)))
+	run, err := m.cfg.Exec.Run(ctx, box, executor.NewJob(m.runRequest(nixShell, req), installRuntime(req)))
 	if err != nil {
 		return nil, nil, fmt.Errorf("install %q: %w", req.Name, err)
 	}

@@ -15,6 +15,19 @@ type Limits struct {
 	Processes    *int64   `json:"processes_limit"`     // processes at once, including the program itself
 }
 
+// ProcessLimits are sandboxd's per-process bounds of a run, beyond the
+// seed spec's limits: each process of the run gets them as rlimits. A nil
+// field takes the default (see executor.NewJob).
+type ProcessLimits struct {
+	Stack     *int64 `json:"stack_limit"`      // bytes of a process's stack
+	FileSize  *int64 `json:"file_size_limit"`  // bytes of the largest file a process may write
+	OpenFiles *int64 `json:"open_files_limit"` // descriptors a process may hold
+}
+
+// MaxOpenFilesLimit bounds open_files_limit: the kernel's default ceiling
+// (fs.nr_open), above which setrlimit fails.
+const MaxOpenFilesLimit = 1 << 20
+
 // Stdio names the files a program's standard streams are connected to, as
 // paths inside the box (relative to /space). Empty means /dev/null.
 type Stdio struct {
@@ -30,6 +43,7 @@ type RunRequest struct {
 	Env map[string]string `json:"env"`
 	Stdio
 	Limits
+	ProcessLimits
 	// Runtime names an installed runtime whose environment is the base of the
 	// run's environment (the runtimes package resolves it).
 	Runtime string `json:"runtime"`
@@ -90,6 +104,16 @@ func (r *RunRequest) Validate() error {
 	}
 	if *r.Processes <= 0 || *r.Processes > math.MaxInt32 {
 		return Errorf(CodeInvalidArgument, "processes_limit must be a positive integer")
+	}
+	for _, l := range []struct {
+		name       string
+		value      *int64
+		max        int64
+		unitSuffix string
+	}{{"stack_limit", r.Stack, MaxMemoryLimit, " bytes"}, {"file_size_limit", r.FileSize, MaxMemoryLimit, " bytes"}, {"open_files_limit", r.OpenFiles, MaxOpenFilesLimit, ""}} {
+		if l.value != nil && (*l.value <= 0 || *l.value > l.max) {
+			return Errorf(CodeInvalidArgument, "%s must be a positive integer up to %d%s", l.name, l.max, l.unitSuffix)
+		}
 	}
 	return nil
 }

@@ -118,6 +118,44 @@ func BenchmarkTwoBoxes(b *testing.B) {
 	fmt.Printf("10 ms CPU runs: one box %.1f runs/s, two boxes %.1f runs/s: %.2fx (target >= 1.8x)\n", one/float64(b.N), two/float64(b.N), two/one)
 }
 
+// BenchmarkResetBox: reset_box of a box that a run used, until its reply
+// (the new init has built the box by then), beside open_box + close_box of
+// a new box and a bare fork+exec+wait of /bin/true, measured in the same run.
+func BenchmarkResetBox(b *testing.B) {
+	t := &testing.T{}
+	s := startServer(t)
+	defer s.wait()
+	line := mustJSON(obj{"command": "run", "argv": []string{"sh", "-c", "echo x > f; echo y > /tmp/f"}, "cpu_time_limit": 1.0, "processes_limit": 2})
+	var reset, fresh, bare []time.Duration
+	for i := 0; i < b.N; i++ {
+		if r := s.call(line); r["limit_verdict"] != "OK" {
+			b.Fatalf("run: %v", r)
+		}
+		start := time.Now()
+		if r := s.call(obj{"command": "reset_box"}); r["error"] != nil {
+			b.Fatalf("reset_box: %v", r)
+		}
+		reset = append(reset, time.Since(start))
+		start = time.Now()
+		box := s.call(obj{"command": "open_box"})["box"]
+		if r := s.call(obj{"command": "close_box", "box": box}); r["error"] != nil {
+			b.Fatalf("close_box: %v", r)
+		}
+		fresh = append(fresh, time.Since(start))
+		start = time.Now()
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			b.Fatal(err)
+		}
+		bare = append(bare, time.Since(start))
+	}
+	mr, mbare := median(reset), median(bare)
+	b.ReportMetric(ms(mr), "reset-ms")
+	b.ReportMetric(ms(median(fresh)), "open+close-ms")
+	b.ReportMetric(ms(mbare), "bare-ms")
+	fmt.Printf("reset_box: median %.2f ms over %d (%.1fx a bare fork+exec+wait, %.2f ms); open_box + close_box: %.2f ms\n",
+		ms(mr), b.N, float64(mr)/float64(mbare), ms(mbare), ms(median(fresh)))
+}
+
 func mustJSON(v any) string {
 	b, err := json.Marshal(v)
 	if err != nil {

@@ -433,3 +433,57 @@ func TestDeepTreesAreRemoved(t *testing.T) {
 		}
 	})
 }
+
+// newBoxProbe is what a program can look at to tell a reset box from a new
+// one: its own pid and how many processes it sees, the inode numbers and
+// contents of /space, /tmp and /dev/shm, the hostname, the next System V
+// IPC ids, IPC objects left, the first pty's number, the box's ptys.
+const newBoxProbe = `echo pid $$; ls /proc | grep -cE '^[0-9]+$'
+stat -c '%n %i %a' /space /tmp /dev /dev/* /space/probe
+uname -n; ls -A /space /tmp /dev/pts; ./probe ipcids; ./probe shm get; ./probe mq get
+python3 -c 'import os, pty; print(os.ttyname(pty.openpty()[1]))'
+cat /proc/sysvipc/shm /proc/sysvipc/msg /proc/sysvipc/sem | grep -v key | wc -l`
+
+// messUpBox leaves in a box what runs can leave or change: files in /space,
+// /tmp and /dev/shm, System V objects, pids and IPC ids used up; and it
+// tries to change the hostname, which the box user cannot.
+const messUpBox = `echo left > /space/f; echo left > /tmp/f; echo left > /dev/shm/sem.x; mkdir /space/d /tmp/d
+./probe shm put; ./probe ipcids; ./probe ipcids; ./probe mq put
+for i in 1 2 3 4 5 6 7 8 9 10; do true & done; wait
+if hostname other 2>/dev/null || python3 -c 'import socket; socket.sethostname("other")' 2>/dev/null; then exit 1; fi`
+
+// reset_box gives a box that no program can tell from a new one.
+func TestResetBoxIsANewBox(t *testing.T) {
+	s := startServer(t)
+	// A dozen programs and two Pythons: roomy limits for emulated machines.
+	shell := func(script string) obj {
+		return with(run("sh", "-c", script), "cpu_time_limit", 60.0, "real_time_limit", 120.0)
+	}
+	observe := func(box int) string {
+		t.Helper()
+		s.installProbe(box)
+		expectVerdict(t, s.ok(with(shell(newBoxProbe), "box", box, "stdout", "seen.txt", "stderr", "seen.err")), "OK", code(0))
+		seen := s.readFile(box, "seen.txt") + s.readFile(box, "seen.err")
+		s.ok(obj{"command": "remove_file", "box": box, "path": "seen.txt"})
+		s.ok(obj{"command": "remove_file", "box": box, "path": "seen.err"})
+		return seen
+	}
+	box := int(num(t, s.ok(obj{"command": "open_box"}), "box"))
+	fresh := observe(box)
+	t.Logf("a new box shows:\n%s", fresh)
+	for i := 0; i < 3; i++ {
+		expectVerdict(t, s.ok(with(shell(messUpBox), "box", box)), "OK", code(0))
+		if again := observe(box); again == fresh {
+			t.Fatalf("a reused box looks new: the probe cannot tell:\n%s", again)
+		}
+		s.ok(obj{"command": "reset_box", "box": box})
+		if reset := observe(box); reset != fresh {
+			t.Errorf("after reset_box %d, a program sees:\n%s\nwhere a new box shows:\n%s", i, reset, fresh)
+		}
+	}
+	// Another new box looks the same.
+	other := int(num(t, s.ok(obj{"command": "open_box"}), "box"))
+	if seen := observe(other); seen != fresh {
+		t.Errorf("another new box shows:\n%s\nwhere the first showed:\n%s", seen, fresh)
+	}
+}

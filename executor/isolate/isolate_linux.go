@@ -505,13 +505,21 @@ func (x *Executor) runArgs(b *box, job *executor.Job, exe string) []string {
 		// Without cgroups, isolate can only bound each process's address space.
 		args = append(args, "--mem="+strconv.FormatInt(kilobytes(*l.Memory), 10))
 	}
-	// The job's Stack is not given: without --stack isolate lifts the stack
-	// limit, and the memory limit bounds the stack as it bounds the rest.
+	// isolate's /space is a directory, not a tmpfs of quota_space bytes: the
+	// quota can only bound each file, which the job's own bound may lower.
+	fileSize := b.quota
+	if job.FileSize > 0 {
+		fileSize = min(fileSize, job.FileSize)
+	}
 	args = append(args,
 		"--processes="+strconv.FormatInt(*l.Processes, 10),
 		"--open-files="+strconv.FormatInt(job.OpenFiles, 10),
-		"--fsize="+strconv.FormatInt(kilobytes(job.FileSize), 10),
+		"--fsize="+intKilobytes(fileSize),
 	)
+	// Without --stack isolate lifts the stack limit.
+	if job.Stack > 0 {
+		args = append(args, "--stack="+intKilobytes(job.Stack))
+	}
 	args = append(args, b.dirArgs...)
 	for _, v := range job.Views {
 		mode := ""
@@ -538,6 +546,12 @@ func (x *Executor) runArgs(b *box, job *executor.Job, exe string) []string {
 	// without a value takes it from the given environment instead, or drops it.
 	args = append(args, "--full-env", "--env=LIBC_FATAL_STDERR_", "--silent", "--run", "--", exe)
 	return append(args, job.Argv[1:]...)
+}
+
+// intKilobytes is a size in kilobytes, rounded up, as isolate reads it: an
+// int, so at most 2^31-1 (2 TiB, which no run reaches).
+func intKilobytes(bytes int64) string {
+	return strconv.FormatInt(min(kilobytes(bytes), math.MaxInt32), 10)
 }
 
 // isExecutable tells whether a path inside the box names an executable file,

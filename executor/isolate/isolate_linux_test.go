@@ -144,6 +144,7 @@ func TestIsolateCommandLines(t *testing.T) {
 			RealTime: new(float64(2.5)), CPUTime: new(float64(1.1)), IdlenessTime: new(float64(0.5)),
 			Memory: new(int64(1000000)), Processes: new(int64(3)),
 		},
+		ProcessLimits: spec.ProcessLimits{FileSize: new(int64(1000)), OpenFiles: new(int64(5)), Stack: new(int64(100000))},
 	}
 	res, err := executor.Run(context.Background(), x, 0, req, executor.Runtime{})
 	if err != nil {
@@ -154,7 +155,7 @@ func TestIsolateCommandLines(t *testing.T) {
 		memArg = "--mem=977"
 	}
 	expectCalls(t, f.calls(t), cmdLine(cg, "--box-id=0", "--meta="+meta,
-		"--time=1.100", "--wall-time=1.600", memArg, "--processes=3", "--open-files=1024", "--fsize=524288",
+		"--time=1.100", "--wall-time=1.600", memArg, "--processes=3", "--open-files=5", "--fsize=1", "--stack=98",
 		"--dir=/space="+space+":rw", "--dir=/tmp="+tmp+":rw", "--dir=/dev:dev:norec", "--dir=/dev/shm="+tmp+":rw",
 		"--dir=/usr:norec:maybe", "--dir=/bin:norec:maybe", "--dir=/lib:norec:maybe", "--dir=/lib64:norec:maybe",
 		"--chdir=/space", "--stdin=/space/in", "--stdout=/space/out/o.txt", "--stderr-to-stdout",

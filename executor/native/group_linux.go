@@ -42,7 +42,7 @@ func (n *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupR
 	for i, m := range g.Members {
 		b, err := n.boxes.Get(m.Box)
 		if err != nil {
-			return spec.GroupResult{}, err
+			return spec.GroupResult{}, spec.Errorf(spec.CodeOf(err), "programs[%d]: %s", i, err.Error())
 		}
 		boxes[i] = b
 	}

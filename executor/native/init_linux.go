@@ -52,6 +52,8 @@ type boxInit struct {
 	// messageQueues is the box's POSIX message queue file system, open in
 	// the init and mounted nowhere in the box.
 	messageQueues mqueueDir
+	// lastPID is the box's /proc/sys/kernel/ns_last_pid, open for writing.
+	lastPID int
 }
 
 func runInit(cfgJSON string) int {
@@ -63,7 +65,7 @@ func runInit(cfgJSON string) int {
 	syscall.CloseOnExec(initKillFD)
 	// The init holds its sockets and nothing else of the host that a
 	// program could inherit.
-	in := &boxInit{messageQueues: mqueueDir{fd: -1}}
+	in := &boxInit{messageQueues: mqueueDir{fd: -1}, lastPID: -1}
 	err := executor.CloseInheritedFDsFrom(initKillFD + 1)
 	if err == nil {
 		err = json.Unmarshal([]byte(cfgJSON), &in.cfg)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -69,6 +70,9 @@ func (in *boxInit) startProgram(m *initMessage, fds []int) (pid int, start int64
 		// Born in the run's cgroup (v2); on v1 the init's own cgroups hold it.
 		runner.CgroupFd = uintptr(cgroupFDs[0])
 	}
+	if err := in.startPIDsOver(); err != nil {
+		return 0, 0, false, err
+	}
 	start = monotonicNs()
 	pid, err = startAsOOMVictim(&runner)
 	if err != nil {
@@ -76,9 +80,37 @@ func (in *boxInit) startProgram(m *initMessage, fds []int) (pid int, start int64
 		if errors.As(err, &ce) && ce.Location == forkexec.LocExecve {
 			return 0, 0, true, fmt.Errorf("execute %s: %w", spec.Quote(m.Argv[0]), ce.Err)
 		}
+		if errors.As(err, &ce) && ce.Location == forkexec.LocSetRlimit && ce.Index < len(rl) {
+			// Raising a hard limit needs CAP_SYS_RESOURCE, which some hosts
+			// deny even to root: a bound above sandboxd's own cannot be set.
+			return 0, 0, true, fmt.Errorf("set %s to %d: %w (above the hard limit sandboxd runs with, and this host lets no process raise it)",
+				rlimitNames[rl[ce.Index].Res], rl[ce.Index].Rlim.Max, ce.Err)
+		}
 		return 0, 0, false, fmt.Errorf("start %s: %w", spec.Quote(m.Argv[0]), err)
 	}
 	return pid, start, false, nil
+}
+
+// rlimitNames name the rlimits a run sets, as the protocol's fields bound them.
+var rlimitNames = map[int]string{
+	unix.RLIMIT_CORE: "RLIMIT_CORE", unix.RLIMIT_CPU: "RLIMIT_CPU", unix.RLIMIT_FSIZE: "RLIMIT_FSIZE (file_size_limit)",
+	unix.RLIMIT_NOFILE: "RLIMIT_NOFILE (open_files_limit)", unix.RLIMIT_NPROC: "RLIMIT_NPROC (processes_limit)", unix.RLIMIT_STACK: "RLIMIT_STACK (stack_limit)",
+}
+
+// firstPID is the pid of every run's program. The init's own threads take
+// pids of the box too, as many as the Go runtime happened to start, so
+// the pid after the init's is not always the same: the box's next pid is
+// set before each run instead, above the threads a Go init starts.
+const firstPID = 100
+
+// startPIDsOver makes the next process of the box pid firstPID (or the
+// first free one after it), so that no program can tell from its pids
+// how many runs the box had, nor whether it was reset.
+func (in *boxInit) startPIDsOver() error {
+	if _, err := unix.Pwrite(in.lastPID, []byte(strconv.Itoa(firstPID-1)), 0); err != nil {
+		return fmt.Errorf("set the box's next pid: %w", err)
+	}
+	return nil
 }
 
 // execTarget decides how to execute argv as execvp would: forkexec executes

@@ -110,6 +110,9 @@ func (in *boxInit) buildRoot() error {
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
+	if in.lastPID, err = unix.Open("/proc/sys/kernel/ns_last_pid", unix.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
+		return fmt.Errorf("open ns_last_pid: %w", err)
+	}
 	return os.Chdir(spec.SpaceDir)
 }
 
@@ -160,8 +163,17 @@ func bindMount(source, target string, attrs mountAttrs) error {
 	return setTreeAttrs(target, attrs)
 }
 
-// devices are the host device nodes a box shows in its /dev.
-var devices = []string{"null", "zero", "full", "random", "urandom"}
+// devices are the host device nodes a box shows in its /dev. Programs run
+// in a session of their own, without a controlling terminal: opening tty
+// fails with ENXIO, as on a host, rather than with ENOENT.
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// ptsOptions make the box's own devpts instance: its ptys are the box's
+// alone, and a pty slave belongs to the box user who opened the master
+// (mode 0620, as on a host). max bounds the ptys of a box at once: new
+// instances share the kernel's pool (kernel.pty.max, less the host's
+// reserve) with every other box.
+const ptsOptions = "newinstance,ptmxmode=0666,mode=0620,max=64"
 
 func buildDev(dev string) error {
 	if err := os.Mkdir(dev, 0o755); err != nil {
@@ -175,12 +187,21 @@ func buildDev(dev string) error {
 			return err
 		}
 	}
+	pts := filepath.Join(dev, "pts")
+	if err := os.Mkdir(pts, 0o755); err != nil {
+		return fmt.Errorf("mkdir /dev/pts: %w", err)
+	}
+	if err := unix.Mount("devpts", pts, "devpts", unix.MS_NOSUID|unix.MS_NOEXEC, ptsOptions); err != nil {
+		return fmt.Errorf("mount /dev/pts: %w", err)
+	}
 	// shm: POSIX shared memory and named semaphores (Python's
 	// multiprocessing locks, say) live in the box's own /tmp.
-	links := map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "shm": "/tmp"}
-	for name, target := range links {
-		if err := os.Symlink(target, filepath.Join(dev, name)); err != nil {
-			return fmt.Errorf("link /dev/%s: %w", name, err)
+	// In a fixed order: inode numbers are the same in every box.
+	links := []struct{ name, target string }{{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+		{"stderr", "/proc/self/fd/2"}, {"shm", "/tmp"}, {"ptmx", "pts/ptmx"}}
+	for _, l := range links {
+		if err := os.Symlink(l.target, filepath.Join(dev, l.name)); err != nil {
+			return fmt.Errorf("link /dev/%s: %w", l.name, err)
 		}
 	}
 	return unix.Mount("", dev, "", unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_NOSUID|unix.MS_NOEXEC, "")

@@ -185,19 +185,21 @@ func (b *box) recvRun(timeout time.Duration) (*initMessage, error) {
 // the cgroup; RLIMIT_CPU only stands behind it in case sandboxd stalls.
 func rlimits(job *executor.Job) []rlimitValue {
 	l := job.Limits
-	stack := uint64(unix.RLIM_INFINITY)
-	if job.Stack > 0 {
-		stack = uint64(job.Stack)
+	orInfinity := func(v int64) uint64 {
+		if v > 0 {
+			return uint64(v)
+		}
+		return unix.RLIM_INFINITY
 	}
 	return []rlimitValue{
 		{unix.RLIMIT_CORE, 0},
 		{unix.RLIMIT_CPU, uint64(math.Ceil(*l.CPUTime)) + 1},
-		{unix.RLIMIT_FSIZE, uint64(job.FileSize)},
+		{unix.RLIMIT_FSIZE, orInfinity(job.FileSize)},
 		{unix.RLIMIT_NOFILE, uint64(job.OpenFiles)},
 		// Processes are counted per uid, and each box has a uid of its own;
 		// this is exact on cgroup v1, where the pids group also holds the init.
 		{unix.RLIMIT_NPROC, uint64(*l.Processes)},
-		{unix.RLIMIT_STACK, stack},
+		{unix.RLIMIT_STACK, orInfinity(job.Stack)},
 	}
 }
 

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/msg.h>
+#include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -35,6 +37,14 @@ static void spin(double secs) {
 	double start = seconds(CLOCK_THREAD_CPUTIME_ID);
 	while (secs <= 0 || seconds(CLOCK_THREAD_CPUTIME_ID) - start < secs)
 		for (int i = 0; i < 100000; i++) x += i;
+}
+
+/* stack_down uses bytes of stack in frames of a page, touching each. */
+static int stack_down(long bytes) {
+	volatile char frame[4096];
+	frame[0] = (char)bytes;
+	if (bytes <= (long)sizeof frame) return frame[0] & 0;
+	return stack_down(bytes - (long)sizeof frame) + (frame[0] & 0);
 }
 
 static void *spin_thread(void *arg) {
@@ -253,6 +263,30 @@ int main(int argc, char **argv) {
 			printf("\n");
 		}
 		return ttys > 0;
+	}
+	if (!strcmp(what, "open")) { /* open file arg for reading and writing; print ok or the errno's name */
+		int fd = open(arg, O_RDWR);
+		printf("%s\n", fd < 0 ? strerrorname_np(errno) : "ok");
+		return 0;
+	}
+	if (!strcmp(what, "openfiles")) { /* open /dev/null until refused; print how many and why */
+		int n = 0;
+		while (open("/dev/null", O_RDONLY) >= 0) n++;
+		printf("opened %d, then %s\n", n, strerrorname_np(errno));
+		return 0;
+	}
+	if (!strcmp(what, "stack")) { /* use arg KiB of stack, a page at a time */
+		long kib = atol(arg);
+		return kib > 0 ? stack_down(kib * 1024) : 0;
+	}
+	if (!strcmp(what, "ipcids")) { /* make a private System V segment, queue and semaphore set; print their ids, remove them */
+		int shm = shmget(IPC_PRIVATE, 4096, IPC_CREAT | 0600), msg = msgget(IPC_PRIVATE, IPC_CREAT | 0600),
+		    sem = semget(IPC_PRIVATE, 1, IPC_CREAT | 0600);
+		printf("shm %d msg %d sem %d\n", shm, msg, sem);
+		shmctl(shm, IPC_RMID, NULL);
+		msgctl(msg, IPC_RMID, NULL);
+		semctl(sem, 0, IPC_RMID);
+		return shm < 0 || msg < 0 || sem < 0;
 	}
 	fprintf(stderr, "probe: unknown behaviour %s\n", what);
 	return 2;
