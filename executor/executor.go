@@ -26,6 +26,10 @@ type Executor interface {
 	// Run carries out a job (see NewJob) in the box and reports its verdict.
 	// When ctx ends first, the run is killed and spec.Ended's error returned.
 	Run(ctx context.Context, id int, job *Job) (spec.RunResult, error)
+	// RunGroup carries out the jobs of a group at once, each in its box,
+	// joined by pipes, and reports each one's verdict. When ctx ends first,
+	// every run is killed and spec.Ended's error returned.
+	RunGroup(ctx context.Context, g *Group) (spec.GroupResult, error)
 	// Close kills every run, removes every box and what the executor made on the host.
 	Close() error
 }

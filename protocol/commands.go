@@ -53,6 +53,8 @@ type kind struct {
 // call is a parsed request.
 type call struct {
 	box int // of a box command
+	// boxes are the boxes of a command on several (run_group).
+	boxes []int
 	// endsRuns is the error with which the request ends the runs of its box
 	// sent before it; nil for most.
 	endsRuns error
@@ -65,6 +67,10 @@ type arguments interface{ validate() error }
 
 // inBox is the arguments of a box command: they name the box.
 type inBox interface{ boxID() int }
+
+// inBoxes is the arguments of a command on several boxes: it waits for
+// each of them.
+type inBoxes interface{ boxIDs() []int }
 
 // endingRuns is the arguments of a command that ends its box's runs.
 type endingRuns interface{ endsRuns() error }
@@ -86,6 +92,9 @@ func typed[A any, P interface {
 		var c call
 		if b, ok := any(a).(inBox); ok {
 			c.box = b.boxID()
+		}
+		if b, ok := any(a).(inBoxes); ok {
+			c.boxes = b.boxIDs()
 		}
 		if e, ok := any(a).(endingRuns); ok {
 			c.endsRuns = e.endsRuns()
@@ -114,6 +123,7 @@ func init() {
 	inABox := kind{perBox: true, resolvesBox: true}
 	commands = map[string]*command{
 		"run":         typed(kind{perBox: true, takesSlot: true, resolvesBox: true}, handleRun),
+		"run_group":   typed(kind{perBox: true, takesSlot: true}, handleRunGroup),
 		"open_box":    typed(kind{}, handleOpenBox),
 		"close_box":   typed(kind{perBox: true}, handleCloseBox),
 		"reset_box":   typed(kind{perBox: true}, handleResetBox),
@@ -154,17 +164,54 @@ type runArgs struct {
 func (a *runArgs) validate() error { return a.RunRequest.Validate() }
 
 func handleRun(ctx context.Context, s *Server, a *runArgs, _ spec.BoxInfo) (spec.RunResult, error) {
+	job, err := s.job(&a.RunRequest)
+	if err != nil {
+		return spec.RunResult{}, err
+	}
+	return s.Exec.Run(ctx, a.Box, job)
+}
+
+// job resolves a run request's runtime and makes its job.
+func (s *Server) job(req *spec.RunRequest) (*executor.Job, error) {
 	var rt executor.Runtime
-	if a.Runtime != "" {
+	if req.Runtime != "" {
 		rts, err := s.runtimes()
 		if err != nil {
-			return spec.RunResult{}, err
+			return nil, err
 		}
-		if rt, err = rts.Runtime(a.Runtime); err != nil {
-			return spec.RunResult{}, err
+		if rt, err = rts.Runtime(req.Runtime); err != nil {
+			return nil, err
 		}
 	}
-	return s.Exec.Run(ctx, a.Box, executor.NewJob(&a.RunRequest, rt))
+	return executor.NewJob(req, rt), nil
+}
+
+type groupArgs struct {
+	envelope
+	spec.GroupRequest
+}
+
+func (a *groupArgs) validate() error { return a.GroupRequest.Validate() }
+
+func (a *groupArgs) boxIDs() []int {
+	ids := make([]int, len(a.Programs))
+	for i, p := range a.Programs {
+		ids[i] = p.Box
+	}
+	return ids
+}
+
+func handleRunGroup(ctx context.Context, s *Server, a *groupArgs, _ spec.BoxInfo) (spec.GroupResult, error) {
+	g := &executor.Group{Pipes: a.Pipes, IdlenessTime: a.IdlenessTime}
+	for i := range a.Programs {
+		p := &a.Programs[i]
+		job, err := s.job(&p.RunRequest)
+		if err != nil {
+			return spec.GroupResult{}, spec.Errorf(spec.CodeOf(err), "programs[%d]: %s", i, err.Error())
+		}
+		g.Members = append(g.Members, executor.GroupMember{Box: p.Box, Job: job})
+	}
+	return s.Exec.RunGroup(ctx, g)
 }
 
 type openBoxArgs struct {

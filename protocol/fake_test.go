@@ -104,3 +104,16 @@ func (f *fakeExecutor) Run(ctx context.Context, id int, job *executor.Job) (spec
 	exit := 0
 	return spec.RunResult{Verdict: spec.VerdictOK, ExitCode: &exit}, nil
 }
+
+func (f *fakeExecutor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupResult, error) {
+	var res spec.GroupResult
+	for i, m := range g.Members {
+		r, err := f.Run(ctx, m.Box, m.Job)
+		if err != nil {
+			return spec.GroupResult{}, err
+		}
+		res.Results = append(res.Results, r)
+		res.ExitOrder = append(res.ExitOrder, i)
+	}
+	return res, nil
+}

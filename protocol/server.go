@@ -56,8 +56,23 @@ type request struct {
 	call call
 	err  error
 	box  int
+	// boxes are the boxes of a run_group, which waits for each of them.
+	boxes []int
+	// group is the turn of a run_group on more than one box; nil otherwise.
+	group *groupTurn
 	// end ends a run while it is current, with the cause given.
 	end context.CancelCauseFunc
+}
+
+// groupTurn is a run_group's wait for its boxes. It is queued on each of
+// them at once, under queuesM, so every queue holds the groups in arrival
+// order and two groups that share boxes cannot wait for each other. The
+// drainer of each box that reaches it counts itself in; the last runs it,
+// the others hold their box until it is done.
+type groupTurn struct {
+	ctx     context.Context // ended by end, from the moment it is queued
+	arrived int
+	done    chan struct{}
 }
 
 // endRuns ends the runs of the queue: the current one is killed with
@@ -68,7 +83,12 @@ func (q *boxQueue) endRuns(cause error) (dropped []*request) {
 	}
 	kept := q.pending[:0]
 	for _, r := range q.pending {
-		if r.cmd.takesSlot {
+		if r.group != nil {
+			// Queued on other boxes too: it stays, and is answered with
+			// cause when its turn comes.
+			r.end(cause)
+			kept = append(kept, r)
+		} else if r.cmd.takesSlot {
 			dropped = append(dropped, r)
 		} else {
 			kept = append(kept, r)
@@ -205,7 +225,7 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 		return nil
 	}
 	c, err := cmd.parse(line)
-	req := &request{id: h.ID, cmd: cmd, call: c, err: err, box: c.box}
+	req := &request{id: h.ID, cmd: cmd, call: c, err: err, box: c.box, boxes: c.boxes}
 	s.wg.Add(1)
 	if !cmd.perBox {
 		return func() {
@@ -216,27 +236,45 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 	if err != nil && h.Box != nil {
 		req.box = *h.Box // refused, but in its box's turn
 	}
+	if len(req.boxes) == 0 {
+		req.boxes = []int{req.box}
+	} else if len(req.boxes) > 1 {
+		req.group = &groupTurn{done: make(chan struct{})}
+		req.group.ctx, req.end = context.WithCancelCause(ctx)
+	}
 	endCause := c.endsRuns // nil when refused: a refused request ends nothing
 	var dropped []*request
+	var idle []int // boxes whose queue this request starts
 	s.queuesM.Lock()
-	q, busy := s.queues[req.box]
-	if !busy {
-		q = &boxQueue{}
-		s.queues[req.box] = q
+	for _, box := range req.boxes {
+		q, busy := s.queues[box]
+		if !busy {
+			q = &boxQueue{}
+			s.queues[box] = q
+			idle = append(idle, box)
+		}
+		if endCause != nil {
+			dropped = q.endRuns(endCause)
+		}
+		q.pending = append(q.pending, req)
 	}
-	if endCause != nil {
-		dropped = q.endRuns(endCause)
+	drains := make([]func(), len(idle))
+	for i, box := range idle {
+		q := s.queues[box]
+		drains[i] = func() { s.drain(ctx, box, q) }
 	}
-	q.pending = append(q.pending, req)
 	s.queuesM.Unlock()
 	for _, r := range dropped {
 		s.reply(r.id, nil, endCause)
 		s.wg.Done()
 	}
-	if busy {
-		return nil // the box's drainer will run it
+	if len(drains) == 0 {
+		return nil // the boxes' drainers will run it
 	}
-	return func() { s.drain(ctx, req.box, q) }
+	for _, d := range drains[1:] {
+		go d()
+	}
+	return drains[0]
 }
 
 // drain executes a box's requests in order until its queue is empty. A run
@@ -252,11 +290,25 @@ func (s *Server) drain(ctx context.Context, box int, q *boxQueue) {
 		}
 		req := q.pending[0]
 		q.pending = q.pending[1:]
+		q.current = req
 		reqCtx := ctx
+		if g := req.group; g != nil {
+			g.arrived++
+			last := g.arrived == len(req.boxes)
+			s.queuesM.Unlock()
+			if !last {
+				<-g.done // the box is held for the group
+				continue
+			}
+			s.execute(g.ctx, req)
+			req.end(nil)
+			close(g.done)
+			s.wg.Done()
+			continue
+		}
 		if req.cmd.takesSlot {
 			reqCtx, req.end = context.WithCancelCause(ctx)
 		}
-		q.current = req
 		s.queuesM.Unlock()
 		s.execute(reqCtx, req)
 		if req.end != nil {

@@ -26,11 +26,15 @@ for pkg in "${pkgs[@]}"; do
 	go test -c -o "$share/${pkg//\//-}.test" "./$pkg"
 done
 gcc -O1 -Wall -pthread -o "$share/probe" testdata/progs/probe.c
+mkdir -p "$share/progs"
+for prog in guess square pingpong; do
+	gcc -O1 -Wall -o "$share/progs/$prog" "testdata/progs/$prog.c"
+done
 cp -r testdata/sessions testdata/fake-isolate "$share/testdata/"
 
 # The guest runs this with its /bin/sh; results come back in $share.
 cat > "$share/run.sh" <<GUEST
-export SANDBOXD_BIN=$share/sandboxd SANDBOXD_PROBE=$share/probe SANDBOXD_FUNCTIONAL_ONLY=1
+export SANDBOXD_BIN=$share/sandboxd SANDBOXD_PROBE=$share/probe SANDBOXD_PROGS=$share/progs SANDBOXD_FUNCTIONAL_ONLY=1
 ${SANDBOXD_ISOLATE:+export SANDBOXD_ISOLATE=$SANDBOXD_ISOLATE}
 echo "cgroup2 controllers: \$(cat /sys/fs/cgroup/cgroup.controllers)"
 $share/sandboxd check || exit 1

@@ -29,6 +29,7 @@ const (
 	CodeShuttingDown    Code = "shutting_down"
 	CodeBoxClosed       Code = "box_closed"
 	CodeBoxReset        Code = "box_reset"
+	CodeUnsupported     Code = "unsupported"
 	CodeInternal        Code = "internal"
 )
 

@@ -4,9 +4,13 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -161,4 +165,78 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// BenchmarkPingPong: 10,000 one-line exchanges between an interactor and a
+// solution in two boxes joined by run_group's pipes, against the same two
+// programs as bare processes on pipes. The ping side times its own loop, so
+// that the start of the boxes is not counted.
+func BenchmarkPingPong(b *testing.B) {
+	const exchanges = "10000"
+	t := &testing.T{}
+	s := startServer(t)
+	defer s.wait()
+	box := int(s.ok(obj{"command": "open_box"})["box"].(float64))
+	installProg(t, s, "pingpong", 0, box)
+	if t.Failed() {
+		b.Fatal("install pingpong")
+	}
+	bin := filepath.Join(b.TempDir(), "pingpong")
+	if err := os.WriteFile(bin, progs["pingpong"], 0o755); err != nil {
+		b.Fatal(err)
+	}
+	group := mustJSON(obj{"command": "run_group",
+		"programs": []obj{
+			{"box": 0, "argv": []string{"./pingpong", "ping", exchanges}, "stderr": "took", "cpu_time_limit": 10.0, "processes_limit": 1},
+			{"box": box, "argv": []string{"./pingpong", "pong"}, "cpu_time_limit": 10.0, "processes_limit": 1}},
+		"pipes": []obj{pipe(0, 1, 1, 0), pipe(1, 1, 0, 0)}})
+	inBoxes := func() time.Duration {
+		if r := s.call(group); r["error"] != nil {
+			b.Fatalf("run_group: %v", r)
+		}
+		took := s.ok(obj{"command": "read_file", "path": "took"})["content"].(string)
+		ns, err := strconv.ParseInt(strings.TrimSpace(took), 10, 64)
+		if err != nil {
+			b.Fatalf("ping said %q", took)
+		}
+		return time.Duration(ns)
+	}
+	bare := func() time.Duration {
+		ping, pong := exec.Command(bin, "ping", exchanges), exec.Command(bin, "pong")
+		var took strings.Builder
+		ping.Stderr = &took
+		toPong, err := ping.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		pong.Stdin = toPong
+		fromPong, err := pong.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		ping.Stdin = fromPong
+		if err := pong.Start(); err != nil {
+			b.Fatal(err)
+		}
+		if err := ping.Run(); err != nil {
+			b.Fatal(err)
+		}
+		pong.Wait()
+		ns, err := strconv.ParseInt(strings.TrimSpace(took.String()), 10, 64)
+		if err != nil {
+			b.Fatalf("ping said %q", took.String())
+		}
+		return time.Duration(ns)
+	}
+	var boxed, plain []time.Duration
+	for i := 0; i < max(b.N, 5); i++ {
+		boxed = append(boxed, inBoxes())
+		plain = append(plain, bare())
+	}
+	mb, mp := median(boxed), median(plain)
+	b.ReportMetric(ms(mb), "boxes-ms")
+	b.ReportMetric(ms(mp), "bare-ms")
+	b.ReportMetric(float64(mb)/float64(mp), "ratio")
+	fmt.Printf("ping-pong of %s one-line exchanges: two boxes %.1f ms, bare processes on pipes %.1f ms; ratio %.2f (target <= 1.3x)\n",
+		exchanges, ms(mb), ms(mp), float64(mb)/float64(mp))
 }

@@ -147,6 +147,12 @@ func compareReplies(reqLine, gotLine, wantLine string) string {
 	if err := json.Unmarshal([]byte(wantLine), &want); err != nil {
 		return "recorded reply is not a JSON object"
 	}
+	return compareReply(req, got, want)
+}
+
+// compareReply compares a reply with the recorded one; a run_group's
+// results are compared each as a run's reply, with its program's request.
+func compareReply(req, got, want map[string]any) string {
 	if len(got) != len(want) {
 		return fmt.Sprintf("fields differ: got %v, want %v", keys(got), keys(want))
 	}
@@ -155,6 +161,19 @@ func compareReplies(reqLine, gotLine, wantLine string) string {
 		g, ok := got[k]
 		if !ok {
 			return fmt.Sprintf("missing field %q", k)
+		}
+		if gs, ws, ok := groupResults(g, w); ok && k == "results" {
+			programs, _ := req["programs"].([]any)
+			for i := range ws {
+				var p map[string]any
+				if i < len(programs) {
+					p, _ = programs[i].(map[string]any)
+				}
+				if diff := compareReply(p, gs[i], ws[i]); diff != "" {
+					return fmt.Sprintf("results[%d]: %s", i, diff)
+				}
+			}
+			continue
 		}
 		if metrics[k] && verdict != "" {
 			if diff := checkMetric(k, g, verdict, req); diff != "" {
@@ -170,6 +189,24 @@ func compareReplies(reqLine, gotLine, wantLine string) string {
 		}
 	}
 	return ""
+}
+
+// groupResults gives got and want as lists of the same number of replies.
+func groupResults(got, want any) (gs, ws []map[string]any, ok bool) {
+	g, _ := got.([]any)
+	w, _ := want.([]any)
+	if len(g) != len(w) {
+		return nil, nil, false
+	}
+	for i := range w {
+		gm, gok := g[i].(map[string]any)
+		wm, wok := w[i].(map[string]any)
+		if !gok || !wok {
+			return nil, nil, false
+		}
+		gs, ws = append(gs, gm), append(ws, wm)
+	}
+	return gs, ws, true
 }
 
 func keys(m map[string]any) []string {

@@ -410,6 +410,12 @@ func (x *Executor) Close() error {
 	return errors.Join(errs...)
 }
 
+// RunGroup is not carried out: isolate runs one program per call and waits
+// for it, and its --run gives a program no descriptors but its stdio.
+func (x *Executor) RunGroup(context.Context, *executor.Group) (spec.GroupResult, error) {
+	return spec.GroupResult{}, spec.Errorf(spec.CodeUnsupported, "run_group is not available under --executor=isolate (see PROTOCOL.md)")
+}
+
 // Run runs a program in a box with isolate --run.
 func (x *Executor) Run(ctx context.Context, id int, job *executor.Job) (spec.RunResult, error) {
 	b, err := x.boxes.Get(id)

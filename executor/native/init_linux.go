@@ -162,15 +162,24 @@ func (in *boxInit) serveKills() {
 // process ends, everything else in the box is killed and reaped before the
 // host hears that the run is over.
 func (in *boxInit) runProgram(m *initMessage, fds []int) {
-	var cgroupFDs []int
-	meter := &cpuMeter{counter: -1}
-	if in.cfg.BornInCgroup {
-		cgroupFDs = fds
-	} else if len(fds) > 0 {
-		meter.counter = fds[0]
-	}
 	fail := func(execFailed bool, err error) {
 		sendInit(initCtlFD, &initMessage{Op: opFailed, Run: m.Run, Error: err.Error(), ExecFailed: execFailed}, nil)
+	}
+	// The run's accounting fd comes first: the cgroup the program is born in
+	// (v2) or the box's CPU counter (v1).
+	acctFDs, pipeFDs, err := splitRunFDs(m, fds)
+	if err != nil {
+		fail(false, err)
+		return
+	}
+	cgroupFD := -1
+	meter := &cpuMeter{counter: -1}
+	if len(acctFDs) > 0 {
+		if in.cfg.BornInCgroup {
+			cgroupFD = acctFDs[0]
+		} else {
+			meter.counter = acctFDs[0]
+		}
 	}
 	views, err := requestedViews(&in.cfg, m)
 	if err == nil {
@@ -186,7 +195,7 @@ func (in *boxInit) runProgram(m *initMessage, fds []int) {
 	in.meter.Store(meter)
 	in.currentRun.Store(m.Run)
 	defer in.currentRun.Store(0)
-	pid, start, execFailed, err := in.startProgram(m, cgroupFDs)
+	pid, start, execFailed, err := in.startProgram(m, cgroupFD, pipeFDs)
 	if err != nil {
 		fail(execFailed, err)
 		return

@@ -12,7 +12,8 @@ import (
 
 // The host and a box's init process talk over two SOCK_SEQPACKET socket
 // pairs: one JSON message per packet, with the run's cgroup directory (cgroup
-// v2) or the box's CPU counter (v1) passed alongside a run request as SCM_RIGHTS.
+// v2) or the box's CPU counter (v1) passed alongside a run request as
+// SCM_RIGHTS, and so are the pipe ends of a run_group's program.
 //
 //	host (box.startInit, run)          init (runInit, serve)
 //	  start /proc/self/exe  ───────▶   build the root, confine itself
@@ -91,6 +92,9 @@ type initMessage struct {
 	RLimits  []rlimitValue
 	Path     string   // where a bare Argv[0] is searched
 	Views    []string // the host views shown to the run, by path
+	// PipeFDs are the fds of the program that the last files sent with the
+	// request become, in order (run_group's pipes).
+	PipeFDs []int
 
 	// opFailed
 	Error string
@@ -135,7 +139,7 @@ func sendInit(sock int, m *initMessage, files []*os.File) error {
 
 // recvInit reads one message and any file descriptors sent with it.
 func recvInit(sock int, buf []byte) (*initMessage, []int, error) {
-	oob := make([]byte, unix.CmsgSpace(4*8))
+	oob := make([]byte, unix.CmsgSpace(4*16)) // a cgroup dir and up to 10 pipe ends
 	n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
 		return nil, nil, err

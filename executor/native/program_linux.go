@@ -17,7 +17,9 @@ import (
 	"sandboxd/spec"
 )
 
-func (in *boxInit) startProgram(m *initMessage, cgroupFDs []int) (pid int, start int64, execFailed bool, err error) {
+// startProgram starts the program of run m, born in cgroupFD's cgroup when
+// it is not -1 (v2), with pipeFDs at the fds m.PipeFDs names.
+func (in *boxInit) startProgram(m *initMessage, cgroupFD int, pipeFDs []int) (pid int, start int64, execFailed bool, err error) {
 	// Stdio is opened with the box user's file-system identity, which Linux
 	// keeps per thread: the thread must not change while it is borrowed.
 	runtime.LockOSThread()
@@ -47,6 +49,7 @@ func (in *boxInit) startProgram(m *initMessage, cgroupFDs []int) (pid int, start
 	for i, f := range stdio {
 		files[i] = f.Fd()
 	}
+	files = withPipes(files, m.PipeFDs, pipeFDs)
 	runner := forkexec.Runner{
 		Args:       args,
 		Env:        env,
@@ -61,9 +64,9 @@ func (in *boxInit) startProgram(m *initMessage, cgroupFDs []int) (pid int, start
 	if execFile != nil {
 		runner.ExecFile = execFile.Fd()
 	}
-	if len(cgroupFDs) > 0 {
+	if cgroupFD >= 0 {
 		// Born in the run's cgroup (v2); on v1 the init's own cgroups hold it.
-		runner.CgroupFd = uintptr(cgroupFDs[0])
+		runner.CgroupFd = uintptr(cgroupFD)
 	}
 	if err := in.startPIDsOver(); err != nil {
 		return 0, 0, false, err

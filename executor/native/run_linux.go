@@ -41,6 +41,7 @@ type run struct {
 	checkCPU bool
 	// accounting: the run's accounting is open, until end.
 	accounting bool
+	endNs      int64 // when the main process ended, once finished
 }
 
 func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error) {
@@ -53,11 +54,20 @@ func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error
 	if err := b.start(); err != nil {
 		return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
 	}
-	r, err := b.begin(job)
+	r, err := b.begin(job, nil)
 	if err != nil {
 		return spec.RunResult{}, err
 	}
+	return r.complete(ctx, nil)
+}
+
+// complete awaits a begun run and finishes it; awaited, when set, is
+// called in between, when the run's processes are gone.
+func (r *run) complete(ctx context.Context, awaited func()) (spec.RunResult, error) {
 	exited, killedFor, err := r.await(ctx)
+	if awaited != nil {
+		awaited()
+	}
 	switch {
 	case errors.Is(err, errRunEnded):
 		r.end()
@@ -70,8 +80,9 @@ func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error
 	return r.finish(exited, killedFor, nil)
 }
 
-// begin opens the run's accounting and has the init start the program.
-func (b *box) begin(job *executor.Job) (*run, error) {
+// begin opens the run's accounting and has the init start the program,
+// with pipes (fd → pipe end) in place of its own files.
+func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 	rl := cgroup.Limits{Processes: *job.Limits.Processes}
 	if job.Limits.Memory != nil {
 		rl.Memory = *job.Limits.Memory
@@ -99,6 +110,10 @@ func (b *box) begin(job *executor.Job) (*run, error) {
 	}
 	for _, v := range job.Views {
 		msg.Views = append(msg.Views, v.Path)
+	}
+	for fd, f := range pipes {
+		msg.PipeFDs = append(msg.PipeFDs, fd)
+		files = append(files, f)
 	}
 	if err := sendInit(b.ctl, msg, files); err != nil {
 		return nil, r.abort(err)
@@ -157,6 +172,7 @@ func (r *run) finish(exited *initMessage, killedFor spec.Limit, initGone error) 
 	} else {
 		r.b.stopInit()
 	}
+	r.endNs = endNs
 	return spec.Decide(r.job.Limits, outcome(r.startNs, endNs, status, killedFor, usage)), nil
 }
 
@@ -223,7 +239,9 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 		switch {
 		case err == nil && m.Op == opExited:
 			if killedFor == spec.NoLimit && ctx.Err() != nil {
-				return nil, 0, errRunEnded
+				if killedFor, err = endedFor(ctx, m.EndNs); err != nil {
+					return nil, 0, err
+				}
 			}
 			return m, killedFor, nil
 		case err == nil && m.Op == opCPU && checking:
@@ -244,6 +262,7 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 			wait = maxCheckInterval
 			continue
 		case ctx.Err() != nil:
+			killedFor, _ = endedFor(ctx, math.MaxInt64)
 			kill()
 			continue
 		case checking:

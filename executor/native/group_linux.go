@@ -1,0 +1,182 @@
+package native
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"sandboxd/executor"
+	"sandboxd/spec"
+)
+
+// groupIdle ends the runs of a group that used no CPU for its
+// idleness_time_limit: each run still going at atNs (CLOCK_MONOTONIC) is
+// IdlenessTimeLimitExceeded, even one that ends by itself before its kill
+// lands (a reader that sees its killed writer's end, say).
+type groupIdle struct{ atNs int64 }
+
+func (*groupIdle) Error() string { return "the group was idle for its idleness_time_limit" }
+
+// endedFor tells why ctx ended a run that ended at endNs (math.MaxInt64:
+// still running): for the group's idleness if it still ran then, else
+// errRunEnded (a close, a reset, a shutdown).
+func endedFor(ctx context.Context, endNs int64) (spec.Limit, error) {
+	var g *groupIdle
+	if !errors.As(context.Cause(ctx), &g) {
+		return spec.NoLimit, errRunEnded
+	}
+	if endNs >= g.atNs {
+		return spec.LimitIdlenessTime, nil
+	}
+	return spec.NoLimit, nil
+}
+
+// RunGroup runs the jobs of a group at once, each in its box: the pipes are
+// made on the host and handed to each box's init with the run request, and
+// each run is awaited and decided as a run alone is.
+func (n *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupResult, error) {
+	boxes := make([]*box, len(g.Members))
+	for i, m := range g.Members {
+		b, err := n.boxes.Get(m.Box)
+		if err != nil {
+			return spec.GroupResult{}, spec.Errorf(spec.CodeOf(err), "programs[%d]: %s", i, err.Error())
+		}
+		boxes[i] = b
+	}
+	// Locked in the order of their ids, as every group locks them: two
+	// groups that share boxes cannot hold one each.
+	order := make([]int, len(boxes))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(x, y int) bool { return boxes[order[x]].id < boxes[order[y]].id })
+	for _, i := range order {
+		boxes[i].mu.Lock()
+		defer boxes[i].mu.Unlock()
+	}
+	for _, b := range boxes {
+		if b.closed {
+			return spec.GroupResult{}, spec.Errorf(spec.CodeNoSuchBox, "box %d is closed", b.id)
+		}
+		if err := b.start(); err != nil {
+			return spec.GroupResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
+		}
+	}
+	ends, err := executor.GroupPipes(g.Pipes, len(boxes))
+	if err != nil {
+		return spec.GroupResult{}, err
+	}
+	defer executor.CloseGroupPipes(ends)
+	groupCtx, endGroup := context.WithCancelCause(ctx)
+	defer endGroup(nil)
+	runs := make([]*run, len(boxes))
+	for i, b := range boxes {
+		r, err := b.begin(g.Members[i].Job, ends[i])
+		if err != nil {
+			endGroup(err)
+			for _, r := range runs[:i] {
+				r.complete(groupCtx, nil)
+			}
+			return spec.GroupResult{}, spec.Errorf(spec.CodeOf(err), "programs[%d]: %s", i, err.Error())
+		}
+		runs[i] = r
+	}
+	// Only the programs hold the pipes now: a reader sees the end of its
+	// input when its writers end.
+	executor.CloseGroupPipes(ends)
+	members := make([]groupMember, len(runs))
+	var wg sync.WaitGroup
+	for i, r := range runs {
+		m := &members[i]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.result, m.err = r.complete(groupCtx, func() {
+				m.mu.Lock()
+				m.done = true
+				m.mu.Unlock()
+			})
+			m.mu.Lock()
+			m.cpu = time.Duration(m.result.CPUTime * float64(time.Second))
+			m.mu.Unlock()
+		}()
+	}
+	allDone := make(chan struct{})
+	if g.IdlenessTime != nil {
+		go watchGroupIdleness(runs, members, *g.IdlenessTime, allDone, endGroup)
+	}
+	wg.Wait()
+	close(allDone)
+	if ctx.Err() != nil {
+		return spec.GroupResult{}, spec.Ended(ctx, "the group was killed")
+	}
+	res := spec.GroupResult{Results: make([]spec.RunResult, len(runs))}
+	for i := range members {
+		if err := members[i].err; err != nil {
+			return spec.GroupResult{}, spec.Errorf(spec.CodeOf(err), "programs[%d]: %s", i, err.Error())
+		}
+		res.Results[i] = members[i].result
+		res.ExitOrder = append(res.ExitOrder, i)
+	}
+	sort.SliceStable(res.ExitOrder, func(x, y int) bool { return runs[res.ExitOrder[x]].endNs < runs[res.ExitOrder[y]].endNs })
+	return res, nil
+}
+
+// groupMember is what the idleness watch may read of a run of a group.
+type groupMember struct {
+	mu sync.Mutex
+	// done: the run's processes are gone and its accounting is being
+	// closed; cpu is its CPU time from then on (0 until it is known,
+	// which can only delay a kill).
+	done   bool
+	cpu    time.Duration
+	result spec.RunResult
+	err    error
+}
+
+// watchGroupIdleness ends the group (errGroupIdle) when its real time less
+// the CPU time of all its runs reaches limit: no program has run for that
+// long, as in a deadlock on the pipes. Idleness grows at most as fast as
+// real time, so a check is put off by what is left of the limit.
+func watchGroupIdleness(runs []*run, members []groupMember, limit float64, allDone <-chan struct{}, endGroup context.CancelCauseFunc) {
+	startNs := runs[0].startNs
+	for _, r := range runs {
+		startNs = min(startNs, r.startNs)
+	}
+	wait := time.Duration(limit * float64(time.Second))
+	for {
+		select {
+		case <-allDone:
+			return
+		case <-time.After(max(wait, minCheckInterval)):
+		}
+		var cpu time.Duration
+		for i := range members {
+			m := &members[i]
+			m.mu.Lock()
+			if m.done {
+				cpu += m.cpu
+			} else if used, err := runs[i].b.acct.CPUTime(); err == nil {
+				cpu += used
+			}
+			m.mu.Unlock()
+		}
+		idle := spec.IdlenessOf(float64(monotonicNs()-startNs)/1e9, cpu.Seconds())
+		if idle >= limit {
+			endGroup(&groupIdle{atNs: monotonicNs()})
+			// Every run is killed now, not when its own watch next wakes.
+			for i, r := range runs {
+				members[i].mu.Lock()
+				if !members[i].done {
+					sendInit(r.b.kill, &initMessage{Op: opKill, Run: r.b.runs}, nil)
+				}
+				members[i].mu.Unlock()
+			}
+			return
+		}
+		wait = min(time.Duration((limit-idle)*float64(time.Second)), maxCheckInterval)
+	}
+}
