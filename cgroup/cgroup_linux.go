@@ -71,9 +71,10 @@ func Detect() (v2 bool, controllers []string, err error) {
 // sandboxd, with what else must move, moves into the leaf beside them.
 func NewInstance(name string, opts PlaceOptions) (*Instance, error) {
 	v2, _, err := Detect()
-	if err != nil {
+	if err != nil && !v2 {
 		return nil, err
 	}
+	// On v2, placement tells what is missing, and where, in more words.
 	cg := &Instance{V2: v2}
 	if v2 {
 		if cg.Placement, err = placeV2(opts); err != nil {

@@ -162,10 +162,6 @@ func placeV2(opts PlaceOptions) (Placement, error) {
 	if err != nil {
 		return p, err
 	}
-	var st unix.Statfs_t
-	if err := unix.Statfs(Mount, &st); err == nil && st.Flags&unix.ST_RDONLY != 0 {
-		return p, fmt.Errorf("%s is mounted read-only: sandboxd needs a writable cgroupfs (a container: give it one, e.g. Docker or Podman --privileged, or mount -o remount,rw %s inside it)", Mount, Mount)
-	}
 	if len(p.Move) > 0 {
 		if err := os.Mkdir(p.Leaf(), 0o755); err != nil && !errors.Is(err, os.ErrExist) {
 			return p, fmt.Errorf("create leaf cgroup: %w", err)
@@ -194,6 +190,10 @@ func placeV2(opts PlaceOptions) (Placement, error) {
 // PlaceV2Here works out the placement of this process on the host's
 // cgroup2 hierarchy.
 func PlaceV2Here(opts PlaceOptions) (Placement, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(Mount, &st); err == nil && st.Flags&unix.ST_RDONLY != 0 {
+		return Placement{}, fmt.Errorf("%s is mounted read-only: sandboxd needs a writable cgroupfs (a container: Docker or Podman --privileged, Kubernetes securityContext.privileged)", Mount)
+	}
 	procCgroup, err := os.ReadFile("/proc/self/cgroup")
 	if err != nil {
 		return Placement{}, err

@@ -22,16 +22,15 @@ func Check(cfg Config) []executor.Finding {
 		version = "v2"
 	}
 	detail := fmt.Sprintf("%s, controllers: %s", version, strings.Join(controllers, " "))
-	if err != nil {
-		detail += ": " + err.Error()
-	} else if v2 {
+	if v2 {
 		// Where this sandboxd would make its groups, or what keeps it from it.
 		var p cgroup.Placement
 		if p, err = cgroup.PlaceV2Here(cfg.Cgroup); err == nil {
 			detail = p.Describe(os.Getpid())
-		} else {
-			detail += ": " + err.Error()
 		}
+	}
+	if err != nil {
+		detail += ": " + err.Error()
 	}
 	out = append(out, executor.Required("cgroups", err == nil, detail))
 
