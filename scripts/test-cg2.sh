@@ -69,7 +69,9 @@ cat > "$share/container.sh" <<GUEST
 umount /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup || exit 1
 echo "the container's root holds: \$(cat /sys/fs/cgroup/cgroup.procs | tr '\\n' ' ')"
 # Refused while the root holds other processes, saying what to do.
-if $share/sandboxd check --no-move-processes; then echo "check --no-move-processes passed"; exit 1; fi
+$share/sandboxd check --no-move-processes > refused.txt && { echo "check --no-move-processes passed"; exit 1; }
+sed 's/^/(refused) /' refused.txt
+grep -q '^FAIL cgroups .*holds other processes (pids 1) and --no-move-processes' refused.txt || exit 1
 $share/sandboxd check || exit 1
 SANDBOXD_TEST_CGROUP_BASE=/sys/fs/cgroup exec $tests
 GUEST
@@ -78,7 +80,7 @@ status=0
 CG2VM_TIMEOUT=${CG2VM_TIMEOUT:-1200} "$cg2vm" -s "$share" -m 4096 "$share/run.sh" | tr -d '\r' | grep -v '^\[' || status=$?
 for log in "${pkgs[@]//\//-}" tests-delegated tests-container; do
 	echo "== cgroup v2 guest: $log =="
-	grep -E '^(=== RUN|--- (PASS|FAIL|SKIP)|PASS|FAIL|ok|panic)|^\s+\S+_test\.go:[0-9]+:|^(ok  |FAIL|--  ) ' "$share/$log.log" | grep -v '^=== RUN' || true
+	grep -E '^(=== RUN|--- (PASS|FAIL|SKIP)|PASS|FAIL|ok|panic)|^\s+\S+_test\.go:[0-9]+:|^(ok  |FAIL|--  |\(refused\)) ' "$share/$log.log" | grep -v '^=== RUN' || true
 done
 if [ "$status" -ne 0 ]; then
 	echo "cgroup v2 leg FAILED" >&2
