@@ -62,7 +62,7 @@ func (p Placement) Describe(self int) string {
 	others := slices.DeleteFunc(slices.Clone(p.Move), func(pid int) bool { return pid == self })
 	switch {
 	case len(others) > 0:
-		s += fmt.Sprintf("; sandboxd moves the container's processes %s and itself into %s", pidList(others), p.Leaf())
+		s += fmt.Sprintf("; sandboxd moves the container's other processes (%s) and itself into %s", pidList(others), p.Leaf())
 	case len(p.Move) > 0:
 		s += "; sandboxd moves itself into " + p.Leaf()
 	}
