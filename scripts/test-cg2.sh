@@ -58,8 +58,8 @@ echo "+memory +pids" > \$cg/cgroup.subtree_control
 mkdir -p \$cg/judge.slice/judge.service/leaf \$cg/ctr
 echo "+memory +pids" > \$cg/judge.slice/cgroup.subtree_control
 cd $share/tests
-sh -c "echo 0 > \$cg/judge.slice/judge.service/leaf/cgroup.procs && $share/sandboxd check && SANDBOXD_TEST_CGROUP_BASE=\$cg/judge.slice/judge.service exec $tests" > $share/tests-delegated.log 2>&1 || status=1
-unshare --pid --fork --mount --mount-proc sh -c "echo 0 > \$cg/ctr/cgroup.procs && exec unshare --cgroup --mount sh $share/container.sh" > $share/tests-container.log 2>&1 || status=1
+sh -c "echo 0 > \$cg/judge.slice/judge.service/leaf/cgroup.procs && $share/sandboxd check && SANDBOXD_TEST_CGROUP_BASE=\$cg/judge.slice/judge.service exec $tests" > $share/tests-delegated.log 2>&1 || { status=1; echo "delegated leg failed:"; tail -n 20 $share/tests-delegated.log; }
+unshare --pid --fork --mount --mount-proc sh -c "echo 0 > \$cg/ctr/cgroup.procs && exec unshare --cgroup --mount sh $share/container.sh" > $share/tests-container.log 2>&1 || { status=1; echo "container leg failed:"; tail -n 20 $share/tests-container.log; }
 left=\$(find \$cg -type d -name 'sandboxd-*')
 if [ -n "\$left" ]; then echo "left behind: \$left"; status=1; fi
 echo "cgroups after the legs:"; find \$cg/judge.slice \$cg/ctr -type d
@@ -71,8 +71,8 @@ echo "the container's root holds: \$(cat /sys/fs/cgroup/cgroup.procs | tr '\\n' 
 # Refused while the root holds other processes, saying what to do.
 $share/sandboxd check --no-move-processes > refused.txt && { echo "check --no-move-processes passed"; exit 1; }
 sed 's/^/(refused) /' refused.txt
-grep -q '^FAIL cgroups .*holds other processes (pids 1) and --no-move-processes' refused.txt || exit 1
-$share/sandboxd check || exit 1
+grep -q '^FAIL cgroups .*holds other processes (pids 1) and --no-move-processes' refused.txt || { echo "the refusal does not name pid 1 and the flag"; exit 1; }
+$share/sandboxd check || { echo "check failed in the container"; exit 1; }
 SANDBOXD_TEST_CGROUP_BASE=/sys/fs/cgroup exec $tests
 GUEST
 
