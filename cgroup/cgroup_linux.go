@@ -30,6 +30,8 @@ var v1Controllers = []string{"memory", "cpuacct", "pids"}
 // sandboxd instance, under which each box's accounting lives (Box).
 type Instance struct {
 	V2 bool
+	// Placement is where the instance's group is on cgroup v2.
+	Placement Placement
 	// base holds one directory per hierarchy, owned by this sandboxd instance.
 	base []string
 }
@@ -64,18 +66,21 @@ func Detect() (v2 bool, controllers []string, err error) {
 }
 
 // NewInstance creates (after removing any stale copy) the groups of one
-// sandboxd instance, named name, under which every run's group lives.
-func NewInstance(name string) (*Instance, error) {
+// sandboxd instance, named name, under which every run's group lives. On
+// cgroup v2 they go beneath sandboxd's own cgroup (see PlaceV2), and
+// sandboxd, with what else must move, moves into the leaf beside them.
+func NewInstance(name string, opts PlaceOptions) (*Instance, error) {
 	v2, _, err := Detect()
-	if err != nil {
+	if err != nil && !v2 {
 		return nil, err
 	}
+	// On v2, placement tells what is missing, and where, in more words.
 	cg := &Instance{V2: v2}
 	if v2 {
-		if err := enableControllers(Mount); err != nil {
+		if cg.Placement, err = placeV2(opts); err != nil {
 			return nil, err
 		}
-		cg.base = []string{filepath.Join(Mount, name)}
+		cg.base = []string{filepath.Join(cg.Placement.Base, name)}
 	} else {
 		for _, c := range v1Controllers {
 			cg.base = append(cg.base, filepath.Join(Mount, c, name))

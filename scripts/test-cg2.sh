@@ -43,14 +43,48 @@ $(for pkg in "${pkgs[@]}"; do
 	n=${pkg//\//-}
 	echo "cd $share/$pkg && $share/$n.test -test.count=1 -test.v -test.timeout 20m > $share/$n.log 2>&1 || status=1"
 done)
+sh $share/placement.sh || status=1
 exit \$status
 GUEST
 
+# The legs where sandboxd's own cgroup is not the host's root: (a) a nested,
+# delegated cgroup, as under a systemd unit with Delegate=yes, the judge in
+# its leaf; (b) a simulated container: a private cgroup namespace rooted at
+# /sys/fs/cgroup/ctr, cgroup2 mounted afresh, its root holding processes.
+# Each runs the verdict and clean-up cases (short under emulation), then
+# sees from outside that no group of sandboxd's is left anywhere.
+cases='^(TestCgroupV2Placement|TestExitCode|TestCPUTimeLimit|TestMemoryLimit|TestForkBombIsContained|TestEndOfInputLeavesNothing|TestKill9LeavesNoProcessAndNextStartCleansUp)$'
+tests="$share/tests.test -test.count=1 -test.v -test.timeout 10m -test.run '$cases'"
+cat > "$share/placement.sh" <<GUEST
+cg=/sys/fs/cgroup
 status=0
-"$cg2vm" -s "$share" -m 4096 "$share/run.sh" | tr -d '\r' | grep -v '^\[' || status=$?
-for pkg in "${pkgs[@]}"; do
-	echo "== cgroup v2 guest: $pkg =="
-	grep -E '^(=== RUN|--- (PASS|FAIL|SKIP)|PASS|FAIL|ok|panic)|^\s+\S+_test\.go:[0-9]+:' "$share/${pkg//\//-}.log" | grep -v '^=== RUN' || true
+echo "+memory +pids" > \$cg/cgroup.subtree_control
+mkdir -p \$cg/judge.slice/judge.service/leaf \$cg/ctr
+echo "+memory +pids" > \$cg/judge.slice/cgroup.subtree_control
+cd $share/tests
+sh -c "echo 0 > \$cg/judge.slice/judge.service/leaf/cgroup.procs && $share/sandboxd check && SANDBOXD_TEST_CGROUP_BASE=\$cg/judge.slice/judge.service exec $tests" > $share/tests-delegated.log 2>&1 || { status=1; echo "delegated leg failed:"; tail -n 20 $share/tests-delegated.log; }
+unshare --pid --fork --mount --mount-proc sh -c "echo 0 > \$cg/ctr/cgroup.procs && exec unshare --cgroup --mount sh $share/container.sh" > $share/tests-container.log 2>&1 || { status=1; echo "container leg failed:"; tail -n 20 $share/tests-container.log; }
+left=\$(find \$cg -type d -name 'sandboxd-*')
+if [ -n "\$left" ]; then echo "left behind: \$left"; status=1; fi
+echo "cgroups after the legs:"; find \$cg/judge.slice \$cg/ctr -type d
+exit \$status
+GUEST
+cat > "$share/container.sh" <<GUEST
+umount /sys/fs/cgroup && mount -t cgroup2 none /sys/fs/cgroup || exit 1
+echo "the container's root holds: \$(cat /sys/fs/cgroup/cgroup.procs | tr '\\n' ' ')"
+# Refused while the root holds other processes, saying what to do.
+$share/sandboxd check --no-move-processes > refused.txt && { echo "check --no-move-processes passed"; exit 1; }
+sed 's/^/(refused) /' refused.txt
+grep -q '^FAIL cgroups .*holds other processes (pids 1) and --no-move-processes' refused.txt || { echo "the refusal does not name pid 1 and the flag"; exit 1; }
+$share/sandboxd check || { echo "check failed in the container"; exit 1; }
+SANDBOXD_TEST_CGROUP_BASE=/sys/fs/cgroup exec $tests
+GUEST
+
+status=0
+CG2VM_TIMEOUT=${CG2VM_TIMEOUT:-1200} "$cg2vm" -s "$share" -m 4096 "$share/run.sh" | tr -d '\r' | grep -v '^\[' || status=$?
+for log in "${pkgs[@]//\//-}" tests-delegated tests-container; do
+	echo "== cgroup v2 guest: $log =="
+	grep -E '^(=== RUN|--- (PASS|FAIL|SKIP)|PASS|FAIL|ok|panic)|^\s+\S+_test\.go:[0-9]+:|^(ok  |FAIL|--  |\(refused\)) ' "$share/$log.log" | grep -v '^=== RUN' || true
 done
 if [ "$status" -ne 0 ]; then
 	echo "cgroup v2 leg FAILED" >&2

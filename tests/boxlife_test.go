@@ -167,10 +167,10 @@ func boxRemains(s *server, box int) []string {
 		}
 	}
 	name := "box" + strconv.Itoa(box)
-	v1, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup/*", instanceCgroup(s.stateDir), name))
-	v2, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", instanceCgroup(s.stateDir), name))
-	for _, c := range append(v1, v2...) {
-		found = append(found, "cgroup "+c)
+	for _, c := range cgroupsOf(s.stateDir) {
+		if _, err := os.Lstat(filepath.Join(c, name)); err == nil {
+			found = append(found, "cgroup "+filepath.Join(c, name))
+		}
 	}
 	return append(found, boxProcesses(s, box)...)
 }

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -319,12 +320,24 @@ const (
 )
 
 // cgroupsOf lists the cgroups that a sandboxd on stateDir made its boxes'
-// cgroups in, on cgroup v1 (one per hierarchy) or v2.
+// cgroups in, wherever they are: on cgroup v1 one per hierarchy, on v2
+// beneath sandboxd's own cgroup.
 func cgroupsOf(stateDir string) []string {
 	name := instanceCgroup(stateDir)
-	v1, _ := filepath.Glob("/sys/fs/cgroup/*/" + name)
-	v2, _ := filepath.Glob("/sys/fs/cgroup/" + name)
-	return append(v1, v2...)
+	var found []string
+	// Other sandboxd instances add and remove groups meanwhile: what
+	// vanishes during the walk is not ours.
+	filepath.WalkDir("/sys/fs/cgroup", func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil || !d.IsDir():
+			return nil
+		case d.Name() == name:
+			found = append(found, path)
+			return fs.SkipDir
+		}
+		return nil
+	})
+	return found
 }
 
 // leftovers lists what a stopped sandboxd left on the host: cgroups, mounts

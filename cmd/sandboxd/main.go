@@ -18,6 +18,7 @@ import (
 	"github.com/mattn/go-isatty"
 	"github.com/rs/zerolog"
 
+	"sandboxd/cgroup"
 	"sandboxd/executor"
 	"sandboxd/executor/isolate"
 	"sandboxd/executor/native"
@@ -45,6 +46,7 @@ type options struct {
 	installs  int
 	version   bool
 	checkOnly bool
+	keepProcs bool
 }
 
 func main() {
@@ -81,6 +83,7 @@ Flags:
 	fs.StringVar(&o.db, "db", "", "SQLite database of the installed runtimes (default <state-dir>/sandboxd.db)")
 	fs.StringVar(&o.nixConfig, "nix-config", "", "extra nix configuration for installs, as NIX_CONFIG (e.g. 'substituters =' without internet)")
 	fs.IntVar(&o.installs, "max-installs", 2, "install_package requests run at once")
+	fs.BoolVar(&o.keepProcs, "no-move-processes", false, "cgroup v2, in a container's root cgroup: do not move the container's other processes into <root>/leaf (sandboxd then refuses to start while they are there)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if len(args) > 0 && args[0] == "check" {
 		o.checkOnly = true
@@ -215,6 +218,7 @@ func newExecutor(o *options, log zerolog.Logger) (executor.Executor, error) {
 		UIDBase:  o.uidBase,
 		Dirs:     splitList(o.dirs),
 		Views:    runtimes.Views,
+		Cgroup:   cgroup.PlaceOptions{KeepOthers: o.keepProcs},
 		// A box's init writes on its stderr only when it crashes.
 		InitLog: func(box int, line string) { log.Error().Int("box", box).Str("line", line).Msg("box init") },
 	})
@@ -228,7 +232,7 @@ func check(o *options) int {
 	if o.executor == "isolate" {
 		findings = isolate.Check(isolate.Config{Path: o.isolate, StateDir: scratch, FirstUID: o.uidBase, FirstBox: o.firstBox, Dirs: splitList(o.dirs)})
 	} else {
-		findings = native.Check(native.Config{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs)})
+		findings = native.Check(native.Config{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs), Cgroup: cgroup.PlaceOptions{KeepOthers: o.keepProcs}})
 	}
 	findings = append(findings, runtimes.Check()...)
 	code := 0

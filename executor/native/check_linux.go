@@ -22,6 +22,13 @@ func Check(cfg Config) []executor.Finding {
 		version = "v2"
 	}
 	detail := fmt.Sprintf("%s, controllers: %s", version, strings.Join(controllers, " "))
+	if v2 {
+		// Where this sandboxd would make its groups, or what keeps it from it.
+		var p cgroup.Placement
+		if p, err = cgroup.PlaceV2Here(cfg.Cgroup); err == nil {
+			detail = p.Describe(os.Getpid())
+		}
+	}
 	if err != nil {
 		detail += ": " + err.Error()
 	}

@@ -38,6 +38,8 @@ type Config struct {
 	Dirs []string
 	// Views are the host views a run may ask for; those the host lacks are refused.
 	Views []executor.HostView
+	// Cgroup decides, on cgroup v2, what sandboxd may move to place its groups.
+	Cgroup cgroup.PlaceOptions
 	// InitLog, when set, hears every line a box's init writes on its stderr,
 	// which only a crash of the init (a panic, a fatal signal) writes.
 	InitLog func(box int, line string)
@@ -76,7 +78,7 @@ func New(cfg Config) (*Executor, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256([]byte(stateDir))
-	if n.cgroups, err = cgroup.NewInstance("sandboxd-" + hex.EncodeToString(sum[:4])); err != nil {
+	if n.cgroups, err = cgroup.NewInstance("sandboxd-"+hex.EncodeToString(sum[:4]), cfg.Cgroup); err != nil {
 		n.Close()
 		return nil, err
 	}
