@@ -27,7 +27,9 @@ def test_run_reads_stdin_writes_stdout_and_reports_metrics(sb: Sandbox) -> None:
     assert r.exit_code == 7
     assert sb.read_file("out.txt") == b"7\n"
     assert 0 < r.real_time < 5 and 0 < r.cpu_time < 5 and r.idleness_time >= 0
-    assert isinstance(r.memory, int) and r.memory > 0
+    # A run this small may show 0 on cgroup v1, whose memory counters move in
+    # per-CPU batches; the server's own tests check memory near a limit.
+    assert isinstance(r.memory, int) and r.memory >= 0
 
 
 def test_run_env_is_exactly_what_is_given(sb: Sandbox) -> None:
