@@ -94,3 +94,24 @@ TEST(run_stdio_and_env) {
   CHECK_EQ(s.sb.run(where).exit_code, std::optional<int>(1));
   CHECK_EQ(box.run(where).exit_code, std::optional<int>(0));
 }
+
+TEST(per_run_limits) {
+  fixture::Server s;
+  sandboxd::Box box = s.sb.box(0);
+
+  // file_size_limit is the output limit: past it, SIGXFSZ.
+  sandboxd::Program yes({"yes"}, 5s, 4);
+  yes.stdout_file = "out.txt";
+  yes.file_size_limit = 1 << 20;
+  sandboxd::RunResult r = box.run(yes);
+  CHECK_EQ(r.limit_verdict, Verdict::signaled);
+  CHECK_EQ(r.exit_code, std::optional<int>(-25));
+
+  // The stack and open files bounds reach the program's rlimits.
+  sandboxd::Program limits({"/bin/sh", "-c", "ulimit -s; ulimit -n"}, 1s, 4);
+  limits.stack_limit = 16 << 20;
+  limits.open_files_limit = 50;
+  limits.stdout_file = "limits.txt";
+  CHECK_EQ(box.run(limits).exit_code, std::optional<int>(0));
+  CHECK_EQ(box.read_file("limits.txt"), std::string("16384\n50\n"));
+}

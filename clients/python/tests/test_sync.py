@@ -32,6 +32,15 @@ def test_run_reads_stdin_writes_stdout_and_reports_metrics(sb: Sandbox) -> None:
     assert isinstance(r.memory, int) and r.memory >= 0
 
 
+def test_per_run_limits_reach_the_program(sb: Sandbox) -> None:
+    # file_size_limit is the output limit: past it, SIGXFSZ.
+    r = sb.run(["yes"], stdout="out.txt", file_size_limit=1 << 20, **LIMITS)
+    assert (r.limit_verdict, r.exit_code) == (Verdict.SIGNALED, -25)
+    r = sb.run(["sh", "-c", "ulimit -s; ulimit -n"], stdout="limits.txt", stack_limit=16 << 20, open_files_limit=50, **LIMITS)
+    assert r.exit_code == 0
+    assert sb.read_file("limits.txt") == b"16384\n50\n"
+
+
 def test_run_env_is_exactly_what_is_given(sb: Sandbox) -> None:
     sb.run(["/usr/bin/env"], env={"A": "1", "B": "two words"}, stdout="env.txt", **LIMITS)
     assert sorted(sb.read_file("env.txt").decode().splitlines()) == ["A=1", "B=two words"]

@@ -144,6 +144,11 @@ struct Program {
   std::optional<Seconds> idleness_time_limit;
   std::optional<std::int64_t> memory_limit;  // bytes
   std::optional<int> processes_limit;
+  // Per-process bounds: stack and largest file in bytes (past file_size_limit
+  // the program is Signaled -25: the judge's output limit), open files.
+  std::optional<std::int64_t> stack_limit;
+  std::optional<std::int64_t> file_size_limit;
+  std::optional<std::int64_t> open_files_limit;
   // Box::run sets it to its box; absent: box 0.
   std::optional<int> box;
   std::optional<std::string> runtime;
@@ -339,6 +344,9 @@ inline json program_json(const Program& p) {
   if (p.idleness_time_limit) j["idleness_time_limit"] = p.idleness_time_limit->count();
   if (p.memory_limit) j["memory_limit"] = *p.memory_limit;
   if (p.processes_limit) j["processes_limit"] = *p.processes_limit;
+  if (p.stack_limit) j["stack_limit"] = *p.stack_limit;
+  if (p.file_size_limit) j["file_size_limit"] = *p.file_size_limit;
+  if (p.open_files_limit) j["open_files_limit"] = *p.open_files_limit;
   if (p.box) j["box"] = *p.box;
   if (p.runtime) j["runtime"] = *p.runtime;
   return j;
