@@ -68,14 +68,7 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 // A state dir named through a symlink is used by its real path (which is
 // how mountinfo names the boxes' mounts), and its boxes/ is root's alone.
 func TestStateDirIsResolvedAndPrivate(t *testing.T) {
-	dir := t.TempDir()
-	real, link := filepath.Join(dir, "real"), filepath.Join(dir, "link")
-	if err := os.Mkdir(real, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
+	real, link := symlinkedDir(t)
 	n, err := New(Config{StateDir: link, UIDBase: 60000, Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)

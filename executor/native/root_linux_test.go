@@ -109,14 +109,7 @@ func TestRestrictingATreeReachesEveryMountBelow(t *testing.T) {
 // The fallback finds mounts by the path mountinfo shows: a target named
 // another way (through a symlink) is refused, never left unrestricted.
 func TestRemountTreeFailsClosed(t *testing.T) {
-	dir := t.TempDir()
-	real, link := filepath.Join(dir, "real"), filepath.Join(dir, "link")
-	if err := os.Mkdir(real, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(real, link); err != nil {
-		t.Fatal(err)
-	}
+	real, link := symlinkedDir(t)
 	inOwnNamespaces(t, 0, func() {
 		if err := unix.Mount("tmpfs", real, "tmpfs", 0, "size=1m"); err != nil {
 			t.Errorf("mount: %v", err)
@@ -129,4 +122,18 @@ func TestRemountTreeFailsClosed(t *testing.T) {
 			t.Errorf("remountTree of a path that is no mount point said nothing")
 		}
 	})
+}
+
+// symlinkedDir makes a directory and a symlink to it.
+func symlinkedDir(t *testing.T) (real, link string) {
+	t.Helper()
+	dir := t.TempDir()
+	real, link = filepath.Join(dir, "real"), filepath.Join(dir, "link")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
+	return real, link
 }
