@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +19,9 @@ const fuzzMaxLine = 1 << 10
 // maxFuzzMessage bounds an error message: each quotes at most a short
 // prefix of what it was sent (spec.Quote), whatever the input.
 const maxFuzzMessage = 512
+
+// fuzzHang is far longer than any input takes (runs last 100 µs).
+const fuzzHang = 5 * time.Second
 
 // FuzzServe feeds its input to Server.Serve as the request stream and checks
 // the framing: exactly one reply line per request line (blank lines get
@@ -65,8 +69,18 @@ func FuzzServe(f *testing.F) {
 		exec.spaces, exec.runDelay = spaces, 100*time.Microsecond
 		s := &Server{Exec: exec, Parallel: 2, MaxLine: fuzzMaxLine, Version: "fuzz"}
 		var out bytes.Buffer
-		if err := s.Serve(context.Background(), bytes.NewReader(in), &out); err != nil {
-			t.Fatalf("Serve: %v", err)
+		served := make(chan error, 1)
+		go func() { served <- s.Serve(context.Background(), bytes.NewReader(in), &out) }()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Fatalf("Serve: %v", err)
+			}
+		case <-time.After(fuzzHang):
+			// A hang fails the input, so that the fuzzer saves it instead of
+			// stalling until -fuzztime runs out.
+			buf := make([]byte, 1<<20)
+			t.Fatalf("Serve has not returned after %v; goroutines:\n%s", fuzzHang, buf[:runtime.Stack(buf, true)])
 		}
 		replies := bytes.SplitAfter(out.Bytes(), []byte("\n"))
 		if last := replies[len(replies)-1]; len(last) != 0 {
