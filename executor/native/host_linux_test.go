@@ -36,8 +36,9 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As if killed: the lock goes with the process, nothing else is cleaned.
+	// As if killed: the locks go with the process, nothing else is cleaned.
 	first.lock.Close()
+	first.uids.Release()
 	for _, id := range []int{executor.DefaultBox, id} {
 		b, err := first.boxes.Get(id)
 		if err != nil {
