@@ -23,7 +23,9 @@ import (
 //     limit the run hit, the one figure the session fixes: a time from the
 //     limit to loadSlack past it, memory within 10 % below memory_limit;
 //   - the host path of the state directory, written as $STATE;
-//   - the box user's uid, recorded for the default --uid-base 60000.
+//   - the box user's uid, recorded for the default --uid-base 60000;
+//   - the fields of stats that tell of the host or the moment (hostFields),
+//     which must be there with the type recorded.
 //
 // Regenerate after a deliberate change with: go test ./tests -run Golden -update
 
@@ -40,6 +42,10 @@ var limitHit = map[string]struct{ metric, limit string }{
 	"IdlenessTimeLimitExceeded": {"idleness_time", "idleness_time_limit"},
 	"MemoryLimitExceeded":       {"memory", "memory_limit"},
 }
+
+// hostFields are the fields of stats' reply that differ from host to host
+// and run to run: its uptime, the --parallel default (the CPUs), its cgroups.
+var hostFields = map[string]bool{"uptime": true, "parallel": true, "cgroup": true}
 
 // checkMetric tells what is wrong with a metric of a run reply, if anything.
 // The sessions' programs are single-threaded: CPU time grows at most as fast
@@ -171,6 +177,12 @@ func compareReply(req, got, want map[string]any, uidBase string) string {
 				if diff := compareReply(p, gs[i], ws[i], uidBase); diff != "" {
 					return fmt.Sprintf("results[%d]: %s", i, diff)
 				}
+			}
+			continue
+		}
+		if _, stats := want["runs_running"]; stats && hostFields[k] {
+			if reflect.TypeOf(g) != reflect.TypeOf(w) {
+				return fmt.Sprintf("%s: got %v, want a value of the type of %v", k, g, w)
 			}
 			continue
 		}
