@@ -69,6 +69,9 @@ type request struct {
 	group *groupTurn
 	// end ends a run while it is current, with the cause given.
 	end context.CancelCauseFunc
+	// ended, of a close_box or reset_box that took queued runs out of its
+	// box's queue, is closed once they are answered: it is answered after them.
+	ended chan struct{}
 	// key is the id as cancel names it (idKey); empty without an id.
 	key string
 	// Of a run or run_group (takesSlot): counted by runs_queued and
@@ -283,6 +286,9 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 		if endCause != nil {
 			dropped = q.endRuns(endCause)
 		}
+		if len(dropped) > 0 {
+			req.ended = make(chan struct{})
+		}
 		q.pending = append(q.pending, req)
 	}
 	drains := make([]func(), len(idle))
@@ -294,6 +300,9 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 	for _, r := range dropped {
 		s.answer(r, nil, endCause)
 		s.wg.Done()
+	}
+	if req.ended != nil {
+		close(req.ended)
 	}
 	if len(drains) == 0 {
 		return nil // the boxes' drainers will run it
@@ -337,6 +346,9 @@ func (s *Server) drain(ctx context.Context, box int, q *boxQueue) {
 			reqCtx, req.end = context.WithCancelCause(ctx)
 		}
 		s.queuesM.Unlock()
+		if req.ended != nil {
+			<-req.ended
+		}
 		s.execute(reqCtx, req)
 		if req.end != nil {
 			req.end(nil)
