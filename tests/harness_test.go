@@ -20,6 +20,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"sandboxd/executor/executortest"
 )
 
 var (
@@ -138,17 +140,10 @@ func baseArgs(stateDir string, uidBase int) []string {
 // so test runs that share a machine give each its own SANDBOXD_TEST_UID_BASE,
 // 10000 apart; the sandboxd instances alive at once in a run take 1000 each
 // of them (a sandboxd holds 1000 uids and refuses to start on uids another
-// holds).
+// holds), the first eight thousands (see executortest.UIDs).
 var (
-	testUIDBase = func() int {
-		n, err := strconv.Atoi(os.Getenv("SANDBOXD_TEST_UID_BASE"))
-		if err != nil {
-			return 60000 // sandboxd's default
-		}
-		return n
-	}()
 	uidSlotsM sync.Mutex
-	uidSlots  [10]bool
+	uidSlots  [8]bool
 )
 
 // takeUIDs gives a sandboxd of the test a --uid-base of its own among those
@@ -165,7 +160,7 @@ func takeUIDs(t *testing.T) int {
 				uidSlots[i] = false
 				uidSlotsM.Unlock()
 			})
-			return testUIDBase + 1000*i
+			return executortest.UIDs(i)
 		}
 	}
 	t.Fatalf("more than %d sandboxd at once in one test", len(uidSlots))

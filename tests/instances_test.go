@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"sandboxd/executor/executortest"
 )
 
 // startRefused starts a sandboxd that must refuse to start, and returns
@@ -23,9 +25,11 @@ func startRefused(t *testing.T, args ...string) string {
 // Two sandboxd whose uids overlap cannot both run, whatever their state
 // dirs: the second refuses to start, naming the uids and the first.
 func TestOverlappingUIDRangesRefuseTheSecondInstance(t *testing.T) {
-	first := startServer(t)
+	// Its uids are the run's second thousand: the others overlap them from
+	// above and below within the run's own.
+	base := executortest.UIDs(1)
+	first := startServer(t, "--uid-base", strconv.Itoa(base))
 	first.ok(run("/bin/true"))
-	base := first.uidBase
 	for _, offset := range []int{0, 500, 999, -999} {
 		out := startRefused(t, "--uid-base", strconv.Itoa(base+offset))
 		for _, want := range []string{

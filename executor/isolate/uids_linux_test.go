@@ -7,16 +7,14 @@ import (
 	"testing"
 
 	"sandboxd/executor"
+	"sandboxd/executor/executortest"
 	"sandboxd/spec"
 )
 
 // isolate box i runs as FirstUID+i: the uids of the box ids sandboxd may
 // take are held host-wide, as the native backend holds --uid-base's.
 func TestIsolateHoldsTheUIDsOfItsBoxIDs(t *testing.T) {
-	firstUID, err := strconv.Atoi(os.Getenv("SANDBOXD_TEST_UID_BASE"))
-	if err != nil {
-		firstUID = 60000
-	}
+	firstUID := executortest.UIDs(9) - 40 // box ids from 40: the package's thousand
 	f := newFakeIsolate(t, "1.10.1")
 	cfg := Config{Path: f.path, StateDir: f.state, FirstUID: firstUID, FirstBox: 40, Dirs: spec.DefaultDirs, LockDir: f.locks}
 	// Another instance holds the uid of box id 1039, the last one sandboxd may take.

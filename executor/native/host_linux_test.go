@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sandboxd/executor"
+	"sandboxd/executor/executortest"
 	"sandboxd/spec"
 )
 
@@ -28,7 +29,7 @@ func i64(v int64) *int64     { return &v }
 // instance on the same state dir removes them and starts clean.
 func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 	dir := t.TempDir()
-	first, err := New(Config{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	first, err := New(Config{StateDir: dir, UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 		b.initProc.Process.Kill()
 		b.initProc.Wait()
 	}
-	second, err := New(Config{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	second, err := New(Config{StateDir: dir, UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatalf("a new instance on the state dir of a killed one: %v", err)
 	}
@@ -70,7 +71,7 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 // how mountinfo names the boxes' mounts), and its boxes/ is root's alone.
 func TestStateDirIsResolvedAndPrivate(t *testing.T) {
 	real, link := symlinkedDir(t)
-	n, err := New(Config{StateDir: link, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	n, err := New(Config{StateDir: link, UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestStateDirIsResolvedAndPrivate(t *testing.T) {
 func TestACrashedInitIsNamed(t *testing.T) {
 	var mu sync.Mutex
 	var logged []string
-	n, err := New(Config{StateDir: t.TempDir(), UIDBase: 60000, Dirs: spec.DefaultDirs, InitLog: func(box int, line string) {
+	n, err := New(Config{StateDir: t.TempDir(), UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs, InitLog: func(box int, line string) {
 		mu.Lock()
 		defer mu.Unlock()
 		logged = append(logged, fmt.Sprintf("box %d: %s", box, line))
