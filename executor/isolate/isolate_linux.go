@@ -63,6 +63,7 @@ type Executor struct {
 	// memory limit; 2.x does not (cgroup v2's memory.peak cannot be reset).
 	peakResets bool
 	lock       *os.File
+	uids       *executor.UIDLock
 
 	boxes   *executor.BoxTable[box]
 	mu      sync.Mutex
@@ -126,6 +127,11 @@ func New(cfg Config) (*Executor, error) {
 		isoUsed:    map[int]bool{},
 	}
 	if x.cfg.StateDir, x.lock, err = executor.TakeStateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	// isolate box i runs as FirstUID+i.
+	if x.uids, err = executor.LockUIDs(executor.UIDLockDir, cfg.FirstUID+cfg.FirstBox, executor.MaxBoxes, x.cfg.StateDir); err != nil {
+		x.Close()
 		return nil, err
 	}
 	if err := x.removeStaleBoxes(); err != nil {
@@ -403,6 +409,9 @@ func (x *Executor) Close() error {
 	var errs []error
 	for _, b := range x.boxes.RemoveAll() {
 		errs = append(errs, x.closeBox(b))
+	}
+	if x.uids != nil {
+		x.uids.Release()
 	}
 	if x.lock != nil {
 		x.lock.Close()

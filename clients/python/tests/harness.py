@@ -5,6 +5,7 @@ SANDBOXD_BIN names the binary (default: bin/sandboxd of this repository);
 SANDBOXD_TEST_UID_BASE gives the boxes of this test run their own uids.
 """
 
+import itertools
 import os
 import sys
 from pathlib import Path
@@ -19,9 +20,17 @@ SANDBOXD = os.environ.get("SANDBOXD_BIN", str(REPO / "bin" / "sandboxd"))
 UID_BASE = int(os.environ.get("SANDBOXD_TEST_UID_BASE", "60000"))
 
 
-def sandboxd_args(state_dir: Path, *more: str) -> List[str]:
-    """Flags of a test sandboxd: its own state dir, this run's uids, quiet."""
-    return ["--state-dir", str(state_dir), "--uid-base", str(UID_BASE), "--log-level", "warn", *more]
+_turns = itertools.count()
+
+
+def sandboxd_args(state_dir: Path, *more: str, shared: bool = False) -> List[str]:
+    """Flags of a test sandboxd: its own state dir, uids of its own among
+    this run's, quiet. A sandboxd holds 1000 uids and refuses to start on
+    uids another holds: a module's shared sandboxd (conftest's sb) takes the
+    first 1000 of the run's, the others take turns on the next 9000 (a test
+    has at most a few alive at once)."""
+    base = UID_BASE if shared else UID_BASE + 1000 * (1 + next(_turns) % 9)
+    return ["--state-dir", str(state_dir), "--uid-base", str(base), "--log-level", "warn", *more]
 
 
 def skip_without_run_group(err: Exception) -> None:
