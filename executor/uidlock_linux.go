@@ -34,9 +34,12 @@ type UIDLock struct {
 }
 
 // LockUIDs takes uids [first, first+count) for this instance, whose state
-// dir is stateDir. When another instance holds some of them, the error
+// dir is stateDir, once CheckUIDRange allows them. When another instance holds some of them, the error
 // names them and, if that instance said so, its pid and state dir.
 func LockUIDs(dir string, first, count int, stateDir string) (*UIDLock, error) {
+	if err := CheckUIDRange(first, count); err != nil {
+		return nil, err
+	}
 	last := first + count - 1
 	if err := os.MkdirAll(filepath.Join(dir, "holders"), 0o700); err != nil {
 		return nil, fmt.Errorf("create uid lock dir: %w", err)

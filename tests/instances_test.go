@@ -69,3 +69,19 @@ func TestDisjointUIDRangesRunAtOnceAndAKilledInstanceFreesItsUIDs(t *testing.T) 
 	}
 	expectVerdict(t, beside.ok(run("/bin/true")), "OK", code(0))
 }
+
+// A box never runs as root, a system account or an account of the host:
+// --uid-base 0 made box 0 root; a range holding nobody (65534) made a box
+// share nobody's processes count and signals.
+func TestUIDRangeOfRootOrAHostAccountIsRefused(t *testing.T) {
+	for base, want := range map[int]string{
+		0:         "uids 0 to 999: box uids must lie between 1000 and",
+		999:       "uids 999 to 1998: box uids must lie between 1000 and",
+		65534 - 9: "include the host's user nobody (65534), group nogroup (65534)",
+	} {
+		out := startRefused(t, "--uid-base", strconv.Itoa(base))
+		if !strings.Contains(out, want) {
+			t.Errorf("--uid-base %d: the refusal does not say %q:\n%s", base, want, out)
+		}
+	}
+}
