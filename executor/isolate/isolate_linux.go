@@ -118,9 +118,15 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
+	cg := usesHostCgroups(major)
+	if cg && major >= 2 {
+		if _, err := cgroupRoot(path); err != nil {
+			return nil, err
+		}
+	}
 	x := &Executor{
 		cfg:        cfg,
-		cg:         usesHostCgroups(major),
+		cg:         cg,
 		peakResets: major < 2,
 		boxes:      executor.NewBoxTable[box](),
 		isoUsed:    map[int]bool{},
@@ -162,6 +168,29 @@ func majorVersion(path string) (int, error) {
 func usesHostCgroups(major int) bool {
 	hostV2, _, err := cgroup.Detect()
 	return err == nil && (major >= 2) == hostV2
+}
+
+// cgroupRoot finds the cgroup isolate 2.x makes its boxes' groups in (its
+// cg_root) and checks that it gives them the memory controller: isolate
+// limits and measures memory there, and without it a --run fails (status XX)
+// though --init works. It says what to set.
+func cgroupRoot(path string) (string, error) {
+	cmd := exec.Command(path, "--print-cg-root")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("isolate --print-cg-root: %v: %s (isolate 2.x needs a cgroup of its own, its cg_root: isolate.service makes one with isolate-cg-keeper; see isolate's README)", err, strings.TrimSpace(stderr.String()))
+	}
+	root := strings.TrimSpace(string(out))
+	data, err := os.ReadFile(filepath.Join(root, "cgroup.subtree_control"))
+	if err != nil {
+		return "", fmt.Errorf("isolate's cgroup root %s: %w", root, err)
+	}
+	if !slices.Contains(strings.Fields(string(data)), "memory") {
+		return "", fmt.Errorf("isolate's cgroup root %s does not give its boxes the memory controller (its cgroup.subtree_control holds %q): write +memory there, once its parent's cgroup.subtree_control has it too, or let isolate-cg-keeper (isolate.service) make the cgroup", root, strings.TrimSpace(string(data)))
+	}
+	return root, nil
 }
 
 // removeStaleBoxes cleans up the isolate boxes a killed instance used (unless
@@ -663,6 +692,14 @@ func Check(cfg Config) []executor.Finding {
 		cg.Detail = fmt.Sprintf("isolate %d.x cannot use this host's cgroups (1.x drives v1, 2.x v2): runs go without --cg, memory is bounded per process", major)
 	}
 	out = append(out, cg)
+	if cg.OK && major >= 2 {
+		root, err := cgroupRoot(found)
+		f := executor.Required("cg root", err == nil, "isolate's boxes go in "+root+", which gives them the memory controller")
+		if err != nil {
+			f.Detail = err.Error()
+		}
+		out = append(out, f)
+	}
 	if out[0].OK {
 		out = append(out, executor.CheckBox(func() (executor.Executor, error) { return New(cfg) }))
 	}

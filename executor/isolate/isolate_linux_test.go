@@ -478,10 +478,16 @@ func TestIsolateRefusesDirsAroundOrInsideTheStateDir(t *testing.T) {
 	}
 }
 
-// The conformance cases, on a real isolate when there is one.
-func TestIsolateConformance(t *testing.T) {
-	path := os.Getenv("SANDBOXD_ISOLATE")
-	if path == "" {
+// realIsolate finds the real isolate the tests run against: SANDBOXD_ISOLATE
+// (make test sets it to the build that suits the host's cgroups), else
+// isolate on PATH. Without one the test is skipped; one named by
+// SANDBOXD_ISOLATE that cannot use this host's cgroups fails it, since
+// make test would then pass without having tested isolate.
+func realIsolate(t *testing.T) (path string, major int) {
+	t.Helper()
+	path = os.Getenv("SANDBOXD_ISOLATE")
+	named := path != ""
+	if !named {
 		var err error
 		if path, err = exec.LookPath("isolate"); err != nil {
 			t.Skip("no isolate binary: put isolate on PATH or set SANDBOXD_ISOLATE=/path/to/isolate")
@@ -496,8 +502,18 @@ func TestIsolateConformance(t *testing.T) {
 		if v2, _, _ := cgroup.Detect(); v2 {
 			host = "v2"
 		}
-		t.Skipf("%s is isolate %d.x, which cannot use this host's cgroup %s (isolate 1.x drives cgroup v1, 2.x cgroup v2): put one that can on PATH or set SANDBOXD_ISOLATE=/path/to/isolate", path, major, host)
+		msg := fmt.Sprintf("%s is isolate %d.x, which cannot use this host's cgroup %s (isolate 1.x drives cgroup v1, 2.x cgroup v2)", path, major, host)
+		if named {
+			t.Fatalf("SANDBOXD_ISOLATE: %s", msg)
+		}
+		t.Skipf("%s: put one that can on PATH or set SANDBOXD_ISOLATE=/path/to/isolate", msg)
 	}
+	return path, major
+}
+
+// The conformance cases, on a real isolate when there is one.
+func TestIsolateConformance(t *testing.T) {
+	path, _ := realIsolate(t)
 	// Box uids from 60500 on: the native backend's tests, which go test may
 	// run at the same time, use 60000 and up, and processes_limit (isolate's
 	// RLIMIT_NPROC) counts every process of a uid.
@@ -512,4 +528,38 @@ func TestIsolateConformance(t *testing.T) {
 	})
 	t.Logf("isolate %s, cgroups: %v", path, x.cg)
 	executortest.Conformance(t, x)
+}
+
+// isolate 2.x makes its boxes' groups in its cgroup root, and --init works
+// there whatever the root delegates; but without the memory controller
+// every run fails. sandboxd refuses to start on such a root, saying which
+// and what to set, rather than answer every run with an internal error.
+func TestIsolate2NeedsMemoryInItsCgroupRoot(t *testing.T) {
+	path, major := realIsolate(t)
+	if major < 2 {
+		t.Skipf("%s is isolate %d.x: only 2.x makes its groups in one cgroup root (on cgroup v2: the cgroup v2 guest of make test)", path, major)
+	}
+	root, err := cgroupRoot(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	control := filepath.Join(root, "cgroup.subtree_control")
+	if err := os.WriteFile(control, []byte("-memory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(control, []byte("+memory"), 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+	x, err := New(Config{Path: path, StateDir: t.TempDir(), FirstUID: 60000, FirstBox: 500, Dirs: spec.DefaultDirs})
+	if err == nil {
+		x.Close()
+		t.Fatalf("sandboxd started on isolate's cgroup root %s without the memory controller", root)
+	}
+	for _, want := range []string{root, "memory controller", "+memory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error %q does not say %q", err, want)
+		}
+	}
 }
