@@ -197,14 +197,21 @@ func writeControl(dir, file, value string) error {
 	return nil
 }
 
-// readAt reads a small control file kept open, from its start.
+// readAt reads a small control file kept open, from its start, in one
+// system call: the kernel makes a control file's text whole at offset 0
+// (os.File.ReadAt would read once more to see its end).
 func readAt(f *os.File) ([]byte, error) {
 	buf := make([]byte, 1024)
-	n, err := f.ReadAt(buf, 0)
-	if n == 0 && err != nil {
-		return nil, err
+	for {
+		n, err := unix.Pread(int(f.Fd()), buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
 	}
-	return buf[:n], nil
 }
 
 func readInt(path string) (int64, error) {

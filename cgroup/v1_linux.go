@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // v1Box holds the box's init in one group per hierarchy, and each run's
@@ -29,8 +31,9 @@ type v1Box struct {
 	// groups made, naming each.
 	run  *v1RunGroup
 	runs int
-	// control files of the box's groups, by name
-	cpuUsage, pidsCurrent, pidsMax *os.File
+	// control files of the box's groups, by name; cpuCounter is
+	// cpuacct.usage again, read-only, for the init
+	cpuUsage, cpuCounter, pidsCurrent, pidsMax *os.File
 }
 
 // v1RunGroup is a run's memory group, with its control files.
@@ -75,6 +78,9 @@ func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 		if *c.f, err = os.OpenFile(c.path, os.O_RDWR, 0); err != nil {
 			return nil, fmt.Errorf("open %s: %w", filepath.Base(c.path), err)
 		}
+	}
+	if b.cpuCounter, err = os.Open(b.cpuUsage.Name()); err != nil {
+		return nil, fmt.Errorf("open cpuacct.usage: %w", err)
 	}
 	return b, nil
 }
@@ -172,11 +178,12 @@ func (b *v1Box) Begin(l Limits) (*os.File, error) {
 	if err := writeAt(b.cpuUsage, "0"); err != nil {
 		return nil, err
 	}
-	counter, err := os.Open(b.cpuUsage.Name())
+	// A copy of the descriptor: opening the file again costs a path walk.
+	counter, err := unix.FcntlInt(b.cpuCounter.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open cpuacct.usage: %w", err)
+		return nil, fmt.Errorf("copy the cpuacct.usage descriptor: %w", err)
 	}
-	return counter, nil
+	return os.NewFile(uintptr(counter), b.cpuCounter.Name()), nil
 }
 
 func (b *v1Box) CPUTime() (time.Duration, error) {
@@ -204,7 +211,7 @@ func (b *v1Box) End() (u Usage, err error) {
 }
 
 func (b *v1Box) Remove() error {
-	for _, f := range []*os.File{b.cpuUsage, b.pidsCurrent, b.pidsMax} {
+	for _, f := range []*os.File{b.cpuUsage, b.cpuCounter, b.pidsCurrent, b.pidsMax} {
 		if f != nil {
 			f.Close()
 		}

@@ -73,7 +73,7 @@ func (in *boxInit) startProgram(m *initMessage, cgroupFD int, pipeFDs []int) (pi
 		return 0, 0, false, err
 	}
 	start = monotonicNs()
-	pid, err = startAsOOMVictim(in.forker, &runner)
+	pid, err = in.startAsOOMVictim(&runner)
 	if err != nil {
 		var ce forkexec.ChildError
 		if errors.As(err, &ce) && ce.Location == forkexec.LocExecve {
@@ -145,12 +145,12 @@ func execTarget(argv []string, searchPath string) (args []string, execFile *os.F
 // CAP_SYS_RESOURCE, which some hosts deny even to root, would set a floor);
 // if the init is killed then, the run is MemoryLimitExceeded and the box
 // gets a new init (run.finish).
-func startAsOOMVictim(f forker, runner *forkexec.Runner) (pid int, err error) {
-	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
+func (in *boxInit) startAsOOMVictim(runner *forkexec.Runner) (pid int, err error) {
+	if _, err := unix.Pwrite(in.oomScoreAdj, []byte("1000"), 0); err != nil {
 		return 0, fmt.Errorf("raise oom_score_adj: %w", err)
 	}
-	defer os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
-	f.do(func() { pid, err = runner.Start() })
+	defer unix.Pwrite(in.oomScoreAdj, []byte("0"), 0)
+	in.forker.do(func() { pid, err = runner.Start() })
 	return pid, err
 }
 
