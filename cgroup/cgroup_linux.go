@@ -138,17 +138,23 @@ type Usage struct {
 
 // Box limits and measures the runs of one box.
 //
-// Moving a process into a cgroup (writing cgroup.procs) costs an RCU grace
-// period, about a millisecond, more than a whole run of a small program; so
-// no process is moved per run. On cgroup v2 the program is born in a fresh
+// Moving a task into a cgroup can cost an RCU grace period, about a
+// millisecond on many hosts, more than a whole run of a small program; so no
+// task is moved on a run's path. On cgroup v2 the program is born in a fresh
 // cgroup of its own (clone3 with CLONE_INTO_CGROUP). Cgroup v1 has no such
-// thing, so the box's init lives in the box's groups and the program is born
-// there; each run resets the counters, and memory is measured and limited
-// above what the box held when the run began (files in /space, the init).
-// The CPU counter holds the init's work as well as the run's, so the init
-// reads it around the run and takes out its own CPU time, which it knows
-// exactly (getrusage): that figure replaces End's.
+// thing: the box's init lives in the box's groups, and each run's memory is
+// accounted in a fresh group of its own, which the init's thread that forks
+// the programs joins ahead of the run, off its path (Prepare). The CPU
+// counter is the box's, and holds the init's work as well as the run's, so
+// the init reads it around the run and takes out its own CPU time, which it
+// knows exactly (getrusage): that figure replaces End's.
 type Box interface {
+	// Prepare readies the accounting of the next run, once the last run
+	// ended (End). On v1 it makes the run's memory group and calls join
+	// with its tasks file, which the thread that forks the next program
+	// must join before Prepare removes the last run's group; on v2, where
+	// the program is born in its cgroup, it does nothing.
+	Prepare(join func(tasks *os.File) error) error
 	// Begin prepares a run. It returns the file the box's init needs for
 	// it, which the caller closes: on v2 the cgroup directory the program
 	// must be born in; on v1 the CPU counter, read-only, that the init
@@ -195,14 +201,21 @@ func writeControl(dir, file, value string) error {
 	return nil
 }
 
-// readAt reads a small control file kept open, from its start.
+// readAt reads a small control file kept open, from its start, in one
+// system call: the kernel makes a control file's text whole at offset 0
+// (os.File.ReadAt would read once more to see its end).
 func readAt(f *os.File) ([]byte, error) {
 	buf := make([]byte, 1024)
-	n, err := f.ReadAt(buf, 0)
-	if n == 0 && err != nil {
-		return nil, err
+	for {
+		n, err := unix.Pread(int(f.Fd()), buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		return buf[:n], nil
 	}
-	return buf[:n], nil
 }
 
 func readInt(path string) (int64, error) {

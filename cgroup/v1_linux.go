@@ -3,33 +3,51 @@ package cgroup
 import (
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
-// v1Box holds the box's init, and so every program it starts, in one group
-// per hierarchy. Its control files stay open: a run reads and writes them a
-// dozen times, and opening each costs more than the access.
+// v1Box holds the box's init in one group per hierarchy, and each run's
+// memory in a group of its own, fresh under the box's memory group. The
+// init's thread that forks the programs joins the next run's group ahead of
+// the run (Prepare), so the program is born there and is charged there from
+// its start, with the kernel's objects of its fork (tens of KiB: the task,
+// its kernel stack); the init's own memory (charged to the group of the
+// init's main thread, the box's) and the pages that earlier runs left (files
+// in /space and /tmp, page cache: charged to the groups of the runs that
+// made them, which live on beneath the box's group once removed) never count
+// in a run's figure nor limit. Charges do not move with a task
+// (memory.move_charge_at_immigrate is 0). Control files stay open: a run
+// reads and writes them a dozen times, and opening each costs more than the
+// access.
 type v1Box struct {
 	dirs []string // in the order of v1Controllers
-	// control files, by name
-	cpuUsage, maxUsage, memLimit, memswLimit, oomControl, pidsCurrent, pidsMax, forceEmpty *os.File
+	// run is the memory group of the next or current run; runs counts the
+	// groups made, naming each.
+	run  *v1RunGroup
+	runs int
+	// control files of the box's groups, by name; cpuCounter is
+	// cpuacct.usage again, read-only, for the init
+	cpuUsage, cpuCounter, pidsCurrent, pidsMax *os.File
+}
 
-	memLimitSet int64 // what memory.limit_in_bytes holds; -1 is no limit
-	memBase     int64 // memory the box held when the run began
-	memFloor    int64 // the least memBase seen: what the init alone holds
-	oomBase     int64
+// v1RunGroup is a run's memory group, with its control files.
+type v1RunGroup struct {
+	dir                                    string
+	maxUsage, memLimit, memswLimit, oomCtl *os.File
+	begun                                  bool // a run began in it: it serves no other
 }
 
 // pidsSlack is room in a v1 box's pids group for the init's threads.
 const pidsSlack = 64
 
 func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
-	b = &v1Box{memLimitSet: -1, memFloor: math.MaxInt64}
+	b = &v1Box{}
 	defer func() {
 		if err != nil {
 			b.Remove()
@@ -48,34 +66,88 @@ func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 			return nil, err
 		}
 	}
-	mem, pids := b.dir("memory"), b.dir("pids")
+	pids := b.dir("pids")
 	for _, c := range []struct {
 		f    **os.File
 		path string
 	}{
 		{&b.cpuUsage, filepath.Join(b.dir("cpuacct"), "cpuacct.usage")},
-		{&b.maxUsage, filepath.Join(mem, "memory.max_usage_in_bytes")},
-		{&b.memLimit, filepath.Join(mem, "memory.limit_in_bytes")},
-		{&b.memswLimit, filepath.Join(mem, "memory.memsw.limit_in_bytes")},
-		{&b.oomControl, filepath.Join(mem, "memory.oom_control")},
 		{&b.pidsCurrent, filepath.Join(pids, "pids.current")},
 		{&b.pidsMax, filepath.Join(pids, "pids.max")},
-		{&b.forceEmpty, filepath.Join(mem, "memory.force_empty")},
 	} {
-		*c.f, err = os.OpenFile(c.path, os.O_RDWR, 0)
-		if errors.Is(err, os.ErrNotExist) && c.f == &b.memswLimit {
-			err = nil // no swap accounting: nothing to cap
-		}
-		if err != nil {
+		if *c.f, err = os.OpenFile(c.path, os.O_RDWR, 0); err != nil {
 			return nil, fmt.Errorf("open %s: %w", filepath.Base(c.path), err)
 		}
+	}
+	if b.cpuCounter, err = os.Open(b.cpuUsage.Name()); err != nil {
+		return nil, fmt.Errorf("open cpuacct.usage: %w", err)
 	}
 	return b, nil
 }
 
 func (b *v1Box) dir(controller string) string { return b.dirs[slices.Index(v1Controllers, controller)] }
 
+// Prepare makes the next run's memory group, has the forking thread join
+// it, then removes the last run's group, which that thread has left.
+func (b *v1Box) Prepare(join func(tasks *os.File) error) (err error) {
+	b.runs++
+	g := &v1RunGroup{dir: filepath.Join(b.dir("memory"), fmt.Sprintf("run%d", b.runs))}
+	if err := os.Mkdir(g.dir, 0o755); err != nil {
+		return fmt.Errorf("create run cgroup: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			g.remove()
+		}
+	}()
+	for _, c := range []struct {
+		f    **os.File
+		name string
+	}{
+		{&g.maxUsage, "memory.max_usage_in_bytes"},
+		{&g.memLimit, "memory.limit_in_bytes"},
+		{&g.memswLimit, "memory.memsw.limit_in_bytes"},
+		{&g.oomCtl, "memory.oom_control"},
+	} {
+		*c.f, err = os.OpenFile(filepath.Join(g.dir, c.name), os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) && c.f == &g.memswLimit {
+			err = nil // no swap accounting: nothing to cap
+		}
+		if err != nil {
+			return fmt.Errorf("open %s: %w", c.name, err)
+		}
+	}
+	tasks, err := os.OpenFile(filepath.Join(g.dir, "tasks"), os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("open the run cgroup's tasks: %w", err)
+	}
+	err = join(tasks)
+	tasks.Close()
+	if err != nil {
+		return err
+	}
+	last := b.run
+	b.run = g
+	return last.remove()
+}
+
+func (g *v1RunGroup) remove() error {
+	if g == nil {
+		return nil
+	}
+	for _, f := range []*os.File{g.maxUsage, g.memLimit, g.memswLimit, g.oomCtl} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	return removeTree(g.dir)
+}
+
 func (b *v1Box) Begin(l Limits) (*os.File, error) {
+	if b.run == nil || b.run.begun {
+		return nil, errors.New("no run cgroup was prepared")
+	}
+	b.run.begun = true
 	// The init's threads share the pids group with the program, and the Go
 	// runtime starts threads when it likes; so the exact processes limit is
 	// RLIMIT_NPROC on the box's own uid, and this group is a backstop the
@@ -87,84 +159,31 @@ func (b *v1Box) Begin(l Limits) (*os.File, error) {
 	if err := writeAt(b.pidsMax, strconv.FormatInt(initTasks+l.Processes+pidsSlack, 10)); err != nil {
 		return nil, err
 	}
-	if err := b.measureBase(); err != nil {
-		return nil, err
-	}
-	// Page cache that earlier runs left in the box (a compiler's files, say)
-	// would be reclaimed under this run's pressure and so widen its memory
-	// limit by as much: when the box holds more than the init, reclaim first.
-	// (Files of earlier runs in /space and /tmp cannot be reclaimed; they stay
-	// in the base.)
-	if b.memBase > b.memFloor+reclaimThreshold {
-		if err := writeAt(b.forceEmpty, "0"); err != nil {
-			return nil, err
-		}
-		if err := b.measureBase(); err != nil {
-			return nil, err
-		}
-	}
-	limit := int64(-1)
 	if l.Memory > 0 {
-		limit = b.memBase + l.Memory
+		// Memory first: memory+swap may never be below it. The same
+		// figure: no swap. The group is fresh, so no limit is lowered.
+		for _, f := range []*os.File{b.run.memLimit, b.run.memswLimit} {
+			if f == nil {
+				continue
+			}
+			if err := writeAt(f, strconv.FormatInt(l.Memory, 10)); err != nil {
+				return nil, err
+			}
+		}
 	}
-	if err := b.setMemoryLimit(limit); err != nil {
+	// The peak so far is the forker thread's, which waited since it joined.
+	if err := writeAt(b.run.maxUsage, "0"); err != nil {
 		return nil, err
-	}
-	data, err := readAt(b.oomControl)
-	if err == nil {
-		b.oomBase, err = statField(data, "oom_kill")
-	}
-	if err != nil {
-		return nil, fmt.Errorf("read memory.oom_control: %w", err)
 	}
 	if err := writeAt(b.cpuUsage, "0"); err != nil {
 		return nil, err
 	}
-	counter, err := os.Open(b.cpuUsage.Name())
+	// A copy of the descriptor: opening the file again costs a path walk.
+	counter, err := unix.FcntlInt(b.cpuCounter.Fd(), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("open cpuacct.usage: %w", err)
+		return nil, fmt.Errorf("copy the cpuacct.usage descriptor: %w", err)
 	}
-	return counter, nil
-}
-
-// reclaimThreshold is how much memory above the init's a box may hold at
-// the start of a run before its page cache is reclaimed.
-const reclaimThreshold = 4 << 20
-
-// measureBase resets the peak to the usage now, which becomes the base.
-func (b *v1Box) measureBase() (err error) {
-	if err := writeAt(b.maxUsage, "0"); err != nil {
-		return err
-	}
-	if b.memBase, err = readIntAt(b.maxUsage); err != nil {
-		return err
-	}
-	b.memFloor = min(b.memFloor, b.memBase)
-	return nil
-}
-
-// setMemoryLimit caps memory, and memory+swap at the same figure (no swap).
-// memory+swap may never be below memory, so the order of the writes depends
-// on whether the limit goes up or down.
-func (b *v1Box) setMemoryLimit(limit int64) error {
-	if limit == b.memLimitSet {
-		return nil
-	}
-	raising := limit == -1 || (b.memLimitSet != -1 && limit > b.memLimitSet)
-	files := []*os.File{b.memLimit, b.memswLimit}
-	if raising {
-		files = []*os.File{b.memswLimit, b.memLimit}
-	}
-	for _, f := range files {
-		if f == nil {
-			continue
-		}
-		if err := writeAt(f, strconv.FormatInt(limit, 10)); err != nil {
-			return err
-		}
-	}
-	b.memLimitSet = limit
-	return nil
+	return os.NewFile(uintptr(counter), b.cpuCounter.Name()), nil
 }
 
 func (b *v1Box) CPUTime() (time.Duration, error) {
@@ -172,30 +191,33 @@ func (b *v1Box) CPUTime() (time.Duration, error) {
 	return time.Duration(ns), err
 }
 
+// End reads the run's figures; its group is removed by the next Prepare.
 func (b *v1Box) End() (u Usage, err error) {
 	if u.CPUTime, err = b.CPUTime(); err != nil {
 		return u, err
 	}
-	peak, err := readIntAt(b.maxUsage)
-	if err != nil {
+	if b.run == nil {
+		return u, errors.New("no run cgroup was prepared")
+	}
+	if u.PeakMemory, err = readIntAt(b.run.maxUsage); err != nil {
 		return u, err
 	}
-	data, err := readAt(b.oomControl)
+	data, err := readAt(b.run.oomCtl)
 	if err != nil {
 		return u, fmt.Errorf("read memory.oom_control: %w", err)
 	}
-	ooms, err := statField(data, "oom_kill")
-	u.PeakMemory, u.OOMKills = max(peak-b.memBase, 0), ooms-b.oomBase
+	u.OOMKills, err = statField(data, "oom_kill")
 	return u, err
 }
 
 func (b *v1Box) Remove() error {
-	for _, f := range []*os.File{b.cpuUsage, b.maxUsage, b.memLimit, b.memswLimit, b.oomControl, b.pidsCurrent, b.pidsMax, b.forceEmpty} {
+	for _, f := range []*os.File{b.cpuUsage, b.cpuCounter, b.pidsCurrent, b.pidsMax} {
 		if f != nil {
 			f.Close()
 		}
 	}
-	var errs []error
+	errs := []error{b.run.remove()}
+	b.run = nil
 	for _, dir := range b.dirs {
 		errs = append(errs, removeTree(dir))
 	}

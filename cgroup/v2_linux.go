@@ -29,6 +29,9 @@ func newV2Box(dir string) (*v2Box, error) {
 	return &v2Box{dir: dir, run: filepath.Join(dir, "run")}, nil
 }
 
+// Prepare has nothing to do: the program is born in its run's cgroup.
+func (b *v2Box) Prepare(func(tasks *os.File) error) error { return nil }
+
 func (b *v2Box) Begin(l Limits) (dir *os.File, err error) {
 	if err := os.Mkdir(b.run, 0o755); err != nil {
 		return nil, fmt.Errorf("create run cgroup: %w", err)

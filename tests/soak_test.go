@@ -374,7 +374,9 @@ func (k *soaker) manageBoxes(n int) {
 }
 
 // footprint is what sandboxd holds between rounds, when no request is in
-// flight and the same boxes are open.
+// flight and the same boxes are open. A box readies its next run in the
+// background once a run's reply is out (its memory group on cgroup v1), so
+// the footprint is read until two readings a moment apart agree.
 type footprint struct {
 	rssKB, fds                 int // sandboxd's
 	boxInitRSSKB, boxInitFDs   int // box 0's init, which lives as long as sandboxd
@@ -382,6 +384,19 @@ type footprint struct {
 }
 
 func (k *soaker) footprint() footprint {
+	f := k.footprintNow()
+	for i := 0; i < 20; i++ {
+		time.Sleep(50 * time.Millisecond)
+		g := k.footprintNow()
+		if g.fds == f.fds && g.boxInitFDs == f.boxInitFDs && g.processes == f.processes && g.cgroups == f.cgroups {
+			return g
+		}
+		f = g
+	}
+	return f
+}
+
+func (k *soaker) footprintNow() footprint {
 	t := k.t
 	pid := k.s.cmd.Process.Pid
 	var f footprint

@@ -194,6 +194,9 @@ type box struct {
 	// initSaid is what the current init wrote on its stderr.
 	initSaid *initStderr
 	acct     cgroup.Box
+	// preparing tells the end of the next run's preparation (prepareNext),
+	// which the box's next operation waits for; nil when none is under way.
+	preparing chan error
 	// ctl carries run requests and the init's replies; kill carries only
 	// kill requests, which the init must hear while it waits for a program.
 	ctl, kill int
@@ -323,8 +326,54 @@ func (b *box) startInit() (err error) {
 	if m.Op != opReady {
 		return fmt.Errorf("build box: %s", m.Error)
 	}
-	b.acct, err = b.cgroups.NewBox(fmt.Sprintf("box%d", c.id), cmd.Process.Pid)
-	return err
+	if b.acct, err = b.cgroups.NewBox(fmt.Sprintf("box%d", c.id), cmd.Process.Pid); err != nil {
+		return err
+	}
+	b.prepareNext()
+	return nil
+}
+
+// prepareNext readies the accounting of the box's next run in the
+// background, off any run's path: on cgroup v1, the init's thread that forks
+// the programs joins the next run's memory group. The box's next operation
+// waits for it (awaitNext).
+func (b *box) prepareNext() {
+	done := make(chan error, 1)
+	b.preparing = done
+	acct := b.acct
+	go func() {
+		done <- acct.Prepare(func(tasks *os.File) error {
+			if err := sendInit(b.ctl, &initMessage{Op: opPrepare}, []*os.File{tasks}); err != nil {
+				return err
+			}
+			deadline := time.Now().Add(initAnswerTimeout)
+			for {
+				m, err := b.recv(time.Until(deadline))
+				switch {
+				case err != nil:
+					return err
+				case m.Run != 0: // about a run that a fault cut short
+				case m.Op == opPrepared:
+					return nil
+				default:
+					return fmt.Errorf("the box's init: %s", m.Error)
+				}
+			}
+		})
+	}()
+}
+
+// awaitNext waits for the preparation of the next run, if one is under way.
+func (b *box) awaitNext() error {
+	if b.preparing == nil {
+		return nil
+	}
+	err := <-b.preparing
+	b.preparing = nil
+	if err != nil {
+		return fmt.Errorf("prepare the run: %w", err)
+	}
+	return nil
 }
 
 // initFailed stops the box's init after err, and names in err what the init
@@ -397,6 +446,7 @@ func (w *initStderr) first() string {
 // stopInit kills the box's init, and with it every process of the box, and
 // releases its sockets and accounting.
 func (b *box) stopInit() error {
+	b.awaitNext() // its socket and accounting go below
 	if b.initProc != nil && b.initProc.Process != nil {
 		b.initProc.Process.Kill()
 		b.initProc.Wait()

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,7 +29,8 @@ import (
 //
 // Programs are started with go-sandbox's forkexec, which does in the child
 // what Go's syscall.ForkExec cannot: rlimits, no_new_privs, dropping every
-// capability, in a vfork (clone3 into the run's cgroup on cgroup v2).
+// capability, in a vfork (clone3 into the run's cgroup on cgroup v2; on v1
+// from the forker thread, which waits in the run's memory group).
 
 // RunBoxInitIfRequested turns this process into a box init when the host
 // started it as one; it never returns then. Call it first thing in main.
@@ -57,6 +59,10 @@ type boxInit struct {
 	messageQueues mqueueDir
 	// lastPID is the box's /proc/sys/kernel/ns_last_pid, open for writing.
 	lastPID int
+	// forker starts the programs on cgroup v1; nil on v2.
+	forker forker
+	// oomScoreAdj is the init's /proc/self/oom_score_adj, open for writing.
+	oomScoreAdj int
 }
 
 func runInit(cfgJSON string) int {
@@ -68,7 +74,7 @@ func runInit(cfgJSON string) int {
 	syscall.CloseOnExec(initKillFD)
 	// The init holds its sockets and nothing else of the host that a
 	// program could inherit.
-	in := &boxInit{messageQueues: mqueueDir{fd: -1}, lastPID: -1}
+	in := &boxInit{messageQueues: mqueueDir{fd: -1}, lastPID: -1, oomScoreAdj: -1}
 	err := executor.CloseInheritedFDsFrom(initKillFD + 1)
 	if err == nil {
 		err = json.Unmarshal([]byte(cfgJSON), &in.cfg)
@@ -77,10 +83,18 @@ func runInit(cfgJSON string) int {
 		err = in.buildRoot()
 	}
 	if err == nil {
+		if in.oomScoreAdj, err = unix.Open("/proc/self/oom_score_adj", unix.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
+			err = fmt.Errorf("open oom_score_adj: %w", err)
+		}
+	}
+	if err == nil {
 		err = dropInitPrivileges()
 	}
 	if err == nil {
 		in.programFilter, err = confineInit(in.cfg.BornInCgroup)
+	}
+	if err == nil && !in.cfg.BornInCgroup {
+		in.forker = startForker()
 	}
 	if err != nil {
 		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
@@ -119,8 +133,11 @@ func (in *boxInit) serve() {
 			unix.Kill(-1, unix.SIGKILL)
 			return
 		}
-		if m.Op == opRun {
+		switch m.Op {
+		case opRun:
 			in.runProgram(m, fds)
+		case opPrepare:
+			in.prepare(fds)
 		}
 		for _, fd := range fds {
 			unix.Close(fd)
@@ -156,6 +173,67 @@ func (in *boxInit) serveKills() {
 			sendInit(initCtlFD, &initMessage{Op: opCPU, Run: m.Run, RunCPUNs: &used, Killed: !ok || used >= m.CPULimitNs}, nil)
 		}
 	}
+}
+
+// prepare moves the forker thread into the next run's memory group, whose
+// tasks file came with the request: the thread moves itself ("0"), which
+// takes no lock that waits for an RCU grace period.
+func (in *boxInit) prepare(fds []int) {
+	err := fmt.Errorf("a prepare request with %d fds on a box whose programs are born in their cgroup", len(fds))
+	if len(fds) == 1 && in.forker != nil {
+		in.forker.do(func() { _, err = unix.Write(fds[0], []byte("0")) })
+	}
+	reply := &initMessage{Op: opPrepared}
+	if err != nil {
+		reply = &initMessage{Op: opFailed, Error: fmt.Sprintf("join the run's memory group: %v", err)}
+	}
+	sendInit(initCtlFD, reply, nil)
+}
+
+// forker is the OS thread that forks the programs on cgroup v1, where a
+// task is born in the memory group of the thread that forks it: it joins
+// each run's group ahead of the run (prepare). It is not the init's main
+// thread, whose group (the box's) is charged with the init's own memory.
+type forker chan func()
+
+func startForker() forker {
+	f := make(forker)
+	started := make(chan struct{})
+	go f.serve(started)
+	<-started
+	return f
+}
+
+func (f forker) serve(started chan<- struct{}) {
+	runtime.LockOSThread() // for good: the thread is the forker's alone
+	if unix.Gettid() == unix.Getpid() {
+		// The main thread: another one must serve. Holding this one until
+		// then keeps the next goroutine off it.
+		inner := make(chan struct{})
+		go f.serve(inner)
+		<-inner
+		close(started)
+		runtime.UnlockOSThread()
+		return
+	}
+	close(started)
+	for work := range f {
+		work()
+	}
+}
+
+// do runs work on the forker thread, or here when there is none (v2).
+func (f forker) do(work func()) {
+	if f == nil {
+		work()
+		return
+	}
+	done := make(chan struct{})
+	f <- func() {
+		work()
+		close(done)
+	}
+	<-done
 }
 
 // runProgram starts the program of a run and waits for it: when the main

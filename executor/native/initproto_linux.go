@@ -18,6 +18,10 @@ import (
 //	host (box.startInit, run)          init (runInit, serve)
 //	  start /proc/self/exe  ───────▶   build the root, confine itself
 //	                        ◀── ctl ── ready | failed
+//	  before each run, in the background (v1):
+//	  prepare + the next    ── ctl ──▶  the forker thread moves itself there
+//	    run's memory group's   ◀── ctl ── prepared | failed
+//	    tasks file
 //	  per run:
 //	  run {argv, env, ...}  ── ctl ──▶  show views, start the program
 //	                        ◀── ctl ── started {start} | failed {exec_failed}
@@ -58,8 +62,13 @@ type initConfig struct {
 type initOp string
 
 const (
-	opRun  initOp = "run"  // host → init: start a program
-	opKill initOp = "kill" // host → init: kill every process of the run
+	opRun initOp = "run" // host → init: start a program
+	// host → init: the thread that forks the programs joins the next run's
+	// memory group, whose tasks file comes with the request (cgroup v1);
+	// the init answers opPrepared.
+	opPrepare  initOp = "prepare"
+	opPrepared initOp = "prepared"
+	opKill     initOp = "kill" // host → init: kill every process of the run
 	// host → init: kill the run's processes if the run's CPU time is past
 	// CPULimitNs; the init answers opCPU (cgroup v1).
 	opCheckCPU initOp = "check_cpu"

@@ -18,7 +18,8 @@ import (
 )
 
 // startProgram starts the program of run m, born in cgroupFD's cgroup when
-// it is not -1 (v2), with pipeFDs at the fds m.PipeFDs names.
+// it is not -1 (v2), or in the forker thread's (v1), with pipeFDs at the fds
+// m.PipeFDs names.
 func (in *boxInit) startProgram(m *initMessage, cgroupFD int, pipeFDs []int) (pid int, start int64, execFailed bool, err error) {
 	// Stdio is opened with the box user's file-system identity, which Linux
 	// keeps per thread: the thread must not change while it is borrowed.
@@ -65,14 +66,14 @@ func (in *boxInit) startProgram(m *initMessage, cgroupFD int, pipeFDs []int) (pi
 		runner.ExecFile = execFile.Fd()
 	}
 	if cgroupFD >= 0 {
-		// Born in the run's cgroup (v2); on v1 the init's own cgroups hold it.
+		// Born in the run's cgroup (v2); on v1 the forker thread's holds it.
 		runner.CgroupFd = uintptr(cgroupFD)
 	}
 	if err := in.startPIDsOver(); err != nil {
 		return 0, 0, false, err
 	}
 	start = monotonicNs()
-	pid, err = startAsOOMVictim(&runner)
+	pid, err = in.startAsOOMVictim(&runner)
 	if err != nil {
 		var ce forkexec.ChildError
 		if errors.As(err, &ce) && ce.Location == forkexec.LocExecve {
@@ -136,19 +137,21 @@ func execTarget(argv []string, searchPath string) (args []string, execFile *os.F
 	return argv, f, nil
 }
 
-// startAsOOMVictim starts the program so that the OOM killer picks it and
-// its children before the init, which shares the box's memory group on
-// cgroup v1: the child inherits the init's oom_score_adj, raised for the
-// moment of the fork. A program may lower its own score back to 0 (only
+// startAsOOMVictim starts the program, from the forker thread (cgroup v1),
+// so that the OOM killer picks it and its children before the init, should
+// the host run short of memory (a run's own limit only ever picks among the
+// run's processes): the child inherits the init's oom_score_adj, raised for
+// the moment of the fork. A program may lower its own score back to 0 (only
 // CAP_SYS_RESOURCE, which some hosts deny even to root, would set a floor);
 // if the init is killed then, the run is MemoryLimitExceeded and the box
 // gets a new init (run.finish).
-func startAsOOMVictim(runner *forkexec.Runner) (int, error) {
-	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
+func (in *boxInit) startAsOOMVictim(runner *forkexec.Runner) (pid int, err error) {
+	if _, err := unix.Pwrite(in.oomScoreAdj, []byte("1000"), 0); err != nil {
 		return 0, fmt.Errorf("raise oom_score_adj: %w", err)
 	}
-	defer os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
-	return runner.Start()
+	defer unix.Pwrite(in.oomScoreAdj, []byte("0"), 0)
+	in.forker.do(func() { pid, err = runner.Start() })
+	return pid, err
 }
 
 // openStdio opens the run's standard streams as the box user, so that a

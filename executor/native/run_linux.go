@@ -87,6 +87,9 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 	if job.Limits.Memory != nil {
 		rl.Memory = *job.Limits.Memory
 	}
+	if err := b.awaitNext(); err != nil {
+		return nil, fmt.Errorf("box %d: %w", b.id, b.initFailed(err))
+	}
 	acctFile, err := b.acct.Begin(rl)
 	if err != nil {
 		return nil, fmt.Errorf("run in box %d: %w", b.id, err)
@@ -133,13 +136,16 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 	return r, nil
 }
 
-// end closes the run's accounting, once, and reports what the run used.
+// end closes the run's accounting, once, and reports what the run used;
+// the next run's preparation begins.
 func (r *run) end() (cgroup.Usage, error) {
 	if !r.accounting {
 		return cgroup.Usage{}, nil
 	}
 	r.accounting = false
-	return r.b.acct.End()
+	u, err := r.b.acct.End()
+	r.b.prepareNext()
+	return u, err
 }
 
 // abort ends a run whose box is in doubt: the init is stopped, and the next
@@ -152,9 +158,11 @@ func (r *run) abort(err error) error {
 // finish ends the run's accounting and decides its verdict: the one place
 // that builds a native run's outcome. exited is the init's report of the
 // end, nil when the init is gone (initGone). That is an outcome only when
-// the OOM killer took the init: on cgroup v1 the init shares the box's
-// memory group, and a run can drive the OOM killer to it. That run exceeded
-// its memory limit, and the box gets a new init.
+// the OOM killer took the init in a run that it killed for memory: a run's
+// limit picks among the run's processes only (on cgroup v1 the init's
+// forker thread sits in the run's memory group, but the init is led from
+// the box's), yet the init's memory lives on the same host. That run
+// exceeded its memory limit, and the box gets a new init.
 func (r *run) finish(exited *initMessage, killedFor spec.Limit, initGone error) (spec.RunResult, error) {
 	usage, err := r.end()
 	if exited == nil && (err != nil || usage.OOMKills == 0) {
