@@ -112,6 +112,7 @@ func (n *Executor) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 			Tmp:      filepath.Join(dir, "tmp"),
 			Dirs:     opts.Dirs,
 			Hostname: "sandbox",
+			Loopback: opts.Network == spec.NetworkLoopback,
 			Views:    n.views,
 			// See cgroup.Box.
 			BornInCgroup: n.cgroups.V2,

@@ -76,6 +76,9 @@ func runInit(cfgJSON string) int {
 	if err == nil {
 		err = in.buildRoot()
 	}
+	if err == nil && in.cfg.Loopback {
+		err = bringUpLoopback()
+	}
 	if err == nil {
 		err = dropInitPrivileges()
 	}

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <mqueue.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -158,6 +159,39 @@ int main(int argc, char **argv) {
 		struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(atoi(arg))};
 		inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
 		if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) { printf("connect: %s\n", strerror(errno)); return 1; }
+		return 0;
+	}
+	if (!strcmp(what, "loopback")) { /* on address arg (127.0.0.1 or ::1): listen, connect to itself, send a line back and forth; print it */
+		int v6 = strchr(arg, ':') != NULL;
+		struct sockaddr_storage ss = {0};
+		socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+		ss.ss_family = v6 ? AF_INET6 : AF_INET;
+		inet_pton(ss.ss_family, arg, v6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr : (void *)&((struct sockaddr_in *)&ss)->sin_addr);
+		char line[64] = {0};
+		int l = socket(ss.ss_family, SOCK_STREAM, 0), c = -1, a = -1;
+		const char *step = "socket";
+		if (l >= 0 && (step = "bind", bind(l, (struct sockaddr *)&ss, len)) == 0 && (step = "listen", listen(l, 1)) == 0 &&
+		    (step = "getsockname", getsockname(l, (struct sockaddr *)&ss, &len)) == 0 &&
+		    (step = "socket", c = socket(ss.ss_family, SOCK_STREAM, 0)) >= 0 &&
+		    (step = "connect", connect(c, (struct sockaddr *)&ss, len)) == 0 && (step = "accept", a = accept(l, NULL, NULL)) >= 0 &&
+		    (step = "send", write(c, "ping\n", 5)) == 5 && (step = "receive", read(a, line, sizeof line - 1)) == 5 &&
+		    (step = "reply", write(a, "pong\n", 5)) == 5 && (step = "receive reply", read(c, line + 5, sizeof line - 6)) == 5) {
+			printf("%s", line);
+			return 0;
+		}
+		printf("%s: %s\n", step, strerror(errno));
+		return 1;
+	}
+	if (!strcmp(what, "ifaces")) { /* list the network interfaces: "name up" or "name down" a line */
+		struct if_nameindex *ifs = if_nameindex();
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		if (!ifs || s < 0) { printf("interfaces: %s\n", strerror(errno)); return 1; }
+		for (struct if_nameindex *i = ifs; i->if_index; i++) {
+			struct ifreq r = {0};
+			strncpy(r.ifr_name, i->if_name, IFNAMSIZ - 1);
+			if (ioctl(s, SIOCGIFFLAGS, &r) < 0) { printf("%s flags: %s\n", i->if_name, strerror(errno)); return 1; }
+			printf("%s %s\n", i->if_name, (r.ifr_flags & IFF_UP) ? "up" : "down");
+		}
 		return 0;
 	}
 	if (!strcmp(what, "flood")) { /* write arg MiB to stdout */
