@@ -49,7 +49,9 @@ type Config struct {
 type Executor struct {
 	cfg     Config
 	cgroups *cgroup.Instance
-	lock    *os.File
+	// cpus are the CPUs of --cpus, for runs to take; nil without.
+	cpus *executor.CPUPool
+	lock *os.File
 	// views are the views of cfg that the host has.
 	views []executor.HostView
 
@@ -68,6 +70,9 @@ func New(cfg Config) (*Executor, error) {
 	}
 	cfg.StateDir = stateDir
 	n := &Executor{cfg: cfg, lock: lock, boxes: executor.NewBoxTable[box]()}
+	if len(cfg.Cgroup.CPUs) > 0 {
+		n.cpus = executor.NewCPUPool(cfg.Cgroup.CPUs)
+	}
 	for _, v := range cfg.Views {
 		if _, err := os.Stat(v.Path); err == nil {
 			n.views = append(n.views, v)
@@ -106,6 +111,7 @@ func (n *Executor) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 		uid:     n.cfg.UIDBase + id,
 		opts:    opts,
 		initLog: n.cfg.InitLog,
+		cpuPool: n.cpus,
 		init: initConfig{
 			Root:     filepath.Join(dir, "root"),
 			Space:    filepath.Join(dir, "space"),
@@ -175,6 +181,7 @@ type boxConfig struct {
 	opts    spec.BoxOptions
 	init    initConfig
 	initLog func(box int, line string)
+	cpuPool *executor.CPUPool // nil: runs are not pinned
 }
 
 // box is a running box: its init process and the host ends of its sockets.
@@ -187,6 +194,8 @@ type box struct {
 	// initSaid is what the current init wrote on its stderr.
 	initSaid *initStderr
 	acct     cgroup.Box
+	// cpus are the CPUs of the run being begun, when runs are pinned.
+	cpus []int
 	// ctl carries run requests and the init's replies; kill carries only
 	// kill requests, which the init must hear while it waits for a program.
 	ctl, kill int

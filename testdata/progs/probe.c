@@ -194,6 +194,39 @@ int main(int argc, char **argv) {
 		}
 		return 0;
 	}
+	if (!strcmp(what, "affinity")) { /* print the CPUs allowed, try to move to each other CPU and to all, print them again, then spin arg s and print the CPUs it ran on, and when it ran (CLOCK_MONOTONIC) */
+		double began = seconds(CLOCK_MONOTONIC);
+		cpu_set_t set, ran;
+		int n = sysconf(_SC_NPROCESSORS_CONF);
+		CPU_ZERO(&ran);
+		if (sched_getaffinity(0, sizeof set, &set) < 0) { printf("getaffinity: %s\n", strerror(errno)); return 1; }
+		printf("allowed");
+		for (int c = 0; c < n; c++) if (CPU_ISSET(c, &set)) printf(" %d", c);
+		printf("\n");
+		cpu_set_t mine = set, to;
+		for (int c = 0; c < n; c++) {
+			if (CPU_ISSET(c, &mine)) continue;
+			CPU_ZERO(&to);
+			CPU_SET(c, &to);
+			printf("move %d: %s\n", c, sched_setaffinity(0, sizeof to, &to) < 0 ? strerrorname_np(errno) : "ok");
+		}
+		CPU_ZERO(&to);
+		for (int c = 0; c < n; c++) CPU_SET(c, &to);
+		printf("move all: %s\n", sched_setaffinity(0, sizeof to, &to) < 0 ? strerrorname_np(errno) : "ok");
+		sched_getaffinity(0, sizeof set, &set);
+		printf("after");
+		for (int c = 0; c < n; c++) if (CPU_ISSET(c, &set)) printf(" %d", c);
+		printf("\n");
+		double start = seconds(CLOCK_THREAD_CPUTIME_ID);
+		do {
+			spin(0.001);
+			CPU_SET(sched_getcpu(), &ran);
+		} while (seconds(CLOCK_THREAD_CPUTIME_ID) - start < atof(arg));
+		printf("ran");
+		for (int c = 0; c < n; c++) if (CPU_ISSET(c, &ran)) printf(" %d", c);
+		printf("\nspan %.6f %.6f\n", began, seconds(CLOCK_MONOTONIC));
+		return 0;
+	}
 	if (!strcmp(what, "flood")) { /* write arg MiB to stdout */
 		static char buf[1 << 20];
 		memset(buf, 'x', sizeof buf);
