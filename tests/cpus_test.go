@@ -257,11 +257,17 @@ func TestCPUsBadListsRefused(t *testing.T) {
 	}
 }
 
-// check tells whether runs can be pinned to the list.
+// check tells whether runs can be pinned to the list, and warns of what makes
+// timing unfair.
 func TestCheckCPUs(t *testing.T) {
 	out, err := exec.Command(sandboxdBin, append([]string{"check", "--cpus", "0"}, baseArgs(t.TempDir())...)...).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok   cpus        runs pinned to 0") {
 		t.Errorf("check --cpus 0 (%v):\n%s", err, out)
+	}
+	for _, name := range []string{"smt", "governor", "turbo", "swap"} {
+		if !strings.Contains(string(out), " "+name+" ") {
+			t.Errorf("check --cpus 0 says nothing of %s:\n%s", name, out)
+		}
 	}
 	out, err = exec.Command(sandboxdBin, append([]string{"check", "--cpus", "8191"}, baseArgs(t.TempDir())...)...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "FAIL cpus        --cpus: CPU 8191 not online") {

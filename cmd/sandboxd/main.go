@@ -268,16 +268,18 @@ func check(o *options) int {
 		findings = native.Check(native.Config{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs), Cgroup: cgroup.PlaceOptions{KeepOthers: o.keepProcs, CPUs: o.cpus}})
 	}
 	findings = append(findings, runtimes.Check()...)
+	findings = append(findings, executor.CheckTiming(o.cpus)...)
 	code := 0
 	for _, f := range findings {
 		mark := "ok  "
-		if !f.OK {
-			mark = "FAIL"
-			if !f.Required {
-				mark = "--  "
-			} else {
-				code = 1
-			}
+		switch {
+		case f.OK:
+		case f.Required:
+			mark, code = "FAIL", 1
+		case f.Warn:
+			mark = "warn"
+		default:
+			mark = "--  "
 		}
 		fmt.Printf("%s %-11s %s\n", mark, f.Name, f.Detail)
 	}
