@@ -42,6 +42,13 @@ static void spin(double secs) {
 		for (int i = 0; i < 100000; i++) x += i;
 }
 
+/* work does n rounds of spin's loop: a fixed amount of CPU work. */
+static void work(long n) {
+	volatile unsigned long x = 0;
+	for (long r = 0; r < n; r++)
+		for (int i = 0; i < 100000; i++) x += i;
+}
+
 /* stack_down uses bytes of stack in frames of a page, touching each. */
 static int stack_down(long bytes) {
 	volatile char frame[4096];
@@ -227,6 +234,14 @@ int main(int argc, char **argv) {
 		printf("\nspan %.6f %.6f\n", began, seconds(CLOCK_MONOTONIC));
 		return 0;
 	}
+	if (!strcmp(what, "rounds")) { /* print how many rounds of work take arg s of this thread's CPU time */
+		long n = 0;
+		double start = seconds(CLOCK_THREAD_CPUTIME_ID);
+		while (seconds(CLOCK_THREAD_CPUTIME_ID) - start < atof(arg)) { work(1); n++; }
+		printf("%ld\n", n);
+		return 0;
+	}
+	if (!strcmp(what, "work")) { work(atol(arg)); return 0; } /* arg rounds of work */
 	if (!strcmp(what, "flood")) { /* write arg MiB to stdout */
 		static char buf[1 << 20];
 		memset(buf, 'x', sizeof buf);
