@@ -387,7 +387,7 @@ func BenchmarkCPUTimeSpread(b *testing.B) {
 	fmt.Printf("cpu_time of %s rounds of work (0.5 s bare) over %d runs each, CPU %s busy:\n", rounds, len(times[0]), busyCPU)
 	for j, name := range []string{"not pinned", "--cpus " + jobCPU} {
 		lo, med, hi, sd := stats(times[j])
-		b.ReportMetric(sd*1000, "sd-ms-"+strings.Fields(name)[0])
+		b.ReportMetric(sd*1000, []string{"sd-ms-unpinned", "sd-ms-pinned"}[j])
 		fmt.Printf("  %-11s min %.4f s, median %.4f s, max %.4f s, sd %.2f ms (max-min %.1f ms)\n", name, lo, med, hi, sd*1000, (hi-lo)*1000)
 	}
 }
