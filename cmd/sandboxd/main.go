@@ -182,7 +182,7 @@ func run(args []string) int {
 		return 1
 	}
 	defer db.Close()
-	log.Info().Str("version", version).Str("state_dir", o.stateDir).Str("db", o.db).Int("parallel", o.parallel).Str("cpus", o.cpuList).Msg("serving on stdin/stdout")
+	log.Info().Str("version", version).Str("state_dir", o.stateDir).Str("db", o.db).Int("parallel", o.parallel).Msg("serving on stdin/stdout")
 
 	// The protocol goes on when the judge stops reading replies; a lost reply is its loss.
 	signal.Ignore(syscall.SIGPIPE)

@@ -49,13 +49,13 @@ type Config struct {
 type Executor struct {
 	cfg     Config
 	cgroups *cgroup.Instance
-	// cpus are the CPUs of --cpus, for runs to take; nil without.
-	cpus *executor.CPUPool
-	lock *os.File
+	lock    *os.File
 	// views are the views of cfg that the host has.
 	views []executor.HostView
 
 	boxes *executor.BoxTable[box]
+	// cpus are the CPUs of --cpus, for runs to take; nil without.
+	cpus *executor.CPUPool
 }
 
 // New takes ownership of the state directory, removes what a previous
@@ -70,9 +70,6 @@ func New(cfg Config) (*Executor, error) {
 	}
 	cfg.StateDir = stateDir
 	n := &Executor{cfg: cfg, lock: lock, boxes: executor.NewBoxTable[box]()}
-	if len(cfg.Cgroup.CPUs) > 0 {
-		n.cpus = executor.NewCPUPool(cfg.Cgroup.CPUs)
-	}
 	for _, v := range cfg.Views {
 		if _, err := os.Stat(v.Path); err == nil {
 			n.views = append(n.views, v)
@@ -81,6 +78,9 @@ func New(cfg Config) (*Executor, error) {
 	if err := executor.RemoveStaleBoxes(filepath.Join(stateDir, "boxes")); err != nil {
 		n.Close()
 		return nil, err
+	}
+	if len(cfg.Cgroup.CPUs) > 0 {
+		n.cpus = executor.NewCPUPool(cfg.Cgroup.CPUs)
 	}
 	sum := sha256.Sum256([]byte(stateDir))
 	if n.cgroups, err = cgroup.NewInstance("sandboxd-"+hex.EncodeToString(sum[:4]), cfg.Cgroup); err != nil {
@@ -194,13 +194,13 @@ type box struct {
 	// initSaid is what the current init wrote on its stderr.
 	initSaid *initStderr
 	acct     cgroup.Box
-	// cpus are the CPUs of the run being begun, when runs are pinned.
-	cpus []int
 	// ctl carries run requests and the init's replies; kill carries only
 	// kill requests, which the init must hear while it waits for a program.
 	ctl, kill int
 	buf       []byte
 	runs      uint64 // runs started, naming each run to the init
+	// cpus are the CPUs of the run being begun, when runs are pinned.
+	cpus []int
 	// mounted: the box's /space and /tmp are mounted on the host.
 	mounted bool
 	closed  bool
