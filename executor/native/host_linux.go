@@ -52,10 +52,10 @@ type Executor struct {
 	lock    *os.File
 	// views are the views of cfg that the host has.
 	views []executor.HostView
-
-	boxes *executor.BoxTable[box]
 	// cpus are the CPUs of --cpus, for runs to take; nil without.
 	cpus *executor.CPUPool
+
+	boxes *executor.BoxTable[box]
 }
 
 // New takes ownership of the state directory, removes what a previous
