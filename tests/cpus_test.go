@@ -257,10 +257,16 @@ func TestCPUsBadListsRefused(t *testing.T) {
 	}
 }
 
+// checkWith runs `sandboxd check` with the flags of a test's sandboxd and args.
+func checkWith(t *testing.T, args ...string) ([]byte, error) {
+	s := newServer(t, t.TempDir(), args...)
+	return exec.Command(sandboxdBin, append([]string{"check"}, s.cmd.Args[1:]...)...).CombinedOutput()
+}
+
 // check tells whether runs can be pinned to the list, and warns of what makes
 // timing unfair.
 func TestCheckCPUs(t *testing.T) {
-	out, err := exec.Command(sandboxdBin, append([]string{"check", "--cpus", "0"}, baseArgs(t.TempDir())...)...).CombinedOutput()
+	out, err := checkWith(t, "--cpus", "0")
 	if err != nil || !strings.Contains(string(out), "ok   cpus        runs pinned to 0") {
 		t.Errorf("check --cpus 0 (%v):\n%s", err, out)
 	}
@@ -269,7 +275,7 @@ func TestCheckCPUs(t *testing.T) {
 			t.Errorf("check --cpus 0 says nothing of %s:\n%s", name, out)
 		}
 	}
-	out, err = exec.Command(sandboxdBin, append([]string{"check", "--cpus", "8191"}, baseArgs(t.TempDir())...)...).CombinedOutput()
+	out, err = checkWith(t, "--cpus", "8191")
 	if err == nil || !strings.Contains(string(out), "FAIL cpus        --cpus: CPU 8191 not online") {
 		t.Errorf("check --cpus 8191 (%v):\n%s", err, out)
 	}
