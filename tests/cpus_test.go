@@ -1,11 +1,14 @@
 package tests
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -278,5 +281,74 @@ func TestCheckCPUs(t *testing.T) {
 	out, err = checkWith(t, "--cpus", "8191")
 	if err == nil || !strings.Contains(string(out), "FAIL cpus        --cpus: CPU 8191 not online") {
 		t.Errorf("check --cpus 8191 (%v):\n%s", err, out)
+	}
+}
+
+// On cgroup v2, --cpus needs the cpuset controller where sandboxd's groups
+// go, and CPUs of that cgroup's cpuset: sandboxd, started alone in a cgroup
+// of its own, refuses to start without either, saying what is missing where.
+func TestCPUsCgroupV2Delegation(t *testing.T) {
+	base := cgroupBase(t)
+	cpus := hostCPUs(t)
+	if len(cpus) < 2 {
+		t.Skipf("this host gives the test %d CPU: a CPU outside the cpuset needs two", len(cpus))
+	}
+	// parent offers its children memory and pids, not cpuset.
+	parent := filepath.Join(base, "cpus-"+strconv.Itoa(os.Getpid()))
+	own := filepath.Join(parent, "own")
+	for _, d := range []string{parent, own} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range []string{filepath.Join(own, "leaf"), own, parent} {
+			if err := unix.Rmdir(d); err != nil && !errors.Is(err, unix.ENOENT) {
+				t.Errorf("remove %s: %v", d, err)
+			}
+		}
+	})
+	control := func(dir, file, value string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, file), []byte(value), 0); err != nil {
+			t.Fatalf("%s/%s: %v", dir, file, err)
+		}
+	}
+	control(base, "cgroup.subtree_control", "+memory +pids +cpuset")
+	control(parent, "cgroup.subtree_control", "+memory +pids")
+	startIn := func(args ...string) *server {
+		dir, err := os.Open(own)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer dir.Close()
+		s := newServer(t, t.TempDir(), args...)
+		s.cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+		s.start()
+		return s
+	}
+	refused := func(want string, args ...string) {
+		t.Helper()
+		s := startIn(args...)
+		if exit := s.wait(); exit == 0 || !strings.Contains(s.stderr.String(), want) {
+			t.Errorf("sandboxd %v in %s: exit %d, stderr %q; want it refused, saying %q", args, own, exit, s.stderr.String(), want)
+		}
+	}
+	one, other := strconv.Itoa(cpus[0]), strconv.Itoa(cpus[1])
+	refused(fmt.Sprintf("cgroup v2 controllers cpuset are not delegated to %s (its cgroup.controllers: \\\"memory pids\\\"): enable them in %s/cgroup.subtree_control", own, parent), "--cpus", one)
+
+	control(parent, "cgroup.subtree_control", "+cpuset")
+	control(own, "cpuset.cpus", one)
+	refused(fmt.Sprintf("CPU %s outside the cpuset where sandboxd's groups go (%s/cpuset.cpus.effective: %s)", other, own, one), "--cpus", other)
+
+	s := startIn("--cpus", one)
+	s.installProbe(0)
+	expectVerdict(t, s.ok(affinityRun(0, "0")), "OK", code(0))
+	readPinReport(s, 0).pinned(t, "a run", cpus[:1])
+	if c := s.wait(); c != 0 {
+		t.Errorf("exit code %d (stderr: %s)", c, s.stderr.String())
+	}
+	if left := leftovers(s.stateDir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
 	}
 }
