@@ -134,6 +134,10 @@ func enableControllers(dir string, pinned bool) error {
 	return nil
 }
 
+// Groups are the host directories of the instance's groups, one per
+// hierarchy.
+func (cg *Instance) Groups() []string { return cg.base }
+
 // Remove deletes the instance's groups; every run must have ended.
 func (cg *Instance) Remove() error {
 	var errs []error

@@ -93,6 +93,19 @@ func (t *BoxTable[B]) Close(id int, closeBox func(*B) error) error {
 	return nil
 }
 
+// Len counts the boxes built and not being closed.
+func (t *BoxTable[B]) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, b := range t.boxes {
+		if b != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // removeAll takes every built box out of the table.
 func (t *BoxTable[B]) RemoveAll() []*B {
 	t.mu.Lock()

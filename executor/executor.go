@@ -30,8 +30,17 @@ type Executor interface {
 	// joined by pipes, and reports each one's verdict. When ctx ends first,
 	// every run is killed and spec.Ended's error returned.
 	RunGroup(ctx context.Context, g *Group) (spec.GroupResult, error)
+	// Stats tells what the executor holds now.
+	Stats() Stats
 	// Close kills every run, removes every box and what the executor made on the host.
 	Close() error
+}
+
+// Stats is what an executor tells of itself in the reply to stats.
+type Stats struct {
+	Backend   string // as --executor names it
+	BoxesOpen int
+	Cgroup    spec.CgroupInfo
 }
 
 // DefaultBox is the box that exists from the start.

@@ -1,6 +1,10 @@
 package executor
 
-import "sandboxd/spec"
+import (
+	"time"
+
+	"sandboxd/spec"
+)
 
 // Group is a run_group as a backend carries it out: a job per program, in
 // the order of the request, and the pipes between them.
@@ -16,4 +20,27 @@ type Group struct {
 type GroupMember struct {
 	Box int
 	Job *Job
+}
+
+// WatchGroupIdleness calls onIdle, and returns, once a group has been idle
+// for limit: its real time, elapsed(), less the CPU time of all its
+// programs, cpu(), the time in which none of them used a CPU (as in a
+// deadlock on the pipes). Idleness grows at most as fast as real time, so
+// each check is put off by what is left of the limit, within [minWait,
+// maxWait]. It returns without calling onIdle when done is closed.
+func WatchGroupIdleness(limit float64, elapsed, cpu func() time.Duration, minWait, maxWait time.Duration, done <-chan struct{}, onIdle func()) {
+	wait := time.Duration(limit * float64(time.Second))
+	for {
+		select {
+		case <-done:
+			return
+		case <-time.After(max(wait, minWait)):
+		}
+		idle := spec.IdlenessOf(elapsed().Seconds(), cpu().Seconds())
+		if idle >= limit {
+			onIdle()
+			return
+		}
+		wait = min(time.Duration((limit-idle)*float64(time.Second)), maxWait)
+	}
 }

@@ -133,6 +133,8 @@ func init() {
 		"list_files":  typed(inABox, handleListFiles),
 		"remove_file": typed(inABox, handleRemoveFile),
 		"version":     typed(kind{}, handleVersion),
+		"stats":       typed(kind{}, handleStats),
+		"cancel":      typed(kind{}, handleCancel),
 
 		"install_package": typed(kind{}, handleInstallPackage),
 		"list_runtimes":   typed(kind{}, handleListRuntimes),

@@ -68,6 +68,12 @@ func (f *fakeExecutor) ResetBox(id int) error {
 
 func (f *fakeExecutor) Close() error { return nil }
 
+func (f *fakeExecutor) Stats() executor.Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return executor.Stats{Backend: "fake", BoxesOpen: len(f.open), Cgroup: spec.CgroupInfo{Mode: "none", Groups: []string{}}}
+}
+
 func (f *fakeExecutor) Box(id int) (spec.BoxInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -52,6 +52,8 @@ func FuzzServe(f *testing.F) {
 		"{\"command\":\"version\",\"id\":\"\xff\"}\n",
 		`{"command":"version","id":"\ud800"}` + "\r\n" + `{"command":"version","id":"\ud83d\ude00"}`,
 		`{"command":"read_file","path_base64":"Yf9i"}`,
+		// A run in flight, and one queued behind it, cancelled.
+		"{\"id\":1," + runTrue + "}\n{\"id\":1," + runTrue + "}\n" + `{"command":"cancel","id":2,"target":1}`,
 		`{"command":"list_files","path":"` + strings.Repeat("a/", 400) + `"}`,
 		strings.Repeat(" ", fuzzMaxLine) + "\n" + strings.Repeat(" ", fuzzMaxLine+1) + "\n" + strings.Repeat("x", fuzzMaxLine+1),
 		strings.Repeat(" ", fuzzMaxLine+1), // a last line without "\n", over the limit

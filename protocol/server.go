@@ -9,6 +9,7 @@ import (
 	"context"
 	"io"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,7 +40,13 @@ type Server struct {
 
 	queuesM sync.Mutex
 	queues  map[int]*boxQueue
-	wg      sync.WaitGroup
+	// inflight are the requests with an id not yet answered, by idKey;
+	// under queuesM. cancel finds its targets there.
+	inflight map[string][]*request
+	wg       sync.WaitGroup
+
+	started time.Time
+	counts  runCounts
 }
 
 // boxQueue holds the requests waiting for one box, in arrival order.
@@ -62,6 +69,16 @@ type request struct {
 	group *groupTurn
 	// end ends a run while it is current, with the cause given.
 	end context.CancelCauseFunc
+	// ended, of a close_box or reset_box that took queued runs out of its
+	// box's queue, is closed once they are answered: it is answered after them.
+	ended chan struct{}
+	// key is the id as cancel names it (idKey); empty without an id.
+	key string
+	// Of a run or run_group (takesSlot): counted by runs_queued and
+	// runs_running, being valid; running, once it holds a slot (under
+	// counts.mu); answered is closed once its reply is written.
+	counted, running bool
+	answered         chan struct{}
 }
 
 // groupTurn is a run_group's wait for its boxes. It is queued on each of
@@ -112,6 +129,9 @@ func (s *Server) Serve(ctx context.Context, in io.Reader, out io.Writer) error {
 	s.out = bufio.NewWriterSize(out, 64<<10)
 	s.sem = make(chan struct{}, s.Parallel)
 	s.queues = map[int]*boxQueue{}
+	s.inflight = map[string][]*request{}
+	s.started = time.Now()
+	s.counts.init()
 
 	r := &reader{s: s, ctx: ctx, lines: newLineReader(in, s.MaxLine), errs: make(chan error, 1)}
 	go r.loop()
@@ -225,7 +245,17 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 		return nil
 	}
 	c, err := cmd.parse(line)
-	req := &request{id: h.ID, cmd: cmd, call: c, err: err, box: c.box, boxes: c.boxes}
+	req := &request{id: h.ID, cmd: cmd, call: c, err: err, box: c.box, boxes: c.boxes, key: idKey(h.ID)}
+	if cmd.takesSlot {
+		req.answered = make(chan struct{})
+		req.counted = err == nil
+		s.counts.queue(req)
+	}
+	if req.key != "" {
+		s.queuesM.Lock()
+		s.inflight[req.key] = append(s.inflight[req.key], req)
+		s.queuesM.Unlock()
+	}
 	s.wg.Add(1)
 	if !cmd.perBox {
 		return func() {
@@ -256,6 +286,9 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 		if endCause != nil {
 			dropped = q.endRuns(endCause)
 		}
+		if len(dropped) > 0 {
+			req.ended = make(chan struct{})
+		}
 		q.pending = append(q.pending, req)
 	}
 	drains := make([]func(), len(idle))
@@ -265,8 +298,11 @@ func (s *Server) accept(ctx context.Context, line []byte) (work func()) {
 	}
 	s.queuesM.Unlock()
 	for _, r := range dropped {
-		s.reply(r.id, nil, endCause)
+		s.answer(r, nil, endCause)
 		s.wg.Done()
+	}
+	if req.ended != nil {
+		close(req.ended)
 	}
 	if len(drains) == 0 {
 		return nil // the boxes' drainers will run it
@@ -310,6 +346,9 @@ func (s *Server) drain(ctx context.Context, box int, q *boxQueue) {
 			reqCtx, req.end = context.WithCancelCause(ctx)
 		}
 		s.queuesM.Unlock()
+		if req.ended != nil {
+			<-req.ended
+		}
 		s.execute(reqCtx, req)
 		if req.end != nil {
 			req.end(nil)
@@ -328,9 +367,10 @@ func (s *Server) execute(ctx context.Context, req *request) {
 		}
 	}
 	if ctx.Err() != nil {
-		s.reply(req.id, nil, spec.Ended(ctx, "not started"))
+		s.answer(req, nil, spec.Ended(ctx, "not started"))
 		return
 	}
+	s.counts.start(req)
 	s.handle(ctx, req)
 }
 
@@ -342,9 +382,35 @@ func (s *Server) handle(ctx context.Context, req *request) {
 	if err == nil {
 		result, err = req.call.run(ctx, s)
 	}
-	s.reply(req.id, result, err)
+	s.answer(req, result, err)
 	if s.Observe != nil {
 		s.Observe(req.cmd.name, time.Since(start), err)
+	}
+}
+
+// answer replies to a request, which then leaves the requests in flight,
+// and counts it for stats (first: a stats request sent after the reply
+// sees it counted). Every request is answered once.
+func (s *Server) answer(req *request, result any, err error) {
+	if req.cmd.takesSlot {
+		s.counts.finish(req, result, err)
+	}
+	s.reply(req.id, result, err)
+	if req.key != "" {
+		s.queuesM.Lock()
+		same := s.inflight[req.key]
+		if i := slices.Index(same, req); i >= 0 {
+			same = slices.Delete(same, i, i+1)
+		}
+		if len(same) == 0 {
+			delete(s.inflight, req.key)
+		} else {
+			s.inflight[req.key] = same
+		}
+		s.queuesM.Unlock()
+	}
+	if req.cmd.takesSlot {
+		close(req.answered)
 	}
 }
 

@@ -3,7 +3,8 @@
 # nothing left behind; not timing precision) under a pure cgroup v2 kernel,
 # in the throwaway QEMU guest of ../shared/tools/cg2vm. Test binaries are
 # built here and run there; the guest sees the host's root read-only.
-# SANDBOXD_ISOLATE (an absolute path), if set, goes to the guest's tests.
+# The isolate backend's cases run against the real isolate 2.6 there
+# (scripts/setup-isolate.sh sets it up in the guest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cg2vm=${CG2VM:-$(cd .. && pwd)/shared/tools/cg2vm}
@@ -31,11 +32,14 @@ for prog in guess square pingpong; do
 	gcc -O1 -Wall -o "$share/progs/$prog" "testdata/progs/$prog.c"
 done
 cp -r testdata/sessions testdata/fake-isolate "$share/testdata/"
+cp scripts/setup-isolate.sh "$share/"
+isolate_tools=$(cd .. && pwd)/shared/tools/isolate
 
 # The guest runs this with its /bin/sh; results come back in $share.
 cat > "$share/run.sh" <<GUEST
 export SANDBOXD_BIN=$share/sandboxd SANDBOXD_PROBE=$share/probe SANDBOXD_PROGS=$share/progs SANDBOXD_FUNCTIONAL_ONLY=1
-${SANDBOXD_ISOLATE:+export SANDBOXD_ISOLATE=$SANDBOXD_ISOLATE}
+SANDBOXD_ISOLATE=\$(ISOLATE_TOOLS=$isolate_tools sh $share/setup-isolate.sh) || exit 1
+export SANDBOXD_ISOLATE
 echo "cgroup2 controllers: \$(cat /sys/fs/cgroup/cgroup.controllers)"
 $share/sandboxd check || exit 1
 status=0

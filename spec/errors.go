@@ -29,6 +29,8 @@ const (
 	CodeShuttingDown    Code = "shutting_down"
 	CodeBoxClosed       Code = "box_closed"
 	CodeBoxReset        Code = "box_reset"
+	CodeCancelled       Code = "cancelled"
+	CodeNoSuchRequest   Code = "no_such_request"
 	CodeUnsupported     Code = "unsupported"
 	CodeInternal        Code = "internal"
 )

@@ -54,3 +54,35 @@ type VersionReply struct {
 type ListRuntimesReply struct {
 	Runtimes []RuntimeInfo `json:"runtimes"`
 }
+
+// StatsReply is stats' reply: what a worker exports as metrics. Times are
+// seconds; the counts of runs are since sandboxd began serving.
+type StatsReply struct {
+	Uptime   float64 `json:"uptime"`
+	Executor string  `json:"executor"`
+	// BoxesOpen counts the boxes open, box 0 and installs' boxes included.
+	BoxesOpen int `json:"boxes_open"`
+	// RunsRunning and RunsQueued count run and run_group requests: those
+	// that hold a --parallel slot, and those that wait for their box's turn
+	// or for a slot. Parallel is the number of slots.
+	RunsRunning int `json:"runs_running"`
+	RunsQueued  int `json:"runs_queued"`
+	Parallel    int `json:"parallel"`
+	// Runs counts the results of runs by verdict, each program of a
+	// run_group one; every verdict is there, 0 until one is seen.
+	Runs map[string]uint64 `json:"runs"`
+	// RunErrors counts run and run_group requests answered with an error,
+	// by code; a code is there once seen.
+	RunErrors map[Code]uint64 `json:"run_errors"`
+	Cgroup    CgroupInfo      `json:"cgroup"`
+}
+
+// CgroupInfo tells which cgroups hold the instance's runs.
+type CgroupInfo struct {
+	// Mode is "v1" or "v2", or "none" when the backend uses no cgroup of
+	// the host (isolate 2.x on a cgroup v1 host, say).
+	Mode string `json:"mode"`
+	// Groups are the host directories of the instance's own groups, one
+	// per hierarchy on v1; empty when they are not sandboxd's (isolate's).
+	Groups []string `json:"groups"`
+}

@@ -10,6 +10,9 @@ const (
 	VerdictMemoryLimitExceeded = "MemoryLimitExceeded"
 )
 
+// Verdicts are every verdict a run can get.
+var Verdicts = []string{VerdictOK, VerdictSignaled, VerdictCPUTimeLimit, VerdictRealTimeLimit, VerdictIdlenessTimeLimit, VerdictMemoryLimitExceeded}
+
 // Limit names a limit that a monitor can enforce by killing a run.
 type Limit int
 

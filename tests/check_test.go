@@ -2,6 +2,7 @@ package tests
 
 import (
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -9,11 +10,13 @@ import (
 // `sandboxd check` checks the backend that --executor names, with the
 // isolate that --isolate-path names.
 func TestCheckPerBackend(t *testing.T) {
-	out, err := exec.Command(sandboxdBin, "check").CombinedOutput()
+	// Its box takes the uids a sandboxd would.
+	uids := "--uid-base=" + strconv.Itoa(takeUIDs(t))
+	out, err := exec.Command(sandboxdBin, "check", uids).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "ok   namespaces") || !strings.Contains(string(out), "ok   box ") || strings.Contains(string(out), "isolate") {
 		t.Errorf("check of the native backend (%v):\n%s", err, out)
 	}
-	out, err = exec.Command(sandboxdBin, "check", "--executor=isolate", "--isolate-path=/nonexistent/isolate").CombinedOutput()
+	out, err = exec.Command(sandboxdBin, "check", uids, "--executor=isolate", "--isolate-path=/nonexistent/isolate").CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "FAIL isolate     /nonexistent/isolate is not found") || strings.Contains(string(out), "namespaces") {
 		t.Errorf("check of the isolate backend with no isolate at --isolate-path (%v):\n%s", err, out)
 	}

@@ -149,7 +149,7 @@ func TestStartRefusesDirsAroundOrInsideTheStateDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range []string{base, filepath.Join(state, "boxes"), filepath.Join(base, "alias")} {
-		args := append(baseArgs(state), "--dirs", strings.Join(append(defaultDirs, d), ","))
+		args := append(baseArgs(state, takeUIDs(t)), "--dirs", strings.Join(append(defaultDirs, d), ","))
 		// stdin is /dev/null: a sandboxd that started would exit 0 at once.
 		out, err := exec.Command(sandboxdBin, args...).CombinedOutput()
 		if code := exitCode(err); code != 1 || !strings.Contains(string(out), "state dir") {
@@ -161,7 +161,7 @@ func TestStartRefusesDirsAroundOrInsideTheStateDir(t *testing.T) {
 // --dirs follows the rules of open_box's dirs.
 func TestStartRefusesDirsThatOpenBoxRefuses(t *testing.T) {
 	for _, d := range []string{"usr", "/usr/../etc", "/", "/dev", "/tmp/x"} {
-		args := append(baseArgs(t.TempDir()), "--dirs", strings.Join(append(defaultDirs, d), ","))
+		args := append(baseArgs(t.TempDir(), takeUIDs(t)), "--dirs", strings.Join(append(defaultDirs, d), ","))
 		out, err := exec.Command(sandboxdBin, args...).CombinedOutput()
 		if code := exitCode(err); code != 2 || !strings.Contains(string(out), "--dirs") {
 			t.Errorf("--dirs with %s: exit code %d, output %q; want 2 and a message about --dirs", d, code, out)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -22,7 +23,9 @@ import (
 //     limit the run hit, the one figure the session fixes: a time from the
 //     limit to loadSlack past it, memory within 10 % below memory_limit;
 //   - the host path of the state directory, written as $STATE;
-//   - the box user's uid, recorded for the default --uid-base 60000.
+//   - the box user's uid, recorded for the default --uid-base 60000;
+//   - the fields of stats that tell of the host or the moment (hostFields),
+//     which must be there with the type recorded.
 //
 // Regenerate after a deliberate change with: go test ./tests -run Golden -update
 
@@ -39,6 +42,10 @@ var limitHit = map[string]struct{ metric, limit string }{
 	"IdlenessTimeLimitExceeded": {"idleness_time", "idleness_time_limit"},
 	"MemoryLimitExceeded":       {"memory", "memory_limit"},
 }
+
+// hostFields are the fields of stats' reply that differ from host to host
+// and run to run: its uptime, the --parallel default (the CPUs), its cgroups.
+var hostFields = map[string]bool{"uptime": true, "parallel": true, "cgroup": true}
 
 // checkMetric tells what is wrong with a metric of a run reply, if anything.
 // The sessions' programs are single-threaded: CPU time grows at most as fast
@@ -77,10 +84,6 @@ func checkMetric(key string, got any, verdict string, req map[string]any) string
 	return ""
 }
 
-// uidBase is the --uid-base of the test's boxes (startServer), which the
-// sessions record as the default.
-var uidBase = os.Getenv("SANDBOXD_TEST_UID_BASE")
-
 func TestGoldenSessions(t *testing.T) {
 	files, err := filepath.Glob("../testdata/sessions/*.jsonl")
 	if err != nil || len(files) == 0 {
@@ -98,10 +101,10 @@ func replaySession(t *testing.T, file string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *update && uidBase != "" && uidBase != "60000" {
-		t.Fatalf("the sessions record box uids of the default --uid-base 60000: unset SANDBOXD_TEST_UID_BASE (%s) to update them", uidBase)
-	}
 	s := startServer(t)
+	if *update && s.uidBase != 60000 {
+		t.Fatalf("the sessions record box uids of the default --uid-base 60000: unset SANDBOXD_TEST_UID_BASE (%d) to update them", s.uidBase)
+	}
 	var out strings.Builder
 	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
 	for i := 0; i < len(lines); i++ {
@@ -127,7 +130,7 @@ func replaySession(t *testing.T, file string) {
 			t.Fatalf("%s:%d: request without a recorded reply", file, i+1)
 		}
 		want := strings.TrimPrefix(lines[i+1], "< ")
-		if diff := compareReplies(req, got, want); diff != "" {
+		if diff := compareReplies(req, got, want, strconv.Itoa(s.uidBase)); diff != "" {
 			t.Errorf("%s:%d: %s\n  request: %s\n  got:  %s\n  want: %s", file, i+1, diff, req, got, want)
 		}
 	}
@@ -138,7 +141,9 @@ func replaySession(t *testing.T, file string) {
 	}
 }
 
-func compareReplies(reqLine, gotLine, wantLine string) string {
+// compareReplies compares a reply with the recorded one, made by a sandboxd
+// whose --uid-base was uidBase.
+func compareReplies(reqLine, gotLine, wantLine, uidBase string) string {
 	var req, got, want map[string]any
 	json.Unmarshal([]byte(reqLine), &req) // nil for the requests that are not JSON
 	if err := json.Unmarshal([]byte(gotLine), &got); err != nil {
@@ -147,12 +152,12 @@ func compareReplies(reqLine, gotLine, wantLine string) string {
 	if err := json.Unmarshal([]byte(wantLine), &want); err != nil {
 		return "recorded reply is not a JSON object"
 	}
-	return compareReply(req, got, want)
+	return compareReply(req, got, want, uidBase)
 }
 
 // compareReply compares a reply with the recorded one; a run_group's
 // results are compared each as a run's reply, with its program's request.
-func compareReply(req, got, want map[string]any) string {
+func compareReply(req, got, want map[string]any, uidBase string) string {
 	if len(got) != len(want) {
 		return fmt.Sprintf("fields differ: got %v, want %v", keys(got), keys(want))
 	}
@@ -169,9 +174,15 @@ func compareReply(req, got, want map[string]any) string {
 				if i < len(programs) {
 					p, _ = programs[i].(map[string]any)
 				}
-				if diff := compareReply(p, gs[i], ws[i]); diff != "" {
+				if diff := compareReply(p, gs[i], ws[i], uidBase); diff != "" {
 					return fmt.Sprintf("results[%d]: %s", i, diff)
 				}
+			}
+			continue
+		}
+		if _, stats := want["runs_running"]; stats && hostFields[k] {
+			if reflect.TypeOf(g) != reflect.TypeOf(w) {
+				return fmt.Sprintf("%s: got %v, want a value of the type of %v", k, g, w)
 			}
 			continue
 		}
@@ -181,7 +192,7 @@ func compareReply(req, got, want map[string]any) string {
 			}
 			continue
 		}
-		if str, ok := g.(string); ok && uidBase != "" {
+		if str, ok := g.(string); ok {
 			g = strings.ReplaceAll(str, uidBase, "60000")
 		}
 		if !reflect.DeepEqual(g, w) {

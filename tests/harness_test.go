@@ -15,9 +15,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"sandboxd/executor/executortest"
 )
 
 var (
@@ -82,7 +86,9 @@ type server struct {
 	out      *bufio.Reader
 	stderr   bytes.Buffer
 	stateDir string
-	exited   bool
+	// uidBase is the --uid-base the harness gave it (see baseArgs).
+	uidBase int
+	exited  bool
 }
 
 // obj is a decoded reply.
@@ -119,20 +125,46 @@ func startServerInheriting(t *testing.T, files map[int]*os.File, args ...string)
 // newServer prepares a sandboxd command on a state dir.
 func newServer(t *testing.T, stateDir string, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, stateDir: stateDir}
-	s.cmd = exec.Command(sandboxdBin, append(baseArgs(stateDir), args...)...)
+	s := &server{t: t, stateDir: stateDir, uidBase: takeUIDs(t)}
+	s.cmd = exec.Command(sandboxdBin, append(baseArgs(stateDir, s.uidBase), args...)...)
 	return s
 }
 
-// baseArgs are the flags of every sandboxd a test starts; later ones win.
-func baseArgs(stateDir string) []string {
-	base := []string{"--state-dir", stateDir, "--log-level", "warn"}
-	// RLIMIT_NPROC counts a uid's processes host-wide: test runs that share a
-	// machine give each its own range.
-	if uids := os.Getenv("SANDBOXD_TEST_UID_BASE"); uids != "" {
-		base = append(base, "--uid-base", uids)
+// baseArgs are the flags of every sandboxd a test starts, with the uids of
+// takeUIDs; later ones win.
+func baseArgs(stateDir string, uidBase int) []string {
+	return []string{"--state-dir", stateDir, "--log-level", "warn", "--uid-base", strconv.Itoa(uidBase)}
+}
+
+// The uids of a test run: RLIMIT_NPROC counts a uid's processes host-wide,
+// so test runs that share a machine give each its own SANDBOXD_TEST_UID_BASE,
+// 10000 apart; the sandboxd instances alive at once in a run take 1000 each
+// of them (a sandboxd holds 1000 uids and refuses to start on uids another
+// holds), the first eight thousands (see executortest.UIDs).
+var (
+	uidSlotsM sync.Mutex
+	uidSlots  [8]bool
+)
+
+// takeUIDs gives a sandboxd of the test a --uid-base of its own among those
+// alive in this run, until the test ends.
+func takeUIDs(t *testing.T) int {
+	t.Helper()
+	uidSlotsM.Lock()
+	defer uidSlotsM.Unlock()
+	for i, used := range uidSlots {
+		if !used {
+			uidSlots[i] = true
+			t.Cleanup(func() {
+				uidSlotsM.Lock()
+				uidSlots[i] = false
+				uidSlotsM.Unlock()
+			})
+			return executortest.UIDs(i)
+		}
 	}
-	return base
+	t.Fatalf("more than %d sandboxd at once in one test", len(uidSlots))
+	return 0
 }
 
 // start starts s.cmd with its stdin and stdout piped to the test.

@@ -1,7 +1,6 @@
 package tests
 
 import (
-	"os/exec"
 	"syscall"
 	"testing"
 	"time"
@@ -31,8 +30,7 @@ func TestSIGTERMKillsRunsAndCleansUp(t *testing.T) {
 // Ctrl-C in a terminal signals the whole process group: sandboxd shuts down
 // in order, and its boxes do not die under the run first.
 func TestSIGINTToTheProcessGroup(t *testing.T) {
-	s := &server{t: t, stateDir: t.TempDir()}
-	s.cmd = exec.Command(sandboxdBin, "--state-dir", s.stateDir, "--log-level", "warn")
+	s := newServer(t, t.TempDir())
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	s.start()
 	s.installProbe(0)
@@ -78,9 +76,7 @@ func TestKill9LeavesNoProcessAndNextStartCleansUp(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	// A new sandboxd on the same state dir starts clean and works.
-	next := &server{t: t, stateDir: s.stateDir}
-	next.cmd = exec.Command(sandboxdBin, "--state-dir", s.stateDir, "--log-level", "warn")
-	next.start()
+	next := startServerOn(t, s.stateDir)
 	next.installProbe(0)
 	expectVerdict(t, next.ok(run("./probe", "exit", "0")), "OK", code(0))
 	if code := next.wait(); code != 0 {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,7 +25,7 @@ var (
 func requireNix(t *testing.T) {
 	t.Helper()
 	nixOnce.Do(func() {
-		out, _ := exec.Command(sandboxdBin, "check").CombinedOutput()
+		out, _ := exec.Command(sandboxdBin, "check", "--uid-base="+strconv.Itoa(takeUIDs(t))).CombinedOutput()
 		for _, name := range []string{"nix", "nix-daemon"} {
 			if !strings.Contains(string(out), fmt.Sprintf("ok   %-11s", name)) {
 				nixReason = "nix is not set up on this host (run scripts/setup-nix.sh as root):\n" + string(out)

@@ -126,7 +126,7 @@ def test_a_worker_killed_mid_job_leaves_its_submission_to_another(
     r, url = server
     expected = submit_plan(r, PLAN)
     a = Worker(url, "a", tmp_path / "a", 0, claim_idle=2)
-    b = Worker(url, "b", tmp_path / "b", 500, claim_idle=2)
+    b = Worker(url, "b", tmp_path / "b", 1000, claim_idle=2)
     victim = a.expect("judging ").split()[1]
     a.proc.kill()
     a.proc.wait()
@@ -152,7 +152,7 @@ def test_a_worker_too_slow_to_keep_its_submission_drops_its_result(
     slow = Worker(url, "slow", tmp_path / "slow", 0, claim_idle=1)
     slow.expect(f"judging {sub}")
     slow.proc.send_signal(signal.SIGSTOP)  # as a worker that stalls: a pause, a partition
-    fast = Worker(url, "fast", tmp_path / "fast", 500, claim_idle=1)
+    fast = Worker(url, "fast", tmp_path / "fast", 1000, claim_idle=1)
     assert fast.expect(f"judged {sub}") == f"judged {sub}: TLE"
     slow.proc.send_signal(signal.SIGCONT)
     assert slow.expect(f"lost {sub}") == f"lost {sub}: another worker took it over"

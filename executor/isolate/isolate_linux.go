@@ -63,6 +63,7 @@ type Executor struct {
 	// memory limit; 2.x does not (cgroup v2's memory.peak cannot be reset).
 	peakResets bool
 	lock       *os.File
+	uids       *executor.UIDLock
 
 	boxes   *executor.BoxTable[box]
 	mu      sync.Mutex
@@ -118,14 +119,25 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, err
 	}
+	cg := usesHostCgroups(major)
+	if cg && major >= 2 {
+		if _, err := cgroupRoot(path); err != nil {
+			return nil, err
+		}
+	}
 	x := &Executor{
 		cfg:        cfg,
-		cg:         usesHostCgroups(major),
+		cg:         cg,
 		peakResets: major < 2,
 		boxes:      executor.NewBoxTable[box](),
 		isoUsed:    map[int]bool{},
 	}
 	if x.cfg.StateDir, x.lock, err = executor.TakeStateDir(cfg.StateDir); err != nil {
+		return nil, err
+	}
+	// isolate box i runs as FirstUID+i.
+	if x.uids, err = executor.LockUIDs(executor.UIDLockDir, cfg.FirstUID+cfg.FirstBox, executor.MaxBoxes, x.cfg.StateDir); err != nil {
+		x.Close()
 		return nil, err
 	}
 	if err := x.removeStaleBoxes(); err != nil {
@@ -162,6 +174,29 @@ func majorVersion(path string) (int, error) {
 func usesHostCgroups(major int) bool {
 	hostV2, _, err := cgroup.Detect()
 	return err == nil && (major >= 2) == hostV2
+}
+
+// cgroupRoot finds the cgroup isolate 2.x makes its boxes' groups in (its
+// cg_root) and checks that it gives them the memory controller: isolate
+// limits and measures memory there, and without it a --run fails (status XX)
+// though --init works. It says what to set.
+func cgroupRoot(path string) (string, error) {
+	cmd := exec.Command(path, "--print-cg-root")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("isolate --print-cg-root: %v: %s (isolate 2.x needs a cgroup of its own, its cg_root: isolate.service makes one with isolate-cg-keeper; see isolate's README)", err, strings.TrimSpace(stderr.String()))
+	}
+	root := strings.TrimSpace(string(out))
+	data, err := os.ReadFile(filepath.Join(root, "cgroup.subtree_control"))
+	if err != nil {
+		return "", fmt.Errorf("isolate's cgroup root %s: %w", root, err)
+	}
+	if !slices.Contains(strings.Fields(string(data)), "memory") {
+		return "", fmt.Errorf("isolate's cgroup root %s does not give its boxes the memory controller (its cgroup.subtree_control holds %q): write +memory there, once its parent's cgroup.subtree_control has it too, or let isolate-cg-keeper (isolate.service) make the cgroup", root, strings.TrimSpace(string(data)))
+	}
+	return root, nil
 }
 
 // removeStaleBoxes cleans up the isolate boxes a killed instance used (unless
@@ -408,16 +443,13 @@ func (x *Executor) Close() error {
 	for _, b := range x.boxes.RemoveAll() {
 		errs = append(errs, x.closeBox(b))
 	}
+	if x.uids != nil {
+		x.uids.Release()
+	}
 	if x.lock != nil {
 		x.lock.Close()
 	}
 	return errors.Join(errs...)
-}
-
-// RunGroup is not carried out: isolate runs one program per call and waits
-// for it, and its --run gives a program no descriptors but its stdio.
-func (x *Executor) RunGroup(context.Context, *executor.Group) (spec.GroupResult, error) {
-	return spec.GroupResult{}, spec.Errorf(spec.CodeUnsupported, "run_group is not available under --executor=isolate (see PROTOCOL.md)")
 }
 
 // Run runs a program in a box with isolate --run.
@@ -428,12 +460,39 @@ func (x *Executor) Run(ctx context.Context, id int, job *executor.Job) (spec.Run
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	r, err := x.prepare(ctx, b, job, nil)
+	if err != nil {
+		return spec.RunResult{}, err
+	}
+	runErr := r.cmd.Run()
+	if ctx.Err() != nil {
+		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
+	}
+	return x.finish(r, runErr, spec.NoLimit)
+}
+
+// isolateRun is one isolate --run, prepared in its box (held locked).
+type isolateRun struct {
+	b      *box
+	job    *executor.Job
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer // isolate's own messages; nil when fd 2 is a pipe of a group
+}
+
+// prepare makes the isolate command of a job in box b (locked), not yet
+// started: it renews a stale box and finds the program. fds are the pipe
+// ends of a group that the program gets at those descriptors (nil for a run
+// alone): isolate hands them on with --inherit-fds, which keeps every
+// descriptor isolate was started with, and sandboxd starts it with those and
+// 0-2 only (isolate closes its meta file, lock and pipes before the program
+// starts).
+func (x *Executor) prepare(ctx context.Context, b *box, job *executor.Job, fds map[int]*os.File) (*isolateRun, error) {
 	if b.closed {
-		return spec.RunResult{}, spec.Errorf(spec.CodeNoSuchBox, "box %d is closed", id)
+		return nil, spec.Errorf(spec.CodeNoSuchBox, "box %d is closed", b.id)
 	}
 	if b.stale {
 		if err := x.renewBox(b.isoID); err != nil {
-			return spec.RunResult{}, fmt.Errorf("renew box %d: %w", id, err)
+			return nil, fmt.Errorf("renew box %d: %w", b.id, err)
 		}
 		b.stale = false
 	}
@@ -444,26 +503,49 @@ func (x *Executor) Run(ctx context.Context, id int, job *executor.Job) (spec.Run
 		err = fmt.Errorf("%s is not an executable file in the box", spec.Quote(exe))
 	}
 	if err != nil {
-		return spec.RunResult{}, spec.Errorf(spec.CodeExecFailed, "%v", err)
+		return nil, spec.Errorf(spec.CodeExecFailed, "%v", err)
 	}
 	if err := os.Remove(b.meta); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", id, err)
+		return nil, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
-	cmd := exec.CommandContext(ctx, x.cfg.Path, x.runArgs(b, job, exe)...)
+	cmd := exec.CommandContext(ctx, x.cfg.Path, x.runArgs(b, job, exe, fds)...)
 	// --full-env passes isolate's own environment: unlike -E VAR=value, it
 	// keeps variables whose value is empty.
 	cmd.Env = job.Env
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
+	r := &isolateRun{b: b, job: job, cmd: cmd}
+	if f := fds[0]; f != nil {
+		cmd.Stdin = f
+	}
+	if f := fds[1]; f != nil {
+		cmd.Stdout = f
+	}
+	if f := fds[2]; f != nil {
+		cmd.Stderr = f // isolate's own messages, if any, go there too
+	} else {
+		r.stderr = new(bytes.Buffer)
+		cmd.Stderr = r.stderr
+	}
+	for fd := 3; fd <= spec.MaxPipedFD; fd++ {
+		if f := fds[fd]; f != nil {
+			for len(cmd.ExtraFiles) < fd-3 {
+				cmd.ExtraFiles = append(cmd.ExtraFiles, nil) // closed
+			}
+			cmd.ExtraFiles = append(cmd.ExtraFiles, f)
+		}
+	}
 	// isolate kills the box and exits on SIGTERM: when the run is cancelled,
 	// and when sandboxd dies, so that no program outlives it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 5 * time.Second
-	runErr := cmd.Run()
-	if ctx.Err() != nil {
-		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
-	}
+	return r, nil
+}
+
+// finish reads the meta file of an isolate run that has ended (runErr is
+// what its Wait returned) and decides its verdict; killedFor is the limit
+// sandboxd ended it for, if any.
+func (x *Executor) finish(r *isolateRun, runErr error, killedFor spec.Limit) (spec.RunResult, error) {
+	b := r.b
 	var exitErr *exec.ExitError
 	if runErr != nil && !errors.As(runErr, &exitErr) {
 		return spec.RunResult{}, fmt.Errorf("run isolate: %w", runErr)
@@ -471,25 +553,34 @@ func (x *Executor) Run(ctx context.Context, id int, job *executor.Job) (spec.Run
 	data, err := os.ReadFile(b.meta)
 	if err != nil && exitErr != nil {
 		// isolate failed before it opened the meta file (a bad option, say).
-		return spec.RunResult{}, failed(strings.TrimSpace(stderr.String()))
+		msg := exitErr.Error()
+		if r.stderr != nil {
+			msg = strings.TrimSpace(r.stderr.String())
+		}
+		return spec.RunResult{}, failed(msg)
 	}
 	if err != nil {
-		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", id, err)
+		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
 	m, err := parseMeta(data)
 	if err != nil {
-		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", id, err)
+		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
 	if m.Status == "XX" {
 		return spec.RunResult{}, failed(m.Message)
 	}
 	b.stale = x.cg && (m.OOMKilled || !x.peakResets)
-	return spec.Decide(job.Limits, m.outcome(job.Limits)), nil
+	o := m.outcome(r.job.Limits)
+	if killedFor != spec.NoLimit {
+		o.KilledFor = killedFor
+	}
+	return spec.Decide(r.job.Limits, o), nil
 }
 
-// runArgs is the isolate command line of a run. --extra-time is never given:
-// isolate then kills at max(time, extra-time), not at their sum.
-func (x *Executor) runArgs(b *box, job *executor.Job, exe string) []string {
+// runArgs is the isolate command line of a run, whose descriptors in fds
+// (a group's pipes) are isolate's own. --extra-time is never given: isolate
+// then kills at max(time, extra-time), not at their sum.
+func (x *Executor) runArgs(b *box, job *executor.Job, exe string, fds map[int]*os.File) []string {
 	l := job.Limits
 	args := append(x.boxArgs(b.isoID), "--meta="+b.meta, "--time="+secondsArg(*l.CPUTime))
 	if wall, cause := wallLimit(l); cause != spec.NoLimit {
@@ -539,12 +630,23 @@ func (x *Executor) runArgs(b *box, job *executor.Job, exe string) []string {
 		}
 		return spec.BoxPath(p)
 	}
-	args = append(args, "--chdir="+spec.SpaceDir, "--stdin="+stdio(req.Stdin), "--stdout="+stdio(req.Stdout))
-	if req.Stderr != "" && stdio(req.Stderr) == stdio(req.Stdout) {
+	args = append(args, "--chdir="+spec.SpaceDir)
+	if fds[0] == nil {
+		args = append(args, "--stdin="+stdio(req.Stdin))
+	}
+	if fds[1] == nil {
+		args = append(args, "--stdout="+stdio(req.Stdout))
+	}
+	switch {
+	case fds[2] != nil:
+	case req.Stderr != "" && stdio(req.Stderr) == stdio(req.Stdout):
 		// One open file, so that the two streams do not overwrite each other.
 		args = append(args, "--stderr-to-stdout")
-	} else {
+	default:
 		args = append(args, "--stderr="+stdio(req.Stderr))
+	}
+	if fds != nil {
+		args = append(args, "--inherit-fds")
 	}
 	// isolate adds LIBC_FATAL_STDERR_=1 to every environment; --env=NAME
 	// without a value takes it from the given environment instead, or drops it.
@@ -603,6 +705,14 @@ func Check(cfg Config) []executor.Finding {
 		cg.Detail = fmt.Sprintf("isolate %d.x cannot use this host's cgroups (1.x drives v1, 2.x v2): runs go without --cg, memory is bounded per process", major)
 	}
 	out = append(out, cg)
+	if cg.OK && major >= 2 {
+		root, err := cgroupRoot(found)
+		f := executor.Required("cg root", err == nil, "isolate's boxes go in "+root+", which gives them the memory controller")
+		if err != nil {
+			f.Detail = err.Error()
+		}
+		out = append(out, f)
+	}
 	if out[0].OK {
 		out = append(out, executor.CheckBox(func() (executor.Executor, error) { return New(cfg) }))
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,10 +20,20 @@ import (
 	"sandboxd/spec"
 )
 
-// fakeIsolate is testdata/fake-isolate/isolate behind a wrapper that tells
-// it where to keep its boxes and its log of calls.
+// fakeIsolate is an isolate behind a wrapper that logs its calls: the
+// stand-in testdata/fake-isolate/isolate (told where to keep its boxes), or
+// a real one (loggedIsolate).
+//
+// The stand-in stays for what a real isolate cannot show: the exact
+// command lines and environment sandboxd gives it, the meta files of every
+// status with fixed figures (isolate's internal errors among them), both
+// major versions on one host, and leftovers made to order. What isolate
+// does with those is the conformance cases', on the real one.
 type fakeIsolate struct {
 	path, root, log, state, locks string
+	// firstBox is the lowest isolate box id sandboxd takes: 0 with the
+	// stand-in, realFirstBox with a real isolate.
+	firstBox int
 }
 
 func newFakeIsolate(t *testing.T, version string) *fakeIsolate {
@@ -46,9 +57,42 @@ func newFakeIsolate(t *testing.T, version string) *fakeIsolate {
 	return f
 }
 
+// loggedIsolate is the real isolate the tests run against (realIsolate)
+// behind a wrapper that logs its calls as the stand-in does, or, where there
+// is none, the stand-in as isolate 1.10.1. major is its major version.
+func loggedIsolate(t *testing.T) (f *fakeIsolate, major int) {
+	t.Helper()
+	path := os.Getenv("SANDBOXD_ISOLATE")
+	if path == "" {
+		path, _ = exec.LookPath("isolate")
+	}
+	if path == "" {
+		return newFakeIsolate(t, "1.10.1"), 1
+	}
+	path, major = realIsolate(t)
+	t.Logf("isolate %s, behind a wrapper that logs its calls", path)
+	dir := t.TempDir()
+	f = &fakeIsolate{
+		path:  filepath.Join(dir, "isolate"),
+		log:   filepath.Join(dir, "calls"),
+		state: filepath.Join(dir, "state"),
+		locks: filepath.Join(dir, "locks"),
+		// Uids 60000 + id clear of other tests' boxes.
+		firstBox: realFirstBox,
+	}
+	wrapper := fmt.Sprintf("#!/bin/sh\nfor arg; do printf '%%s\\n' \"$arg\"; done >>%q\necho --end-- >>%q\nexec %q \"$@\"\n", f.log, f.log, path)
+	if err := os.WriteFile(f.path, []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return f, major
+}
+
+// realFirstBox is the lowest isolate box id the tests take on a real isolate.
+const realFirstBox = 850
+
 func (f *fakeIsolate) start(t *testing.T) *Executor {
 	t.Helper()
-	x, err := New(Config{Path: f.path, StateDir: f.state, FirstUID: 60000, Dirs: spec.DefaultDirs, LockDir: f.locks})
+	x, err := New(Config{Path: f.path, StateDir: f.state, FirstUID: 60000, FirstBox: f.firstBox, Dirs: spec.DefaultDirs, LockDir: f.locks})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,8 +356,9 @@ func TestIsolateMetaSplitsAtFirstColon(t *testing.T) {
 	}
 }
 
+// A program that is not an executable file in the box never reaches isolate.
 func TestIsolateMissingProgram(t *testing.T) {
-	f := newFakeIsolate(t, "1.10.1")
+	f, _ := loggedIsolate(t)
 	x := f.start(t)
 	installFake(t, x, 0, "ok")
 	info, _ := x.Box(0)
@@ -363,15 +408,19 @@ func TestIsolateRecoversLeftovers(t *testing.T) {
 	}
 }
 
+// A box takes the lowest isolate box id that no sandboxd holds, and runs as
+// isolate's uid of that box.
 func TestIsolateBoxIDs(t *testing.T) {
-	f := newFakeIsolate(t, "1.10.1")
+	f, major := loggedIsolate(t)
 	x := f.start(t)
-	cg := cgArgs(1)
-	// Another sandboxd holds isolate box 2.
+	cg := cgArgs(major)
+	first := f.firstBox
+	boxID := func(n int) string { return "--box-id=" + strconv.Itoa(first+n) }
+	// Another sandboxd holds isolate box first+2.
 	if err := os.MkdirAll(f.locks, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	other, err := executor.TryLock(filepath.Join(f.locks, "2"))
+	other, err := executor.TryLock(filepath.Join(f.locks, strconv.Itoa(first+2)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -386,9 +435,9 @@ func TestIsolateBoxIDs(t *testing.T) {
 		return id
 	}
 	a, b := open(), open()
-	expectCalls(t, f.calls(t), cmdLine(cg, "--box-id=1", "--init"), cmdLine(cg, "--box-id=3", "--init"))
-	if info, _ := x.Box(b); a != 1 || b != 2 || info.UID != 60003 {
-		t.Errorf("boxes %d and %d (uid %d), want 1 and 2 (uid 60003)", a, b, info.UID)
+	expectCalls(t, f.calls(t), cmdLine(cg, boxID(1), "--init"), cmdLine(cg, boxID(3), "--init"))
+	if info, _ := x.Box(b); a != 1 || b != 2 || info.UID != 60000+first+3 {
+		t.Errorf("boxes %d and %d (uid %d), want 1 and 2 (uid %d)", a, b, info.UID, 60000+first+3)
 	}
 	if err := x.CloseBox(a); err != nil {
 		t.Fatal(err)
@@ -396,7 +445,7 @@ func TestIsolateBoxIDs(t *testing.T) {
 	if c := open(); c != 1 {
 		t.Errorf("box %d, want the lowest free id 1", c)
 	}
-	expectCalls(t, f.calls(t), cmdLine(cg, "--box-id=1", "--cleanup"), cmdLine(cg, "--box-id=1", "--init"))
+	expectCalls(t, f.calls(t), cmdLine(cg, boxID(1), "--cleanup"), cmdLine(cg, boxID(1), "--init"))
 	if err := x.CloseBox(0); spec.CodeOf(err) != spec.CodeInvalidArgument {
 		t.Errorf("close_box 0: got %v, want invalid_argument", err)
 	}
@@ -448,16 +497,18 @@ func TestIsolateRenewsCgroup(t *testing.T) {
 	}
 }
 
+// --isolate-first-box: box 0 is isolate's box of that id, and runs as its uid.
 func TestIsolateFirstBox(t *testing.T) {
-	f := newFakeIsolate(t, "1.10.1")
-	x, err := New(Config{Path: f.path, StateDir: f.state, FirstUID: 60000, FirstBox: 40, Dirs: spec.DefaultDirs, LockDir: f.locks})
-	if err != nil {
-		t.Fatal(err)
+	f, major := loggedIsolate(t)
+	f.firstBox += 40
+	x := f.start(t)
+	want := [][]string{{"--version"}}
+	if cg := cgArgs(major); cg != nil && major >= 2 {
+		want = append(want, []string{"--print-cg-root"}) // see TestIsolate2NeedsMemoryInItsCgroupRoot
 	}
-	defer x.Close()
-	expectCalls(t, f.calls(t), []string{"--version"}, cmdLine(cgArgs(1), "--box-id=40", "--init"))
-	if info, _ := x.Box(0); info.UID != 60040 {
-		t.Errorf("box 0 runs as uid %d, want isolate box 40's 60040", info.UID)
+	expectCalls(t, f.calls(t), append(want, cmdLine(cgArgs(major), "--box-id="+strconv.Itoa(f.firstBox), "--init"))...)
+	if info, _ := x.Box(0); info.UID != 60000+f.firstBox {
+		t.Errorf("box 0 runs as uid %d, want isolate box %d's %d", info.UID, f.firstBox, 60000+f.firstBox)
 	}
 }
 
@@ -465,7 +516,7 @@ func TestIsolateFirstBox(t *testing.T) {
 // around or inside the state dir are refused as the native backend refuses
 // them, at start and at open_box.
 func TestIsolateRefusesDirsAroundOrInsideTheStateDir(t *testing.T) {
-	f := newFakeIsolate(t, "1.10.1")
+	f, _ := loggedIsolate(t)
 	cfg := Config{Path: f.path, StateDir: f.state, FirstUID: 60000, Dirs: []string{"/usr", filepath.Dir(f.state)}, LockDir: f.locks}
 	if x, err := New(cfg); err == nil {
 		x.Close()
@@ -478,10 +529,16 @@ func TestIsolateRefusesDirsAroundOrInsideTheStateDir(t *testing.T) {
 	}
 }
 
-// The conformance cases, on a real isolate when there is one.
-func TestIsolateConformance(t *testing.T) {
-	path := os.Getenv("SANDBOXD_ISOLATE")
-	if path == "" {
+// realIsolate finds the real isolate the tests run against: SANDBOXD_ISOLATE
+// (make test sets it to the build that suits the host's cgroups), else
+// isolate on PATH. Without one the test is skipped; one named by
+// SANDBOXD_ISOLATE that cannot use this host's cgroups fails it, since
+// make test would then pass without having tested isolate.
+func realIsolate(t *testing.T) (path string, major int) {
+	t.Helper()
+	path = os.Getenv("SANDBOXD_ISOLATE")
+	named := path != ""
+	if !named {
 		var err error
 		if path, err = exec.LookPath("isolate"); err != nil {
 			t.Skip("no isolate binary: put isolate on PATH or set SANDBOXD_ISOLATE=/path/to/isolate")
@@ -496,8 +553,18 @@ func TestIsolateConformance(t *testing.T) {
 		if v2, _, _ := cgroup.Detect(); v2 {
 			host = "v2"
 		}
-		t.Skipf("%s is isolate %d.x, which cannot use this host's cgroup %s (isolate 1.x drives cgroup v1, 2.x cgroup v2): put one that can on PATH or set SANDBOXD_ISOLATE=/path/to/isolate", path, major, host)
+		msg := fmt.Sprintf("%s is isolate %d.x, which cannot use this host's cgroup %s (isolate 1.x drives cgroup v1, 2.x cgroup v2)", path, major, host)
+		if named {
+			t.Fatalf("SANDBOXD_ISOLATE: %s", msg)
+		}
+		t.Skipf("%s: put one that can on PATH or set SANDBOXD_ISOLATE=/path/to/isolate", msg)
 	}
+	return path, major
+}
+
+// The conformance cases, on a real isolate when there is one.
+func TestIsolateConformance(t *testing.T) {
+	path, _ := realIsolate(t)
 	// Box uids from 60500 on: the native backend's tests, which go test may
 	// run at the same time, use 60000 and up, and processes_limit (isolate's
 	// RLIMIT_NPROC) counts every process of a uid.
@@ -512,4 +579,38 @@ func TestIsolateConformance(t *testing.T) {
 	})
 	t.Logf("isolate %s, cgroups: %v", path, x.cg)
 	executortest.Conformance(t, x)
+}
+
+// isolate 2.x makes its boxes' groups in its cgroup root, and --init works
+// there whatever the root delegates; but without the memory controller
+// every run fails. sandboxd refuses to start on such a root, saying which
+// and what to set, rather than answer every run with an internal error.
+func TestIsolate2NeedsMemoryInItsCgroupRoot(t *testing.T) {
+	path, major := realIsolate(t)
+	if major < 2 {
+		t.Skipf("%s is isolate %d.x: only 2.x makes its groups in one cgroup root (on cgroup v2: the cgroup v2 guest of make test)", path, major)
+	}
+	root, err := cgroupRoot(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	control := filepath.Join(root, "cgroup.subtree_control")
+	if err := os.WriteFile(control, []byte("-memory"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := os.WriteFile(control, []byte("+memory"), 0o644); err != nil {
+			t.Error(err)
+		}
+	})
+	x, err := New(Config{Path: path, StateDir: t.TempDir(), FirstUID: 60000, FirstBox: 500, Dirs: spec.DefaultDirs})
+	if err == nil {
+		x.Close()
+		t.Fatalf("sandboxd started on isolate's cgroup root %s without the memory controller", root)
+	}
+	for _, want := range []string{root, "memory controller", "+memory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the error %q does not say %q", err, want)
+		}
+	}
 }

@@ -11,7 +11,7 @@ import (
 // in executor/isolate.
 
 func TestNativeConformance(t *testing.T) {
-	n, err := New(Config{StateDir: t.TempDir(), UIDBase: 60000, Dirs: spec.DefaultDirs})
+	n, err := New(Config{StateDir: t.TempDir(), UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)
 	}

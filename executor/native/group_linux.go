@@ -162,22 +162,16 @@ type groupMember struct {
 	err    error
 }
 
-// watchGroupIdleness ends the group (errGroupIdle) when its real time less
-// the CPU time of all its runs reaches limit: no program has run for that
-// long, as in a deadlock on the pipes. Idleness grows at most as fast as
-// real time, so a check is put off by what is left of the limit.
+// watchGroupIdleness ends the group (groupIdle) when no program of it has
+// used CPU for limit, and kills every run at once, not when its own watch
+// next wakes.
 func watchGroupIdleness(runs []*run, members []groupMember, limit float64, allDone <-chan struct{}, endGroup context.CancelCauseFunc) {
 	startNs := runs[0].startNs
 	for _, r := range runs {
 		startNs = min(startNs, r.startNs)
 	}
-	wait := time.Duration(limit * float64(time.Second))
-	for {
-		select {
-		case <-allDone:
-			return
-		case <-time.After(max(wait, minCheckInterval)):
-		}
+	elapsed := func() time.Duration { return time.Duration(monotonicNs() - startNs) }
+	cpu := func() time.Duration {
 		var cpu time.Duration
 		for i := range members {
 			m := &members[i]
@@ -189,19 +183,16 @@ func watchGroupIdleness(runs []*run, members []groupMember, limit float64, allDo
 			}
 			m.mu.Unlock()
 		}
-		idle := spec.IdlenessOf(float64(monotonicNs()-startNs)/1e9, cpu.Seconds())
-		if idle >= limit {
-			endGroup(&groupIdle{atNs: monotonicNs()})
-			// Every run is killed now, not when its own watch next wakes.
-			for i, r := range runs {
-				members[i].mu.Lock()
-				if !members[i].done {
-					sendInit(r.b.kill, &initMessage{Op: opKill, Run: r.b.runs}, nil)
-				}
-				members[i].mu.Unlock()
-			}
-			return
-		}
-		wait = min(time.Duration((limit-idle)*float64(time.Second)), maxCheckInterval)
+		return cpu
 	}
+	executor.WatchGroupIdleness(limit, elapsed, cpu, minCheckInterval, maxCheckInterval, allDone, func() {
+		endGroup(&groupIdle{atNs: monotonicNs()})
+		for i, r := range runs {
+			members[i].mu.Lock()
+			if !members[i].done {
+				sendInit(r.b.kill, &initMessage{Op: opKill, Run: r.b.runs}, nil)
+			}
+			members[i].mu.Unlock()
+		}
+	})
 }

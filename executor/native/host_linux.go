@@ -50,6 +50,7 @@ type Executor struct {
 	cfg     Config
 	cgroups *cgroup.Instance
 	lock    *os.File
+	uids    *executor.UIDLock
 	// views are the views of cfg that the host has.
 	views []executor.HostView
 	// cpus are the CPUs of --cpus, for runs to take; nil without.
@@ -70,6 +71,10 @@ func New(cfg Config) (*Executor, error) {
 	}
 	cfg.StateDir = stateDir
 	n := &Executor{cfg: cfg, lock: lock, boxes: executor.NewBoxTable[box]()}
+	if n.uids, err = executor.LockUIDs(executor.UIDLockDir, cfg.UIDBase, executor.MaxBoxes, stateDir); err != nil {
+		n.Close()
+		return nil, err
+	}
 	for _, v := range cfg.Views {
 		if _, err := os.Stat(v.Path); err == nil {
 			n.views = append(n.views, v)
@@ -167,6 +172,9 @@ func (n *Executor) Close() error {
 	}
 	if n.cgroups != nil {
 		errs = append(errs, n.cgroups.Remove())
+	}
+	if n.uids != nil {
+		n.uids.Release()
 	}
 	if n.lock != nil {
 		n.lock.Close()

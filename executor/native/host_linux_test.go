@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"sandboxd/executor"
+	"sandboxd/executor/executortest"
 	"sandboxd/spec"
 )
 
@@ -28,7 +29,7 @@ func i64(v int64) *int64     { return &v }
 // instance on the same state dir removes them and starts clean.
 func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 	dir := t.TempDir()
-	first, err := New(Config{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	first, err := New(Config{StateDir: dir, UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,8 +37,9 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As if killed: the lock goes with the process, nothing else is cleaned.
+	// As if killed: the locks go with the process, nothing else is cleaned.
 	first.lock.Close()
+	first.uids.Release()
 	for _, id := range []int{executor.DefaultBox, id} {
 		b, err := first.boxes.Get(id)
 		if err != nil {
@@ -46,7 +48,7 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 		b.initProc.Process.Kill()
 		b.initProc.Wait()
 	}
-	second, err := New(Config{StateDir: dir, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	second, err := New(Config{StateDir: dir, UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatalf("a new instance on the state dir of a killed one: %v", err)
 	}
@@ -69,7 +71,7 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 // how mountinfo names the boxes' mounts), and its boxes/ is root's alone.
 func TestStateDirIsResolvedAndPrivate(t *testing.T) {
 	real, link := symlinkedDir(t)
-	n, err := New(Config{StateDir: link, UIDBase: 60000, Dirs: spec.DefaultDirs})
+	n, err := New(Config{StateDir: link, UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +93,7 @@ func TestStateDirIsResolvedAndPrivate(t *testing.T) {
 func TestACrashedInitIsNamed(t *testing.T) {
 	var mu sync.Mutex
 	var logged []string
-	n, err := New(Config{StateDir: t.TempDir(), UIDBase: 60000, Dirs: spec.DefaultDirs, InitLog: func(box int, line string) {
+	n, err := New(Config{StateDir: t.TempDir(), UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs, InitLog: func(box int, line string) {
 		mu.Lock()
 		defer mu.Unlock()
 		logged = append(logged, fmt.Sprintf("box %d: %s", box, line))

@@ -18,5 +18,5 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
     """One sandboxd for the tests of a module that do not stop it."""
-    with Sandbox(binary=SANDBOXD, args=sandboxd_args(tmp_path_factory.mktemp("state")), stderr=sys.__stderr__) as s:
+    with Sandbox(binary=SANDBOXD, args=sandboxd_args(tmp_path_factory.mktemp("state"), shared=True), stderr=sys.__stderr__) as s:
         yield s

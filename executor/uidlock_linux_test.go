@@ -1,0 +1,60 @@
+package executor
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// Two holders in one process must conflict as two processes do: the
+// executors of in-process tests, and the lock of each instance's own file.
+func TestUIDRangesConflictWhenTheyOverlap(t *testing.T) {
+	dir := t.TempDir()
+	first, err := LockUIDs(dir, 60000, 1000, "/state/one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ first, count int }{{60999, 1}, {59500, 501}, {60500, 1000}, {59000, 3000}} {
+		_, err := LockUIDs(dir, c.first, c.count, "/state/two")
+		if err == nil {
+			t.Fatalf("uids %d+%d overlap 60000 to 60999, yet were taken", c.first, c.count)
+		}
+		msg := err.Error()
+		want := fmt.Sprintf("uids %d to %d are in use: another sandboxd (pid %d, state dir /state/one) holds uids 60000 to 60999", c.first, c.first+c.count-1, os.Getpid())
+		if !strings.HasPrefix(msg, want) || !strings.Contains(msg, "--uid-base") {
+			t.Errorf("got %q, want it to begin %q and to name --uid-base", msg, want)
+		}
+	}
+	for _, c := range []struct{ first, count int }{{59000, 1000}, {61000, 1000}} {
+		l, err := LockUIDs(dir, c.first, c.count, "/state/three")
+		if err != nil {
+			t.Fatalf("uids %d+%d are apart from 60000 to 60999: %v", c.first, c.count, err)
+		}
+		defer l.Release()
+	}
+	first.Release()
+	again, err := LockUIDs(dir, 60500, 400, "/state/four")
+	if err != nil {
+		t.Fatalf("released uids were not free again: %v", err)
+	}
+	again.Release()
+}
+
+// A holder file left by an instance that is gone names no one.
+func TestUIDHolderOfADeadInstanceIsNotNamed(t *testing.T) {
+	dir := t.TempDir()
+	l, err := LockUIDs(dir, 70000, 10, "/state/live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	// As a killed instance would leave it, with a pid no process has.
+	if err := os.WriteFile(l.holder, []byte("pid 2147483647, state dir /state/dead\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = LockUIDs(dir, 70005, 10, "/state/other")
+	if err == nil || strings.Contains(err.Error(), "/state/dead") || !strings.Contains(err.Error(), "another sandboxd holds uids 70000 to 70009") {
+		t.Fatalf("got %v, want the range held, without the dead instance's state dir", err)
+	}
+}
