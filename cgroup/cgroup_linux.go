@@ -136,7 +136,12 @@ func enableControllers(dir string, pinned bool) error {
 
 // Groups are the host directories of the instance's groups, one per
 // hierarchy.
-func (cg *Instance) Groups() []string { return cg.base }
+func (cg *Instance) Groups() []string {
+	if cg.cpusetBase != "" {
+		return append(slices.Clone(cg.base), cg.cpusetBase)
+	}
+	return cg.base
+}
 
 // Remove deletes the instance's groups; every run must have ended.
 func (cg *Instance) Remove() error {

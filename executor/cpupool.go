@@ -31,6 +31,13 @@ func NewCPUPool(cpus []int) *CPUPool {
 // Size is the number of CPUs of the pool.
 func (p *CPUPool) Size() int { return p.size }
 
+// InUse is the number of CPUs taken now.
+func (p *CPUPool) InUse() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.size - len(p.free)
+}
+
 // Take waits until n CPUs are free, after those who asked before, and
 // takes them all at once, the lowest first. n must be at most Size. When ctx
 // ends first, it takes none and returns spec.Ended's error.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -350,5 +351,50 @@ func TestCPUsCgroupV2Delegation(t *testing.T) {
 	}
 	if left := leftovers(s.stateDir); len(left) > 0 {
 		t.Errorf("left behind: %v", left)
+	}
+}
+
+// stats tells the CPUs of --cpus and how many runs hold now, and names the
+// instance's cpuset group among its groups.
+func TestCPUsStats(t *testing.T) {
+	cpus := hostCPUs(t)[:1]
+	s := startServer(t, "--cpus", cpuListArg(cpus))
+	s.installProbe(0)
+	inUse := func() float64 {
+		st := s.ok(obj{"command": "stats"})
+		c, ok := st["cpus"].(obj)
+		if !ok || c["list"] != cpuListArg(cpus) {
+			t.Fatalf("stats with --cpus %s: cpus is %v", cpuListArg(cpus), st["cpus"])
+		}
+		return c["in_use"].(float64)
+	}
+	if n := inUse(); n != 0 {
+		t.Errorf("no run, yet %v CPUs in use", n)
+	}
+	s.send(mustJSON(with(run("./probe", "spin-pause", "0"), "id", "spin", "real_time_limit", 3.0)))
+	deadline := time.Now().Add(2 * time.Second)
+	for inUse() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a run in flight, and no CPU in use")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if r := s.recv(); r["id"] != "spin" || r["limit_verdict"] != "RealTimeLimitExceeded" {
+		t.Fatalf("the run: %v", r)
+	}
+	if n := inUse(); n != 0 {
+		t.Errorf("the run ended, yet %v CPUs in use", n)
+	}
+	cg := s.ok(obj{"command": "stats"})["cgroup"].(obj)
+	if groups := cg["groups"].([]any); cg["mode"] == "v1" && !slices.Contains(groups, any(filepath.Join("/sys/fs/cgroup/cpuset", instanceCgroup(s.stateDir)))) {
+		t.Errorf("stats on cgroup v1 with --cpus: groups %v, without the cpuset one", groups)
+	}
+	s.wait()
+	if left := leftovers(s.stateDir); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+	// Without --cpus, no cpus.
+	if st := startServer(t).ok(obj{"command": "stats"}); st["cpus"] != nil {
+		t.Errorf("stats without --cpus: cpus is %v", st["cpus"])
 	}
 }
