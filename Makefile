@@ -76,6 +76,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench TwoBoxes -benchtime 3x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench ResetBox -benchtime 50x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench PingPong -benchtime 5x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench CPUTimeSpread -benchtime 20x -count 1 ./tests/
 
 clean:
 	rm -rf bin build

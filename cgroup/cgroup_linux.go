@@ -34,6 +34,10 @@ type Instance struct {
 	Placement Placement
 	// base holds one directory per hierarchy, owned by this sandboxd instance.
 	base []string
+	// cpus are the CPUs runs are pinned to (PlaceOptions.CPUs), nil for
+	// none; cpusetBase is the instance's group in cgroup v1's cpuset hierarchy.
+	cpus       []int
+	cpusetBase string
 }
 
 // Detect reports which cgroup version the host mounts and whether the
@@ -75,7 +79,7 @@ func NewInstance(name string, opts PlaceOptions) (*Instance, error) {
 		return nil, err
 	}
 	// On v2, placement tells what is missing, and where, in more words.
-	cg := &Instance{V2: v2}
+	cg := &Instance{V2: v2, cpus: opts.CPUs}
 	if v2 {
 		if cg.Placement, err = placeV2(opts); err != nil {
 			return nil, err
@@ -84,6 +88,10 @@ func NewInstance(name string, opts PlaceOptions) (*Instance, error) {
 	} else {
 		for _, c := range v1Controllers {
 			cg.base = append(cg.base, filepath.Join(Mount, c, name))
+		}
+		// Left by a killed instance that pinned runs, whether this one does or not.
+		if err := removeTree(filepath.Join(v1CpusetMount, name)); err != nil {
+			return nil, fmt.Errorf("remove stale cgroup: %w", err)
 		}
 	}
 	for _, dir := range cg.base {
@@ -94,31 +102,55 @@ func NewInstance(name string, opts PlaceOptions) (*Instance, error) {
 			return nil, fmt.Errorf("create cgroup %s: %w", dir, err)
 		}
 	}
-	if v2 {
-		if err := enableControllers(cg.base[0]); err != nil {
-			return nil, err
-		}
+	err = nil
+	switch {
+	case v2 && len(cg.cpus) > 0:
+		// The runs' own cgroups hold them to their CPUs, within these.
+		err = writeControl(cg.base[0], "cpuset.cpus", FormatCPUList(cg.cpus))
+	case len(cg.cpus) > 0:
+		cg.cpusetBase, err = newV1Cpuset(name, opts.CPUs)
+	}
+	if err == nil && v2 {
+		err = enableControllers(cg.base[0], len(cg.cpus) > 0)
+	}
+	if err != nil {
+		cg.Remove()
+		return nil, err
 	}
 	return cg, nil
 }
 
-func enableControllers(dir string) error {
+// enableControllers gives the children of dir the controllers a run is
+// limited by on cgroup v2, with cpuset when runs are pinned.
+func enableControllers(dir string, pinned bool) error {
+	needs := v2Needs
+	if pinned {
+		needs = v2PinnedNeeds
+	}
 	f := filepath.Join(dir, "cgroup.subtree_control")
-	if err := os.WriteFile(f, []byte("+memory +pids"), 0); err != nil {
-		return fmt.Errorf("enable memory and pids controllers in %s: %w", dir, err)
+	if err := os.WriteFile(f, []byte("+"+strings.Join(needs, " +")), 0); err != nil {
+		return fmt.Errorf("enable the %s controllers in %s: %w", strings.Join(needs, " "), dir, err)
 	}
 	return nil
 }
 
 // Groups are the host directories of the instance's groups, one per
 // hierarchy.
-func (cg *Instance) Groups() []string { return cg.base }
+func (cg *Instance) Groups() []string {
+	if cg.cpusetBase != "" {
+		return append(slices.Clone(cg.base), cg.cpusetBase)
+	}
+	return cg.base
+}
 
 // Remove deletes the instance's groups; every run must have ended.
 func (cg *Instance) Remove() error {
 	var errs []error
 	for _, dir := range cg.base {
 		errs = append(errs, removeTree(dir))
+	}
+	if cg.cpusetBase != "" {
+		errs = append(errs, removeTree(cg.cpusetBase))
 	}
 	return errors.Join(errs...)
 }
@@ -127,6 +159,8 @@ func (cg *Instance) Remove() error {
 type Limits struct {
 	Memory    int64 // bytes, 0 for none
 	Processes int64
+	// CPUs are the CPUs the run is held to when runs are pinned; nil otherwise.
+	CPUs []int
 }
 
 // Usage is what a run used, as its cgroup accounted it.
@@ -173,9 +207,24 @@ type Box interface {
 // NewBox creates the accounting of a box whose init has host pid initPid.
 func (cg *Instance) NewBox(name string, initPid int) (Box, error) {
 	if cg.V2 {
-		return newV2Box(filepath.Join(cg.base[0], name))
+		b, err := newV2Box(filepath.Join(cg.base[0], name), len(cg.cpus) > 0)
+		if err != nil {
+			return nil, err // not a nil *v2Box in a Box
+		}
+		return b, nil
 	}
-	return newV1Box(cg.base, name, initPid)
+	b, err := newV1Box(cg.base, name, initPid)
+	if err != nil {
+		return nil, err
+	}
+	if len(cg.cpus) == 0 {
+		return b, nil
+	}
+	pb, err := newPinnedV1Box(b, cg.cpusetBase, name, initPid, cg.cpus)
+	if err != nil {
+		return nil, err
+	}
+	return pb, nil
 }
 
 // writeAt writes a value to a control file kept open.

@@ -16,14 +16,14 @@ type v2Box struct {
 	cpu *os.File
 }
 
-func newV2Box(dir string) (*v2Box, error) {
+func newV2Box(dir string, pinned bool) (*v2Box, error) {
 	if err := removeTree(dir); err != nil {
 		return nil, err
 	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create box cgroup: %w", err)
 	}
-	if err := enableControllers(dir); err != nil {
+	if err := enableControllers(dir, pinned); err != nil {
 		return nil, err
 	}
 	return &v2Box{dir: dir, run: filepath.Join(dir, "run")}, nil
@@ -43,6 +43,12 @@ func (b *v2Box) Begin(l Limits) (dir *os.File, err error) {
 	}()
 	if err := writeControl(b.run, "pids.max", strconv.FormatInt(l.Processes, 10)); err != nil {
 		return nil, err
+	}
+	// The program's cpuset from its birth (its memory nodes: the parent's).
+	if len(l.CPUs) > 0 {
+		if err := writeControl(b.run, "cpuset.cpus", FormatCPUList(l.CPUs)); err != nil {
+			return nil, err
+		}
 	}
 	if l.Memory > 0 {
 		if err := writeControl(b.run, "memory.max", strconv.FormatInt(l.Memory, 10)); err != nil {

@@ -23,8 +23,12 @@ import (
 // with DelegateSubgroup=leaf) makes its groups beside it, in its parent.
 const LeafName = "leaf"
 
-// v2Needs are the controllers a box's runs are limited by on cgroup v2.
-var v2Needs = []string{"memory", "pids"}
+// v2Needs are the controllers a box's runs are limited by on cgroup v2;
+// v2PinnedNeeds, when runs are pinned to CPUs.
+var (
+	v2Needs       = []string{"memory", "pids"}
+	v2PinnedNeeds = []string{"memory", "pids", "cpuset"}
+)
 
 // Placement is where sandboxd's groups go on cgroup v2, worked out from
 // where sandboxd stands (/proc/self/cgroup), never above the cgroup it was
@@ -45,6 +49,9 @@ type Placement struct {
 	// Controllers are those Base offers its children.
 	Controllers []string
 }
+
+// cpusetFile lists the CPUs that the instance's groups may have.
+func (p Placement) cpusetFile() string { return filepath.Join(p.Base, "cpuset.cpus.effective") }
 
 // Leaf is where sandboxd lives once placed.
 func (p Placement) Leaf() string { return filepath.Join(p.Base, LeafName) }
@@ -73,6 +80,10 @@ func (p Placement) Describe(self int) string {
 type PlaceOptions struct {
 	// KeepOthers: never move a container's other processes; refuse instead.
 	KeepOthers bool
+	// CPUs, when set, are the CPUs runs are pinned to (--cpus), each run to
+	// its own: a cpuset group holds it there (on v2, the cpuset controller
+	// must be delegated too).
+	CPUs []int
 }
 
 // PlaceV2 works out the placement on the cgroup2 hierarchy mounted at mount,
@@ -138,8 +149,12 @@ func PlaceV2(mount string, procCgroup, mountinfo []byte, self int, opts PlaceOpt
 	if p.Controllers, err = readFields(filepath.Join(p.Base, "cgroup.controllers")); err != nil {
 		return Placement{}, err
 	}
+	needs := v2Needs
+	if len(opts.CPUs) > 0 {
+		needs = v2PinnedNeeds
+	}
 	var missing []string
-	for _, c := range v2Needs {
+	for _, c := range needs {
 		if !slices.Contains(p.Controllers, c) {
 			missing = append(missing, c)
 		}
@@ -150,7 +165,7 @@ func PlaceV2(mount string, procCgroup, mountinfo []byte, self int, opts PlaceOpt
 			where = "for the container's cgroup on the host (its parent's cgroup.subtree_control)"
 		}
 		return Placement{}, fmt.Errorf("cgroup v2 controllers %s are not delegated to %s (its cgroup.controllers: %q): enable them %s; under systemd, set Delegate=yes (or Delegate=%s) in the unit",
-			strings.Join(missing, " "), p.Base, strings.Join(p.Controllers, " "), where, strings.Join(v2Needs, " "))
+			strings.Join(missing, " "), p.Base, strings.Join(p.Controllers, " "), where, strings.Join(needs, " "))
 	}
 	return p, nil
 }
@@ -159,6 +174,9 @@ func PlaceV2(mount string, procCgroup, mountinfo []byte, self int, opts PlaceOpt
 // must move into the leaf and enables the controllers in Base.
 func placeV2(opts PlaceOptions) (Placement, error) {
 	p, err := PlaceV2Here(opts)
+	if err == nil && len(opts.CPUs) > 0 {
+		err = checkHostCPUs(opts.CPUs, p.cpusetFile())
+	}
 	if err != nil {
 		return p, err
 	}
@@ -176,7 +194,7 @@ func placeV2(opts PlaceOptions) (Placement, error) {
 				return p, fmt.Errorf("move process %d into %s: %w", pid, p.Leaf(), err)
 			}
 		}
-		err := enableControllers(p.Base)
+		err := enableControllers(p.Base, len(opts.CPUs) > 0)
 		if err == nil || !errors.Is(err, syscall.EBUSY) || p.Root || attempt == 10 {
 			return p, err
 		}

@@ -16,6 +16,8 @@ type Finding struct {
 	Detail string
 	// Required findings decide whether sandboxd can work on this host.
 	Required bool
+	// Warn findings tell what makes timing less fair (see CheckTiming).
+	Warn bool
 }
 
 // Required is a finding that decides whether sandboxd can work on this host.

@@ -41,6 +41,7 @@ type Stats struct {
 	Backend   string // as --executor names it
 	BoxesOpen int
 	Cgroup    spec.CgroupInfo
+	CPUs      *spec.CPUStats // nil: runs are not pinned
 }
 
 // DefaultBox is the box that exists from the start.

@@ -75,7 +75,7 @@ func handleStats(_ context.Context, s *Server, _ *noArgs, _ spec.BoxInfo) (spec.
 	e := s.Exec.Stats()
 	r := spec.StatsReply{
 		Uptime: time.Since(s.started).Seconds(), Executor: e.Backend, BoxesOpen: e.BoxesOpen,
-		Parallel: s.Parallel, Cgroup: e.Cgroup,
+		Parallel: s.Parallel, Cgroup: e.Cgroup, CPUs: e.CPUs,
 	}
 	s.counts.mu.Lock()
 	r.RunsRunning, r.RunsQueued = s.counts.running, s.counts.queued

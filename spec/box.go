@@ -13,7 +13,14 @@ type BoxOptions struct {
 	QuotaInodes int64 `json:"quota_inodes"`
 	// Dirs replaces the host directories shown read-only in the box.
 	Dirs []string `json:"dirs"`
+	// Network is the box's network: "" (none: its loopback is down) or
+	// NetworkLoopback. Never the host's.
+	Network string `json:"network"`
 }
+
+// NetworkLoopback brings up the loopback interface of the box's own
+// network namespace: programs reach 127.0.0.1 and ::1, nothing else.
+const NetworkLoopback = "loopback"
 
 // Default box options.
 const (
@@ -43,6 +50,9 @@ func (o BoxOptions) WithDefaults(dirs []string) BoxOptions {
 func (o BoxOptions) Validate() error {
 	if o.QuotaSpace < 0 || o.QuotaInodes < 0 {
 		return Errorf(CodeInvalidArgument, "quota_space and quota_inodes must be positive")
+	}
+	if o.Network != "" && o.Network != NetworkLoopback {
+		return Errorf(CodeInvalidArgument, "network: %s is not %q (absent: no network)", Quote(o.Network), NetworkLoopback)
 	}
 	for _, d := range o.Dirs {
 		if len(d) == 0 || d[0] != '/' || path.Clean(d) != d {

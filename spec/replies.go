@@ -75,6 +75,14 @@ type StatsReply struct {
 	// by code; a code is there once seen.
 	RunErrors map[Code]uint64 `json:"run_errors"`
 	Cgroup    CgroupInfo      `json:"cgroup"`
+	// CPUs are the CPUs runs are pinned to; nil without --cpus.
+	CPUs *CPUStats `json:"cpus,omitempty"`
+}
+
+// CPUStats tells of the CPUs of --cpus.
+type CPUStats struct {
+	List  string `json:"list"`   // as a CPU list: "2-7"
+	InUse int    `json:"in_use"` // held by runs now, one per program of a run_group
 }
 
 // CgroupInfo tells which cgroups hold the instance's runs.

@@ -3,7 +3,10 @@ package tests
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The benchmarks print their figures beside a baseline measured in the same
@@ -170,73 +175,211 @@ func mustJSON(v any) string {
 // BenchmarkPingPong: 10,000 one-line exchanges between an interactor and a
 // solution in two boxes joined by run_group's pipes, against the same two
 // programs as bare processes on pipes. The ping side times its own loop, so
-// that the start of the boxes is not counted.
+// that the start of the boxes is not counted, and each side tells the CPUs
+// it ran on. Where the two sides run decides the figure more than anything
+// else: on one CPU an exchange is a switch between them; across two it is a
+// wake-up of the other CPU, several times slower on these virtual machines,
+// and slower still while that CPU is busy. Left to the scheduler, each
+// measurement lands in one layout or the other by chance (boxes read 0.5x
+// bare so), so each layout is measured against a baseline laid out alike:
+// both sides on one CPU (sandboxd started on it: its boxes inherit its
+// affinity; the bare pair pinned there), and each side on a CPU of its own
+// (sandboxd --cpus, which gives each program of a group its own CPU; the
+// bare pair pinned alike).
 func BenchmarkPingPong(b *testing.B) {
 	const exchanges = "10000"
 	t := &testing.T{}
-	s := startServer(t)
-	defer s.wait()
-	box := int(s.ok(obj{"command": "open_box"})["box"].(float64))
-	installProg(t, s, "pingpong", 0, box)
-	if t.Failed() {
-		b.Fatal("install pingpong")
+	cpus := hostCPUs(t)
+	if len(cpus) < 2 {
+		b.Skipf("this host gives %d CPU: the layout on two needs two", len(cpus))
 	}
 	bin := filepath.Join(b.TempDir(), "pingpong")
-	if err := os.WriteFile(bin, progs["pingpong"], 0o755); err != nil {
+	layouts := []struct {
+		name, metric string
+		ping, pong   int
+		serve        func() *server
+	}{
+		{fmt.Sprintf("both sides on CPU %d", cpus[1]), "ratio-1cpu", cpus[1], cpus[1], func() *server {
+			s := newServer(t, t.TempDir())
+			s.cmd.Args = append([]string{"taskset", "-c", strconv.Itoa(cpus[1])}, s.cmd.Args...)
+			s.cmd.Path, s.cmd.Err = exec.LookPath("taskset")
+			s.start()
+			return s
+		}},
+		{fmt.Sprintf("each side on its own CPU, %d and %d", cpus[0], cpus[1]), "ratio-2cpus", cpus[0], cpus[1], func() *server {
+			return startServer(t, "--cpus", cpuListArg(cpus[:2]))
+		}},
+	}
+	for _, l := range layouts {
+		s := l.serve()
+		box := int(s.ok(obj{"command": "open_box"})["box"].(float64))
+		installProg(t, s, "pingpong", 0, box)
+		if t.Failed() {
+			b.Fatal("install pingpong")
+		}
+		if err := os.WriteFile(bin, progs["pingpong"], 0o755); err != nil {
+			b.Fatal(err)
+		}
+		group := mustJSON(obj{"command": "run_group",
+			"programs": []obj{
+				{"box": 0, "argv": []string{"./pingpong", "ping", exchanges}, "stderr": "took", "cpu_time_limit": 10.0, "processes_limit": 1},
+				{"box": box, "argv": []string{"./pingpong", "pong"}, "stderr": "took", "cpu_time_limit": 10.0, "processes_limit": 1}},
+			"pipes": []obj{pipe(0, 1, 1, 0), pipe(1, 1, 0, 0)}})
+		inBoxes := func() (time.Duration, string) {
+			if r := s.call(group); r["error"] != nil {
+				b.Fatalf("run_group: %v", r)
+			}
+			ping := s.ok(obj{"command": "read_file", "path": "took"})["content"].(string)
+			pong := s.ok(obj{"command": "read_file", "box": box, "path": "took"})["content"].(string)
+			return pingPongFigures(b, ping, pong)
+		}
+		bare := func() (time.Duration, string) {
+			ping := exec.Command("taskset", "-c", strconv.Itoa(l.ping), bin, "ping", exchanges)
+			pong := exec.Command("taskset", "-c", strconv.Itoa(l.pong), bin, "pong")
+			toPong, fromPing := barePipe(b)
+			toPing, fromPong := barePipe(b)
+			ping.Stdout, pong.Stdin, pong.Stdout, ping.Stdin = fromPing, toPong, fromPong, toPing
+			pingSaid, pongSaid := filepath.Join(b.TempDir(), "ping"), filepath.Join(b.TempDir(), "pong")
+			for _, f := range []struct {
+				cmd  *exec.Cmd
+				path string
+			}{{ping, pingSaid}, {pong, pongSaid}} {
+				said, err := os.Create(f.path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer said.Close()
+				f.cmd.Stderr = said
+			}
+			if err := pong.Start(); err != nil {
+				b.Fatal(err)
+			}
+			if err := ping.Start(); err != nil {
+				b.Fatal(err)
+			}
+			// Only the two hold the pipes now, as in a group.
+			for _, f := range []*os.File{toPong, fromPing, toPing, fromPong} {
+				f.Close()
+			}
+			if err := errors.Join(ping.Wait(), pong.Wait()); err != nil {
+				b.Fatal(err)
+			}
+			pingOut, _ := os.ReadFile(pingSaid)
+			pongOut, _ := os.ReadFile(pongSaid)
+			return pingPongFigures(b, string(pingOut), string(pongOut))
+		}
+		var boxed, plain []time.Duration
+		whereBoxed, wherePlain := map[string]int{}, map[string]int{}
+		for i := 0; i < max(b.N, 5); i++ {
+			took, where := inBoxes()
+			boxed, whereBoxed[where] = append(boxed, took), whereBoxed[where]+1
+			took, where = bare()
+			plain, wherePlain[where] = append(plain, took), wherePlain[where]+1
+		}
+		s.wait()
+		mb, mp := median(boxed), median(plain)
+		b.ReportMetric(float64(mb)/float64(mp), l.metric)
+		fmt.Printf("ping-pong of %s one-line exchanges, %s: two boxes %.1f ms, bare processes on pipes %.1f ms; ratio %.2f (target <= 1.3x); ran on: boxes %s, bare %s\n",
+			exchanges, l.name, ms(mb), ms(mp), float64(mb)/float64(mp), placements(whereBoxed), placements(wherePlain))
+	}
+}
+
+// barePipe makes a pipe as run_group makes one (executor.GroupPipes): of 1
+// MiB, and blocking, so that this process's poller does not watch it; an
+// exec.Cmd pipe is in the poller, which every line written then wakes (the
+// baseline read 2.3x the boxes so).
+func barePipe(b *testing.B) (r, w *os.File) {
+	var fds [2]int
+	if err := unix.Pipe2(fds[:], unix.O_CLOEXEC); err != nil {
 		b.Fatal(err)
 	}
-	group := mustJSON(obj{"command": "run_group",
-		"programs": []obj{
-			{"box": 0, "argv": []string{"./pingpong", "ping", exchanges}, "stderr": "took", "cpu_time_limit": 10.0, "processes_limit": 1},
-			{"box": box, "argv": []string{"./pingpong", "pong"}, "cpu_time_limit": 10.0, "processes_limit": 1}},
-		"pipes": []obj{pipe(0, 1, 1, 0), pipe(1, 1, 0, 0)}})
-	inBoxes := func() time.Duration {
-		if r := s.call(group); r["error"] != nil {
-			b.Fatalf("run_group: %v", r)
-		}
-		took := s.ok(obj{"command": "read_file", "path": "took"})["content"].(string)
-		ns, err := strconv.ParseInt(strings.TrimSpace(took), 10, 64)
-		if err != nil {
-			b.Fatalf("ping said %q", took)
-		}
-		return time.Duration(ns)
+	if _, err := unix.FcntlInt(uintptr(fds[1]), unix.F_SETPIPE_SZ, 1<<20); err != nil {
+		b.Fatal(err)
 	}
-	bare := func() time.Duration {
-		ping, pong := exec.Command(bin, "ping", exchanges), exec.Command(bin, "pong")
-		var took strings.Builder
-		ping.Stderr = &took
-		toPong, err := ping.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		pong.Stdin = toPong
-		fromPong, err := pong.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		ping.Stdin = fromPong
-		if err := pong.Start(); err != nil {
-			b.Fatal(err)
-		}
-		if err := ping.Run(); err != nil {
-			b.Fatal(err)
-		}
-		pong.Wait()
-		ns, err := strconv.ParseInt(strings.TrimSpace(took.String()), 10, 64)
-		if err != nil {
-			b.Fatalf("ping said %q", took.String())
-		}
-		return time.Duration(ns)
+	return os.NewFile(uintptr(fds[0]), "pipe"), os.NewFile(uintptr(fds[1]), "pipe")
+}
+
+// pingPongFigures reads what the two sides of pingpong said: how long the
+// exchanges took, and where each side ran ("ping 0 pong 1", or with the
+// counts of each CPU when a side moved).
+func pingPongFigures(b *testing.B, ping, pong string) (time.Duration, string) {
+	lines := strings.Split(strings.TrimSpace(ping), "\n")
+	ns, err := strconv.ParseInt(lines[0], 10, 64)
+	if err != nil || len(lines) != 2 {
+		b.Fatalf("ping said %q", ping)
 	}
-	var boxed, plain []time.Duration
-	for i := 0; i < max(b.N, 5); i++ {
-		boxed = append(boxed, inBoxes())
-		plain = append(plain, bare())
+	where := func(said string) string {
+		cpus := strings.Fields(strings.TrimPrefix(strings.TrimSpace(said), "cpus"))
+		if len(cpus) == 1 {
+			cpu, _, _ := strings.Cut(cpus[0], ":")
+			return cpu
+		}
+		return "(" + strings.Join(cpus, " ") + ")"
 	}
-	mb, mp := median(boxed), median(plain)
-	b.ReportMetric(ms(mb), "boxes-ms")
-	b.ReportMetric(ms(mp), "bare-ms")
-	b.ReportMetric(float64(mb)/float64(mp), "ratio")
-	fmt.Printf("ping-pong of %s one-line exchanges: two boxes %.1f ms, bare processes on pipes %.1f ms; ratio %.2f (target <= 1.3x)\n",
-		exchanges, ms(mb), ms(mp), float64(mb)/float64(mp))
+	return time.Duration(ns), "ping " + where(lines[1]) + " pong " + where(pong)
+}
+
+// placements lists the layouts seen, with how many runs had each.
+func placements(seen map[string]int) string {
+	var out []string
+	for _, where := range slices.Sorted(maps.Keys(seen)) {
+		out = append(out, fmt.Sprintf("%s (%d)", where, seen[where]))
+	}
+	return strings.Join(out, ", ")
+}
+
+// BenchmarkCPUTimeSpread: the spread of cpu_time of a fixed amount of CPU
+// work (about 0.5 s of this machine's) with the other core busy (a busy loop
+// pinned to it), in a sandboxd without pinning and in one with --cpus on the
+// job's core, their runs interleaved.
+func BenchmarkCPUTimeSpread(b *testing.B) {
+	t := &testing.T{}
+	cpus := hostCPUs(t)
+	if len(cpus) < 2 {
+		b.Skipf("this host gives %d CPU: a job beside a busy core needs two", len(cpus))
+	}
+	busyCPU, jobCPU := strconv.Itoa(cpus[0]), strconv.Itoa(cpus[1])
+	out, err := exec.Command("taskset", "-c", jobCPU, probePath, "rounds", "0.5").Output()
+	if err != nil {
+		b.Fatal(err)
+	}
+	rounds := strings.TrimSpace(string(out))
+	servers := []*server{startServer(t), startServer(t, "--cpus", jobCPU)}
+	for _, s := range servers {
+		defer s.wait()
+		s.installProbe(0)
+	}
+	busy := exec.Command("taskset", "-c", busyCPU, probePath, "spin", "0")
+	if err := busy.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { busy.Process.Kill(); busy.Wait() }()
+	req := obj{"command": "run", "argv": []string{"./probe", "work", rounds}, "cpu_time_limit": 5.0, "processes_limit": 1}
+	times := make([][]float64, len(servers))
+	for i := 0; i < max(b.N, 20); i++ {
+		for j, s := range servers {
+			r := s.call(req)
+			if r["limit_verdict"] != "OK" {
+				b.Fatalf("run: %v", r)
+			}
+			times[j] = append(times[j], r["cpu_time"].(float64))
+		}
+	}
+	stats := func(v []float64) (lo, med, hi, sd float64) {
+		sorted := slices.Sorted(slices.Values(v))
+		mean := 0.0
+		for _, x := range v {
+			mean += x / float64(len(v))
+		}
+		for _, x := range v {
+			sd += (x - mean) * (x - mean) / float64(len(v)-1)
+		}
+		return sorted[0], sorted[len(sorted)/2], sorted[len(sorted)-1], math.Sqrt(sd)
+	}
+	fmt.Printf("cpu_time of %s rounds of work (calibrated to 0.5 s just before) over %d runs each, CPU %s busy:\n", rounds, len(times[0]), busyCPU)
+	for j, name := range []string{"not pinned", "--cpus " + jobCPU} {
+		lo, med, hi, sd := stats(times[j])
+		b.ReportMetric(sd*1000, []string{"sd-ms-unpinned", "sd-ms-pinned"}[j])
+		fmt.Printf("  %-11s min %.4f s, median %.4f s, max %.4f s, sd %.2f ms (max-min %.1f ms)\n", name, lo, med, hi, sd*1000, (hi-lo)*1000)
+	}
 }

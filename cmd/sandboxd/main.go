@@ -47,6 +47,8 @@ type options struct {
 	version   bool
 	checkOnly bool
 	keepProcs bool
+	cpuList   string
+	cpus      []int // parsed from cpuList
 }
 
 func main() {
@@ -84,6 +86,7 @@ Flags:
 	fs.StringVar(&o.nixConfig, "nix-config", "", "extra nix configuration for installs, as NIX_CONFIG (e.g. 'substituters =' without internet)")
 	fs.IntVar(&o.installs, "max-installs", 2, "install_package requests run at once")
 	fs.BoolVar(&o.keepProcs, "no-move-processes", false, "cgroup v2, in a container's root cgroup: do not move the container's other processes into <root>/leaf (sandboxd then refuses to start while they are there)")
+	fs.StringVar(&o.cpuList, "cpus", "", "CPUs that runs are pinned to, each run to one of its own, e.g. 2-7 or 0,2,4-5 (native executor; --parallel defaults to their number)")
 	fs.BoolVar(&o.version, "version", false, "print the version and exit")
 	if len(args) > 0 && args[0] == "check" {
 		o.checkOnly = true
@@ -101,6 +104,9 @@ Flags:
 	if o.parallel < 1 || o.installs < 1 {
 		return nil, fmt.Errorf("--parallel and --max-installs must be at least 1")
 	}
+	if err := o.pinning(fs); err != nil {
+		return nil, err
+	}
 	if err := (spec.BoxOptions{Dirs: splitList(o.dirs)}).Validate(); err != nil {
 		return nil, fmt.Errorf("--%w", err) // "--dirs: ..."
 	}
@@ -108,6 +114,33 @@ Flags:
 		o.db = filepath.Join(o.stateDir, "sandboxd.db")
 	}
 	return o, nil
+}
+
+// pinning reads --cpus: the CPUs runs are pinned to, one run on each at a
+// time, so that --parallel is at most their number, and that by default.
+func (o *options) pinning(fs *flag.FlagSet) error {
+	var err error
+	if o.cpus, err = cgroup.ParseCPUList(o.cpuList); err != nil {
+		return fmt.Errorf("--cpus: %w", err)
+	}
+	if o.cpuList == "" {
+		return nil
+	}
+	if len(o.cpus) == 0 {
+		return fmt.Errorf("--cpus %q names no CPU", o.cpuList)
+	}
+	if o.executor != "native" {
+		return fmt.Errorf("--cpus is for the native executor: isolate pins nothing")
+	}
+	parallelSet := false
+	fs.Visit(func(f *flag.Flag) { parallelSet = parallelSet || f.Name == "parallel" })
+	switch {
+	case !parallelSet:
+		o.parallel = len(o.cpus)
+	case o.parallel > len(o.cpus):
+		return fmt.Errorf("--parallel %d is more than the %d CPUs of --cpus %s: each run needs one of its own", o.parallel, len(o.cpus), o.cpuList)
+	}
+	return nil
 }
 
 func run(args []string) int {
@@ -218,7 +251,7 @@ func newExecutor(o *options, log zerolog.Logger) (executor.Executor, error) {
 		UIDBase:  o.uidBase,
 		Dirs:     splitList(o.dirs),
 		Views:    runtimes.Views,
-		Cgroup:   cgroup.PlaceOptions{KeepOthers: o.keepProcs},
+		Cgroup:   cgroup.PlaceOptions{KeepOthers: o.keepProcs, CPUs: o.cpus},
 		// A box's init writes on its stderr only when it crashes.
 		InitLog: func(box int, line string) { log.Error().Int("box", box).Str("line", line).Msg("box init") },
 	})
@@ -232,19 +265,21 @@ func check(o *options) int {
 	if o.executor == "isolate" {
 		findings = isolate.Check(isolate.Config{Path: o.isolate, StateDir: scratch, FirstUID: o.uidBase, FirstBox: o.firstBox, Dirs: splitList(o.dirs)})
 	} else {
-		findings = native.Check(native.Config{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs), Cgroup: cgroup.PlaceOptions{KeepOthers: o.keepProcs}})
+		findings = native.Check(native.Config{StateDir: scratch, UIDBase: o.uidBase, Dirs: splitList(o.dirs), Cgroup: cgroup.PlaceOptions{KeepOthers: o.keepProcs, CPUs: o.cpus}})
 	}
 	findings = append(findings, runtimes.Check()...)
+	findings = append(findings, executor.CheckTiming(o.cpus)...)
 	code := 0
 	for _, f := range findings {
 		mark := "ok  "
-		if !f.OK {
-			mark = "FAIL"
-			if !f.Required {
-				mark = "--  "
-			} else {
-				code = 1
-			}
+		switch {
+		case f.OK:
+		case f.Required:
+			mark, code = "FAIL", 1
+		case f.Warn:
+			mark = "warn"
+		default:
+			mark = "--  "
 		}
 		fmt.Printf("%s %-11s %s\n", mark, f.Name, f.Detail)
 	}

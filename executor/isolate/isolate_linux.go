@@ -305,6 +305,10 @@ func (x *Executor) releaseID(isoID int, lock *os.File) {
 }
 
 func (x *Executor) newBox(id int, opts spec.BoxOptions) (b *box, err error) {
+	if opts.Network != "" {
+		// isolate's one network option, --share-net, is the host's network.
+		return nil, spec.Errorf(spec.CodeUnsupported, "network %s: isolate has no network of a box's own", spec.Quote(opts.Network))
+	}
 	isoID, lock, err := x.takeID()
 	if err != nil {
 		return nil, err

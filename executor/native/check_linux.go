@@ -46,6 +46,15 @@ func Check(cfg Config) []executor.Finding {
 	}
 	out = append(out, executor.Required("namespaces", len(missing) == 0, nsDetail))
 
+	if cpus := cfg.Cgroup.CPUs; len(cpus) > 0 {
+		where, pinErr := cgroup.CheckPinning(cfg.Cgroup)
+		detail := fmt.Sprintf("runs pinned to %s, one run a CPU: %s", cgroup.FormatCPUList(cpus), where)
+		if pinErr != nil {
+			detail, err = pinErr.Error(), pinErr
+		}
+		out = append(out, executor.Required("cpus", pinErr == nil, detail))
+	}
+
 	if out[0].OK && err == nil {
 		out = append(out, executor.CheckBox(func() (executor.Executor, error) { return New(cfg) }))
 	}

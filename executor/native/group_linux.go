@@ -65,6 +65,11 @@ func (n *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupR
 			return spec.GroupResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
 		}
 	}
+	giveCPUs, err := takeGroupCPUs(ctx, boxes)
+	if err != nil {
+		return spec.GroupResult{}, err
+	}
+	defer giveCPUs()
 	ends, err := executor.GroupPipes(g.Pipes, len(boxes))
 	if err != nil {
 		return spec.GroupResult{}, err
@@ -123,6 +128,26 @@ func (n *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupR
 	}
 	sort.SliceStable(res.ExitOrder, func(x, y int) bool { return runs[res.ExitOrder[x]].endNs < runs[res.ExitOrder[y]].endNs })
 	return res, nil
+}
+
+// takeGroupCPUs gives each box of a group a CPU of its own for its run,
+// when runs are pinned; the group gives them back (giveBack) when done.
+func takeGroupCPUs(ctx context.Context, boxes []*box) (giveBack func(), err error) {
+	pool := boxes[0].cpuPool
+	if pool == nil {
+		return func() {}, nil
+	}
+	if len(boxes) > pool.Size() {
+		return nil, spec.Errorf(spec.CodeInvalidArgument, "run_group of %d programs needs %d CPUs at once, and --cpus gives %d: it can never run", len(boxes), len(boxes), pool.Size())
+	}
+	cpus, err := pool.Take(ctx, len(boxes))
+	if err != nil {
+		return nil, err
+	}
+	for i, b := range boxes {
+		b.cpus = cpus[i : i+1]
+	}
+	return func() { pool.Give(cpus) }, nil
 }
 
 // groupMember is what the idleness watch may read of a run of a group.

@@ -53,6 +53,8 @@ type Executor struct {
 	uids    *executor.UIDLock
 	// views are the views of cfg that the host has.
 	views []executor.HostView
+	// cpus are the CPUs of --cpus, for runs to take; nil without.
+	cpus *executor.CPUPool
 
 	boxes *executor.BoxTable[box]
 }
@@ -81,6 +83,9 @@ func New(cfg Config) (*Executor, error) {
 	if err := executor.RemoveStaleBoxes(filepath.Join(stateDir, "boxes")); err != nil {
 		n.Close()
 		return nil, err
+	}
+	if len(cfg.Cgroup.CPUs) > 0 {
+		n.cpus = executor.NewCPUPool(cfg.Cgroup.CPUs)
 	}
 	sum := sha256.Sum256([]byte(stateDir))
 	if n.cgroups, err = cgroup.NewInstance("sandboxd-"+hex.EncodeToString(sum[:4]), cfg.Cgroup); err != nil {
@@ -111,12 +116,14 @@ func (n *Executor) boxConfig(id int, opts spec.BoxOptions) boxConfig {
 		uid:     n.cfg.UIDBase + id,
 		opts:    opts,
 		initLog: n.cfg.InitLog,
+		cpuPool: n.cpus,
 		init: initConfig{
 			Root:     filepath.Join(dir, "root"),
 			Space:    filepath.Join(dir, "space"),
 			Tmp:      filepath.Join(dir, "tmp"),
 			Dirs:     opts.Dirs,
 			Hostname: "sandbox",
+			Loopback: opts.Network == spec.NetworkLoopback,
 			Views:    n.views,
 			// See cgroup.Box.
 			BornInCgroup: n.cgroups.V2,
@@ -182,6 +189,7 @@ type boxConfig struct {
 	opts    spec.BoxOptions
 	init    initConfig
 	initLog func(box int, line string)
+	cpuPool *executor.CPUPool // nil: runs are not pinned
 }
 
 // box is a running box: its init process and the host ends of its sockets.
@@ -202,6 +210,8 @@ type box struct {
 	ctl, kill int
 	buf       []byte
 	runs      uint64 // runs started, naming each run to the init
+	// cpus are the CPUs of the run being begun, when runs are pinned.
+	cpus []int
 	// mounted: the box's /space and /tmp are mounted on the host.
 	mounted bool
 	closed  bool

@@ -82,6 +82,9 @@ func runInit(cfgJSON string) int {
 	if err == nil {
 		err = in.buildRoot()
 	}
+	if err == nil && in.cfg.Loopback {
+		err = bringUpLoopback()
+	}
 	if err == nil {
 		if in.oomScoreAdj, err = unix.Open("/proc/self/oom_score_adj", unix.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
 			err = fmt.Errorf("open oom_score_adj: %w", err)

@@ -51,6 +51,8 @@ type initConfig struct {
 	Tmp      string   // host directory shown as /tmp
 	Dirs     []string // host directories shown read-only
 	Hostname string
+	// Loopback: the box's loopback interface is up (open_box's network).
+	Loopback bool
 	// Views are the host views a run may ask for, those the host has.
 	Views []executor.HostView
 

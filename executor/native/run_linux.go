@@ -54,6 +54,14 @@ func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error
 	if err := b.start(); err != nil {
 		return spec.RunResult{}, fmt.Errorf("restart box %d: %w", b.id, err)
 	}
+	if b.cpuPool != nil {
+		cpus, err := b.cpuPool.Take(ctx, 1)
+		if err != nil {
+			return spec.RunResult{}, err
+		}
+		defer b.cpuPool.Give(cpus)
+		b.cpus = cpus
+	}
 	r, err := b.begin(job, nil)
 	if err != nil {
 		return spec.RunResult{}, err
@@ -83,7 +91,7 @@ func (r *run) complete(ctx context.Context, awaited func()) (spec.RunResult, err
 // begin opens the run's accounting and has the init start the program,
 // with pipes (fd → pipe end) in place of its own files.
 func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
-	rl := cgroup.Limits{Processes: *job.Limits.Processes}
+	rl := cgroup.Limits{Processes: *job.Limits.Processes, CPUs: b.cpus}
 	if job.Limits.Memory != nil {
 		rl.Memory = *job.Limits.Memory
 	}

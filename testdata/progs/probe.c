@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <linux/netlink.h>
 #include <mqueue.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
@@ -38,6 +39,13 @@ static void spin(double secs) {
 	volatile unsigned long x = 0;
 	double start = seconds(CLOCK_THREAD_CPUTIME_ID);
 	while (secs <= 0 || seconds(CLOCK_THREAD_CPUTIME_ID) - start < secs)
+		for (int i = 0; i < 100000; i++) x += i;
+}
+
+/* work does n rounds of spin's loop: a fixed amount of CPU work. */
+static void work(long n) {
+	volatile unsigned long x = 0;
+	for (long r = 0; r < n; r++)
 		for (int i = 0; i < 100000; i++) x += i;
 }
 
@@ -160,6 +168,80 @@ int main(int argc, char **argv) {
 		if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) { printf("connect: %s\n", strerror(errno)); return 1; }
 		return 0;
 	}
+	if (!strcmp(what, "loopback")) { /* on address arg (127.0.0.1 or ::1): listen, connect to itself, send a line back and forth; print it */
+		int v6 = strchr(arg, ':') != NULL;
+		struct sockaddr_storage ss = {0};
+		socklen_t len = v6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+		ss.ss_family = v6 ? AF_INET6 : AF_INET;
+		inet_pton(ss.ss_family, arg, v6 ? (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr : (void *)&((struct sockaddr_in *)&ss)->sin_addr);
+		char line[64] = {0};
+		int l = socket(ss.ss_family, SOCK_STREAM, 0), c = -1, a = -1;
+		const char *step = "socket";
+		if (l >= 0 && (step = "bind", bind(l, (struct sockaddr *)&ss, len)) == 0 && (step = "listen", listen(l, 1)) == 0 &&
+		    (step = "getsockname", getsockname(l, (struct sockaddr *)&ss, &len)) == 0 &&
+		    (step = "socket", c = socket(ss.ss_family, SOCK_STREAM, 0)) >= 0 &&
+		    (step = "connect", connect(c, (struct sockaddr *)&ss, len)) == 0 && (step = "accept", a = accept(l, NULL, NULL)) >= 0 &&
+		    (step = "send", write(c, "ping\n", 5)) == 5 && (step = "receive", read(a, line, sizeof line - 1)) == 5 &&
+		    (step = "reply", write(a, "pong\n", 5)) == 5 && (step = "receive reply", read(c, line + 5, sizeof line - 6)) == 5) {
+			printf("%s", line);
+			return 0;
+		}
+		printf("%s: %s\n", step, strerror(errno));
+		return 1;
+	}
+	if (!strcmp(what, "ifaces")) { /* list the network interfaces: "name up" or "name down" a line */
+		struct if_nameindex *ifs = if_nameindex();
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		if (!ifs || s < 0) { printf("interfaces: %s\n", strerror(errno)); return 1; }
+		for (struct if_nameindex *i = ifs; i->if_index; i++) {
+			struct ifreq r = {0};
+			strncpy(r.ifr_name, i->if_name, IFNAMSIZ - 1);
+			if (ioctl(s, SIOCGIFFLAGS, &r) < 0) { printf("%s flags: %s\n", i->if_name, strerror(errno)); return 1; }
+			printf("%s %s\n", i->if_name, (r.ifr_flags & IFF_UP) ? "up" : "down");
+		}
+		return 0;
+	}
+	if (!strcmp(what, "affinity")) { /* print the CPUs allowed, try to move to each other CPU and to all, print them again, then spin arg s and print the CPUs it ran on, and when it ran (CLOCK_MONOTONIC) */
+		double began = seconds(CLOCK_MONOTONIC);
+		cpu_set_t set, ran;
+		int n = sysconf(_SC_NPROCESSORS_CONF);
+		CPU_ZERO(&ran);
+		if (sched_getaffinity(0, sizeof set, &set) < 0) { printf("getaffinity: %s\n", strerror(errno)); return 1; }
+		printf("allowed");
+		for (int c = 0; c < n; c++) if (CPU_ISSET(c, &set)) printf(" %d", c);
+		printf("\n");
+		cpu_set_t mine = set, to;
+		for (int c = 0; c < n; c++) {
+			if (CPU_ISSET(c, &mine)) continue;
+			CPU_ZERO(&to);
+			CPU_SET(c, &to);
+			printf("move %d: %s\n", c, sched_setaffinity(0, sizeof to, &to) < 0 ? strerrorname_np(errno) : "ok");
+		}
+		CPU_ZERO(&to);
+		for (int c = 0; c < n; c++) CPU_SET(c, &to);
+		printf("move all: %s\n", sched_setaffinity(0, sizeof to, &to) < 0 ? strerrorname_np(errno) : "ok");
+		sched_getaffinity(0, sizeof set, &set);
+		printf("after");
+		for (int c = 0; c < n; c++) if (CPU_ISSET(c, &set)) printf(" %d", c);
+		printf("\n");
+		double start = seconds(CLOCK_THREAD_CPUTIME_ID);
+		do {
+			spin(0.001);
+			CPU_SET(sched_getcpu(), &ran);
+		} while (seconds(CLOCK_THREAD_CPUTIME_ID) - start < atof(arg));
+		printf("ran");
+		for (int c = 0; c < n; c++) if (CPU_ISSET(c, &ran)) printf(" %d", c);
+		printf("\nspan %.6f %.6f\n", began, seconds(CLOCK_MONOTONIC));
+		return 0;
+	}
+	if (!strcmp(what, "rounds")) { /* print how many rounds of work take arg s of this thread's CPU time */
+		long n = 0;
+		double start = seconds(CLOCK_THREAD_CPUTIME_ID);
+		while (seconds(CLOCK_THREAD_CPUTIME_ID) - start < atof(arg)) { work(1); n++; }
+		printf("%ld\n", n);
+		return 0;
+	}
+	if (!strcmp(what, "work")) { work(atol(arg)); return 0; } /* arg rounds of work */
 	if (!strcmp(what, "flood")) { /* write arg MiB to stdout */
 		static char buf[1 << 20];
 		memset(buf, 'x', sizeof buf);
