@@ -84,3 +84,13 @@ func TestInitMemoryNeverCounts(t *testing.T) {
 		}
 	}
 }
+
+// A memory_limit smaller than any program: the run is MemoryLimitExceeded,
+// and the box lives on.
+func TestMemoryLimitSmallerThanAnyProgram(t *testing.T) {
+	s := startServer(t)
+	for _, limit := range []int{1, 4096, 65536} {
+		expectVerdict(t, s.ok(with(run("/bin/true"), "memory_limit", limit)), "MemoryLimitExceeded", nil)
+		expectVerdict(t, s.ok(run("/bin/true")), "OK", code(0))
+	}
+}
