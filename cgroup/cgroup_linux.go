@@ -189,8 +189,10 @@ type Box interface {
 	// must join before Prepare removes the last run's group; on v2, where
 	// the program is born in its cgroup, it does nothing.
 	Prepare(join func(tasks *os.File) error) error
-	// Begin prepares a run. It returns the file the box's init needs for
-	// it, which the caller closes: on v2 the cgroup directory the program
+	// Begin prepares a run: its limits (on v1, a memory limit of at least
+	// 128 KiB, the room the fork of the program takes; the caller decides
+	// what a run past a smaller limit is). It returns the file the box's
+	// init needs for it, which the caller closes: on v2 the cgroup directory the program
 	// must be born in; on v1 the CPU counter, read-only, that the init
 	// shares with the run.
 	Begin(l Limits) (*os.File, error)

@@ -61,8 +61,6 @@ type boxInit struct {
 	lastPID int
 	// forker starts the programs on cgroup v1; nil on v2.
 	forker forker
-	// oomScoreAdj is the init's /proc/self/oom_score_adj, open for writing.
-	oomScoreAdj int
 }
 
 func runInit(cfgJSON string) int {
@@ -74,7 +72,7 @@ func runInit(cfgJSON string) int {
 	syscall.CloseOnExec(initKillFD)
 	// The init holds its sockets and nothing else of the host that a
 	// program could inherit.
-	in := &boxInit{messageQueues: mqueueDir{fd: -1}, lastPID: -1, oomScoreAdj: -1}
+	in := &boxInit{messageQueues: mqueueDir{fd: -1}, lastPID: -1}
 	err := executor.CloseInheritedFDsFrom(initKillFD + 1)
 	if err == nil {
 		err = json.Unmarshal([]byte(cfgJSON), &in.cfg)
@@ -84,11 +82,6 @@ func runInit(cfgJSON string) int {
 	}
 	if err == nil && in.cfg.Loopback {
 		err = bringUpLoopback()
-	}
-	if err == nil {
-		if in.oomScoreAdj, err = unix.Open("/proc/self/oom_score_adj", unix.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
-			err = fmt.Errorf("open oom_score_adj: %w", err)
-		}
 	}
 	if err == nil {
 		err = dropInitPrivileges()

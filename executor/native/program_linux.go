@@ -146,10 +146,10 @@ func execTarget(argv []string, searchPath string) (args []string, execFile *os.F
 // if the init is killed then, the run is MemoryLimitExceeded and the box
 // gets a new init (run.finish).
 func (in *boxInit) startAsOOMVictim(runner *forkexec.Runner) (pid int, err error) {
-	if _, err := unix.Pwrite(in.oomScoreAdj, []byte("1000"), 0); err != nil {
+	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
 		return 0, fmt.Errorf("raise oom_score_adj: %w", err)
 	}
-	defer unix.Pwrite(in.oomScoreAdj, []byte("0"), 0)
+	defer os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
 	in.forker.do(func() { pid, err = runner.Start() })
 	return pid, err
 }
