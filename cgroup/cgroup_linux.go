@@ -170,6 +170,14 @@ type Usage struct {
 	OOMKills   int64
 }
 
+// MinRunMemory is the least memory limit a run's group gets: the fork of
+// the program is charged there (on v1 from the init's forker thread, which
+// a group with no room for it would leave stuck in the kernel; on v2 the
+// child could not even report a failed exec). Under a smaller
+// memory_limit, a run that used more than the limit is MemoryLimitExceeded
+// all the same (spec.Decide compares the peak with the limit).
+const MinRunMemory = 128 << 10
+
 // Box limits and measures the runs of one box.
 //
 // Moving a task into a cgroup can cost an RCU grace period, about a
@@ -189,9 +197,8 @@ type Box interface {
 	// must join before Prepare removes the last run's group; on v2, where
 	// the program is born in its cgroup, it does nothing.
 	Prepare(join func(tasks *os.File) error) error
-	// Begin prepares a run: its limits (on v1, a memory limit of at least
-	// 128 KiB, the room the fork of the program takes; the caller decides
-	// what a run past a smaller limit is). It returns the file the box's
+	// Begin prepares a run: its limits (a memory limit of at least
+	// MinRunMemory). It returns the file the box's
 	// init needs for it, which the caller closes: on v2 the cgroup directory the program
 	// must be born in; on v1 the CPU counter, read-only, that the init
 	// shares with the run.

@@ -43,13 +43,6 @@ type v1RunGroup struct {
 	begun                                  bool // a run began in it: it serves no other
 }
 
-// v1StartRoom is the least memory limit a v1 run group gets: the fork of
-// the program is charged there, from the init's forker thread, which a
-// group with no room for it would leave stuck in the kernel. Under a
-// smaller memory_limit, a run that used more than the limit is
-// MemoryLimitExceeded all the same (Usage.PeakMemory).
-const v1StartRoom = 128 << 10
-
 // pidsSlack is room in a v1 box's pids group for the init's threads.
 const pidsSlack = 64
 
@@ -169,7 +162,7 @@ func (b *v1Box) Begin(l Limits) (*os.File, error) {
 	if l.Memory > 0 {
 		// Memory first: memory+swap may never be below it. The same
 		// figure: no swap. The group is fresh, so no limit is lowered.
-		limit := strconv.FormatInt(max(l.Memory, v1StartRoom), 10)
+		limit := strconv.FormatInt(max(l.Memory, MinRunMemory), 10)
 		for _, f := range []*os.File{b.run.memLimit, b.run.memswLimit} {
 			if f == nil {
 				continue

@@ -51,7 +51,7 @@ func (b *v2Box) Begin(l Limits) (dir *os.File, err error) {
 		}
 	}
 	if l.Memory > 0 {
-		if err := writeControl(b.run, "memory.max", strconv.FormatInt(l.Memory, 10)); err != nil {
+		if err := writeControl(b.run, "memory.max", strconv.FormatInt(max(l.Memory, MinRunMemory), 10)); err != nil {
 			return nil, err
 		}
 		// No swap (the file is absent when the kernel has no swap accounting).

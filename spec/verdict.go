@@ -67,7 +67,9 @@ func Decide(l Limits, o Outcome) RunResult {
 		res.Verdict = VerdictRealTimeLimit
 	case o.KilledFor == LimitIdlenessTime || over(l.IdlenessTime, o.IdlenessTime):
 		res.Verdict = VerdictIdlenessTimeLimit
-	case o.KilledFor == LimitMemory || o.OOMKilled:
+	case o.KilledFor == LimitMemory || o.OOMKilled || l.Memory != nil && o.Memory > *l.Memory:
+		// Past the limit without a kill: a limit smaller than the kernel
+		// would hold a run to (cgroup v1: the program's fork).
 		res.Verdict = VerdictMemoryLimitExceeded
 	case o.Signal != 0:
 		code := -o.Signal

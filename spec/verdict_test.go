@@ -6,7 +6,8 @@ func f(v float64) *float64 { return &v }
 
 // Decide: the verdict of every kind of end, and the priority among limits.
 func TestDecide(t *testing.T) {
-	limits := Limits{CPUTime: f(1), RealTime: f(2), IdlenessTime: f(0.5)}
+	mem := int64(1 << 20)
+	limits := Limits{CPUTime: f(1), RealTime: f(2), IdlenessTime: f(0.5), Memory: &mem}
 	m := func(real, cpu float64) Metrics {
 		return Metrics{RealTime: real, CPUTime: cpu, IdlenessTime: IdlenessOf(real, cpu)}
 	}
@@ -23,6 +24,8 @@ func TestDecide(t *testing.T) {
 		{"killed for real time", Outcome{Signal: 9, KilledFor: LimitRealTime, Metrics: m(2, 0.1)}, VerdictRealTimeLimit, nil},
 		{"killed for idleness", Outcome{Signal: 9, KilledFor: LimitIdlenessTime, Metrics: m(0.6, 0.1)}, VerdictIdlenessTimeLimit, nil},
 		{"oom", Outcome{Signal: 9, OOMKilled: true, Metrics: m(0.1, 0.1)}, VerdictMemoryLimitExceeded, nil},
+		{"exited past the memory limit", Outcome{Metrics: Metrics{RealTime: 0.1, CPUTime: 0.1, Memory: 1<<20 + 4096}}, VerdictMemoryLimitExceeded, nil},
+		{"exited at the memory limit", Outcome{Metrics: Metrics{RealTime: 0.1, CPUTime: 0.1, Memory: 1 << 20}}, VerdictOK, ptr(0)},
 		{"cpu beats real", Outcome{KilledFor: LimitRealTime, Metrics: m(2.1, 1.5)}, VerdictCPUTimeLimit, nil},
 		{"real beats idleness", Outcome{KilledFor: LimitIdlenessTime, Metrics: m(2.1, 0.1)}, VerdictRealTimeLimit, nil},
 		{"idleness beats memory", Outcome{OOMKilled: true, Metrics: m(1.0, 0.1)}, VerdictIdlenessTimeLimit, nil},

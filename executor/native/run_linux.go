@@ -189,11 +189,6 @@ func (r *run) finish(exited *initMessage, killedFor spec.Limit, initGone error) 
 		r.b.stopInit()
 	}
 	r.endNs = endNs
-	if m := r.job.Limits.Memory; killedFor == spec.NoLimit && m != nil && usage.PeakMemory > *m {
-		// Past a memory_limit too small for the kernel to hold the run
-		// to (cgroup v1; see cgroup.Box.Begin).
-		killedFor = spec.LimitMemory
-	}
 	return spec.Decide(r.job.Limits, outcome(r.startNs, endNs, status, killedFor, usage)), nil
 }
 
