@@ -116,8 +116,12 @@ func (n *Executor) startBox(id int, opts spec.BoxOptions) (*box, error) {
 	if !n.spares.fits(c) {
 		return startBox(c, n.cgroups)
 	}
+	spare, err := n.spares.take()
+	if err != nil {
+		return nil, err
+	}
 	b := newBox(c, n.cgroups)
-	if err := b.adoptSpare(n.spares); err != nil {
+	if err := b.adoptSpare(spare); err != nil {
 		b.close()
 		return nil, err
 	}
@@ -562,19 +566,32 @@ func (b *box) close() error {
 // /space and /tmp. That costs the same however many files the box held
 // (the old tmpfs go with their last mount), and PIDs, IPC objects and the
 // hostname start over, as in a new box.
+//
+// The old init is killed first and waited for last, before its accounting
+// goes: it dies, with the box's processes, while the box's new files and
+// init are readied.
 func (b *box) reset(spares *spares) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := errors.Join(b.stopInit(), b.unmountDirs()); err != nil {
-		return fmt.Errorf("reset box %d: %w", b.id, err)
+	if b.initProc != nil && b.initProc.Process != nil {
+		b.initProc.Process.Kill()
 	}
-	var err error
-	if spares.fits(b.boxConfig) {
+	fits := spares.fits(b.boxConfig)
+	var spare *box
+	err := b.unmountDirs()
+	if err == nil && fits {
 		if err = b.removeDir(); err == nil {
-			err = b.adoptSpare(spares)
+			spare, err = spares.take()
 		}
-	} else {
-		err = b.start()
+	}
+	if err = errors.Join(err, b.stopInit()); err == nil {
+		if fits {
+			err = b.adoptSpare(spare)
+		} else {
+			err = b.start()
+		}
+	} else if spare != nil {
+		spare.close()
 	}
 	if err != nil {
 		return fmt.Errorf("reset box %d: %w", b.id, err)

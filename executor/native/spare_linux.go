@@ -135,15 +135,11 @@ func (n *Executor) buildSpare() (*box, error) {
 	return b, nil
 }
 
-// adoptSpare makes a spare box b: the spare's directory becomes b's (b has
+// adoptSpare makes spare s box b: the spare's directory becomes b's (b has
 // none), its /space and /tmp get b's quotas and owner, and its init b's
 // accounting. The spare is spent; when adoptSpare fails, b is left without
 // an init, for its next run to start one.
-func (b *box) adoptSpare(spares *spares) error {
-	s, err := spares.take()
-	if err != nil {
-		return err
-	}
+func (b *box) adoptSpare(s *box) error {
 	if err := os.Rename(s.dir, b.dir); err != nil {
 		s.close()
 		return fmt.Errorf("take a prepared box: %w", err)
