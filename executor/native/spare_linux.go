@@ -20,7 +20,7 @@ import (
 // namespaces, the Go runtime, the root's mounts), ten times what handing
 // out a built one costs. So one box is kept built ahead of time, with the
 // default options and no owner: a spare, whose init and files open_box and
-// reset_box take for the box (adopt). It is built again in the background
+// reset_box take for the box (adoptSpare). It is built again in the background
 // as soon as it is taken. A spare is in the state dir (boxes/spare-N) and
 // its init dies with sandboxd, as every box's does; it has no cgroups
 // until it is a box's.
@@ -31,7 +31,7 @@ type spares struct {
 	// proto is the init configuration of every spare, its paths left out.
 	proto initConfig
 	// made carries each spare built, or why it could not be.
-	made chan spare
+	made chan madeSpare
 	// wanted tells the maker that a spare is awaited.
 	wanted  chan struct{}
 	closing chan struct{}
@@ -43,7 +43,7 @@ type spares struct {
 // often sent at once, does not share the CPUs with it.
 const firstSpareDelay = 50 * time.Millisecond
 
-type spare struct {
+type madeSpare struct {
 	b   *box
 	err error
 }
@@ -51,7 +51,7 @@ type spare struct {
 // startSpares starts the maker of spares made by build, once after is
 // closed (and firstSpareDelay has passed, or a spare is wanted).
 func startSpares(proto initConfig, build func() (*box, error), after <-chan struct{}) *spares {
-	s := &spares{proto: withoutPaths(proto), made: make(chan spare), wanted: make(chan struct{}, 1), closing: make(chan struct{})}
+	s := &spares{proto: withoutPaths(proto), made: make(chan madeSpare), wanted: make(chan struct{}, 1), closing: make(chan struct{})}
 	s.maker.Add(1)
 	go func() {
 		defer s.maker.Done()
@@ -72,7 +72,7 @@ func startSpares(proto initConfig, build func() (*box, error), after <-chan stru
 			// start does not spin.
 			b, err := build()
 			select {
-			case s.made <- spare{b, err}:
+			case s.made <- madeSpare{b, err}:
 			case <-s.closing:
 				if b != nil {
 					b.close()
