@@ -560,3 +560,13 @@ for i in $(seq 100); do true > /space/f$i 2>/dev/null || break; done; ls /space 
 		s.ok(obj{"command": "reset_box", "box": box})
 	}
 }
+
+// A reset_box of box 0 as the first request, while sandboxd still starts
+// box 0's init in the background, is answered, and box 0 works after it.
+func TestResetBoxFirstThing(t *testing.T) {
+	s := startServer(t)
+	rs := s.stream()
+	s.send(mustJSON(obj{"command": "reset_box", "id": "reset"}))
+	expectSuccess(t, rs.next(30*time.Second))
+	expectVerdict(t, rs.call(run("/bin/true")), "OK", code(0))
+}

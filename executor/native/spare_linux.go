@@ -49,19 +49,22 @@ type madeSpare struct {
 }
 
 // startSpares starts the maker of spares made by build, once after is
-// closed (and firstSpareDelay has passed, or a spare is wanted).
+// closed and firstSpareDelay has passed, or once a spare is wanted.
 func startSpares(proto initConfig, build func() (*box, error), after <-chan struct{}) *spares {
 	s := &spares{proto: withoutPaths(proto), made: make(chan madeSpare), wanted: make(chan struct{}, 1), closing: make(chan struct{})}
 	s.maker.Add(1)
 	go func() {
 		defer s.maker.Done()
+		// A box wanted first needs no delay, nor box 0's init: a reset_box
+		// of box 0 sent at once holds box 0 before its start in the background.
 		select {
 		case <-after:
-		case <-s.closing:
-			return
-		}
-		select {
-		case <-time.After(firstSpareDelay):
+			select {
+			case <-time.After(firstSpareDelay):
+			case <-s.wanted:
+			case <-s.closing:
+				return
+			}
 		case <-s.wanted:
 		case <-s.closing:
 			return
