@@ -385,8 +385,8 @@ func (k *soaker) footprint() footprint {
 	t := k.t
 	pid := k.s.cmd.Process.Pid
 	var f footprint
-	f.rssKB, f.fds = processFootprint(t, pid)
 	children := k.settledDescendants()
+	f.rssKB, f.fds = processFootprint(t, pid)
 	f.processes = len(children)
 	// Box 0's init is the one whose /space is box 0's.
 	space0, err := os.Stat(filepath.Join(k.s.boxDir(0), "space"))
