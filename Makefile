@@ -74,7 +74,9 @@ bench: deps build
 	$(GO) test -run '^$$' -bench RunTrue -benchtime 2000x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench CPULimitKill -benchtime 1x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench TwoBoxes -benchtime 3x -count 1 ./tests/
-	$(GO) test -run '^$$' -bench ResetBox -benchtime 50x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench Start -benchtime 20x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench OpenBox -benchtime 30x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench ResetBox -benchtime 30x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench PingPong -benchtime 5x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench CPUTimeSpread -benchtime 20x -count 1 ./tests/
 

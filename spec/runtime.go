@@ -2,7 +2,6 @@ package spec
 
 import (
 	"math"
-	"regexp"
 	"strings"
 )
 
@@ -23,12 +22,17 @@ type InstallRequest struct {
 	MaxNumberOfProcesses *int64   `json:"max_number_of_processes"`
 }
 
-// runtimeName keeps names usable as file names (GC roots are kept per name).
-var runtimeName = regexp.MustCompile(`^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,99}$`)
-
-// ValidRuntimeName reports whether name may name a runtime.
+// ValidRuntimeName reports whether name may name a runtime: a name usable
+// as a file name (GC roots are kept per name). A loop, not a regular
+// expression: compiling one with {0,99} took a millisecond at every start
+// of sandboxd and of each box's init (the same binary).
 func ValidRuntimeName(name string) error {
-	if !runtimeName.MatchString(name) {
+	ok := len(name) >= 1 && len(name) <= 100 && name[0] != '.'
+	for i := 0; ok && i < len(name); i++ {
+		c := name[i]
+		ok = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("._+-", c) >= 0
+	}
+	if !ok {
 		return Errorf(CodeInvalidArgument, "runtime name %s: use 1 to 100 letters, digits and . _ + - (not starting with .)", Quote(name))
 	}
 	return nil

@@ -126,16 +126,20 @@ func BenchmarkTwoBoxes(b *testing.B) {
 	fmt.Printf("10 ms CPU runs: one box %.1f runs/s, two boxes %.1f runs/s: %.2fx (target >= 1.8x)\n", one/float64(b.N), two/float64(b.N), two/one)
 }
 
+// judgePause is the least time a judge spends between two box commands
+// (a submission's compile and tests): time sandboxd has to prepare the next box.
+const judgePause = 100 * time.Millisecond
+
 // BenchmarkResetBox: reset_box of a box that a run used, until its reply
-// (the new init has built the box by then), beside open_box + close_box of
-// a new box and a bare fork+exec+wait of /bin/true, measured in the same run.
+// (the box's new init has built the box by then), after a judge's pause and
+// back to back, beside a bare fork+exec+wait of /bin/true and a bare
+// unshare of a box's namespaces, measured in the same run.
 func BenchmarkResetBox(b *testing.B) {
 	t := &testing.T{}
 	s := startServer(t)
 	defer s.wait()
 	line := mustJSON(obj{"command": "run", "argv": []string{"sh", "-c", "echo x > f; echo y > /tmp/f"}, "cpu_time_limit": 1.0, "processes_limit": 2})
-	var reset, fresh, bare []time.Duration
-	for i := 0; i < b.N; i++ {
+	reset := func() time.Duration {
 		if r := s.call(line); r["limit_verdict"] != "OK" {
 			b.Fatalf("run: %v", r)
 		}
@@ -143,25 +147,129 @@ func BenchmarkResetBox(b *testing.B) {
 		if r := s.call(obj{"command": "reset_box"}); r["error"] != nil {
 			b.Fatalf("reset_box: %v", r)
 		}
-		reset = append(reset, time.Since(start))
-		start = time.Now()
-		box := s.call(obj{"command": "open_box"})["box"]
-		if r := s.call(obj{"command": "close_box", "box": box}); r["error"] != nil {
+		return time.Since(start)
+	}
+	var paused, backToBack []time.Duration
+	bases := newBaselines(b)
+	for i := 0; i < b.N; i++ {
+		time.Sleep(judgePause)
+		paused = append(paused, reset())
+		backToBack = append(backToBack, reset())
+		bases.measure()
+	}
+	mp, mb := median(paused), median(backToBack)
+	b.ReportMetric(ms(mp), "reset-ms")
+	b.ReportMetric(ms(mb), "reset-back-to-back-ms")
+	bases.report()
+	fmt.Printf("reset_box (median of %d): after a %v pause %.2f ms (%.1fx bare fork+exec+wait), back to back %.2f ms; %s\n",
+		b.N, judgePause, ms(mp), float64(mp)/float64(bases.fork()), ms(mb), bases)
+}
+
+// BenchmarkOpenBox: open_box of a new box until its reply (its init has
+// built the box), after a judge's pause and back to back, each closed
+// after, beside the baselines.
+func BenchmarkOpenBox(b *testing.B) {
+	t := &testing.T{}
+	s := startServer(t)
+	defer s.wait()
+	open := func() time.Duration {
+		start := time.Now()
+		r := s.call(obj{"command": "open_box"})
+		took := time.Since(start)
+		if r["error"] != nil {
+			b.Fatalf("open_box: %v", r)
+		}
+		if r := s.call(obj{"command": "close_box", "box": r["box"]}); r["error"] != nil {
 			b.Fatalf("close_box: %v", r)
 		}
-		fresh = append(fresh, time.Since(start))
-		start = time.Now()
-		if err := exec.Command("/bin/true").Run(); err != nil {
-			b.Fatal(err)
-		}
-		bare = append(bare, time.Since(start))
+		return took
 	}
-	mr, mbare := median(reset), median(bare)
-	b.ReportMetric(ms(mr), "reset-ms")
-	b.ReportMetric(ms(median(fresh)), "open+close-ms")
-	b.ReportMetric(ms(mbare), "bare-ms")
-	fmt.Printf("reset_box: median %.2f ms over %d (%.1fx a bare fork+exec+wait, %.2f ms); open_box + close_box: %.2f ms\n",
-		ms(mr), b.N, float64(mr)/float64(mbare), ms(mbare), ms(median(fresh)))
+	var paused, backToBack []time.Duration
+	bases := newBaselines(b)
+	for i := 0; i < b.N; i++ {
+		time.Sleep(judgePause)
+		paused = append(paused, open())
+		backToBack = append(backToBack, open())
+		bases.measure()
+	}
+	mp, mb := median(paused), median(backToBack)
+	b.ReportMetric(ms(mp), "open-ms")
+	b.ReportMetric(ms(mb), "open-back-to-back-ms")
+	bases.report()
+	fmt.Printf("open_box (median of %d): after a %v pause %.2f ms (target <= 10 ms), back to back %.2f ms; %s\n",
+		b.N, judgePause, ms(mp), ms(mb), bases)
+}
+
+// BenchmarkStart: sandboxd started on a new state dir until its reply to a
+// first `version`, and until a first `run /bin/true` in box 0 (sent at
+// start, with the version), beside the baselines.
+func BenchmarkStart(b *testing.B) {
+	var first, firstRun []time.Duration
+	bases := newBaselines(b)
+	version := mustJSON(obj{"command": "version", "id": "v"})
+	runTrue := mustJSON(obj{"command": "run", "id": "r", "argv": []string{"/bin/true"}, "cpu_time_limit": 1.0, "processes_limit": 1})
+	for i := 0; i < b.N; i++ {
+		t := &testing.T{}
+		s := newServer(t, b.TempDir())
+		start := time.Now()
+		s.start()
+		s.send(version)
+		s.send(runTrue)
+		for range 2 {
+			r := s.recv()
+			switch {
+			case r["id"] == "v" && r["version"] != nil:
+				first = append(first, time.Since(start))
+			case r["id"] == "r" && r["limit_verdict"] == "OK":
+				firstRun = append(firstRun, time.Since(start))
+			default:
+				b.Fatalf("reply %v (stderr: %s)", r, s.stderr.String())
+			}
+		}
+		if code := s.wait(); code != 0 {
+			b.Fatalf("exit code %d (stderr: %s)", code, s.stderr.String())
+		}
+		bases.measure()
+	}
+	mf, mr := median(first), median(firstRun)
+	b.ReportMetric(ms(mf), "first-reply-ms")
+	b.ReportMetric(ms(mr), "first-run-ms")
+	bases.report()
+	fmt.Printf("start (median of %d): first reply %.2f ms (target <= 20 ms), first run in box 0 %.2f ms; %s\n", b.N, ms(mf), ms(mr), bases)
+}
+
+// baselines are what a box command is compared with, measured in the same
+// run: a bare fork+exec+wait of /bin/true, and a bare unshare(1) of a box's
+// namespaces running /bin/true as the first process of its pid namespace.
+type baselines struct {
+	b             *testing.B
+	forks, shares []time.Duration
+}
+
+func newBaselines(b *testing.B) *baselines { return &baselines{b: b} }
+
+func (l *baselines) measure() {
+	for _, c := range []struct {
+		into *[]time.Duration
+		argv []string
+	}{{&l.forks, []string{"/bin/true"}}, {&l.shares, []string{"unshare", "--pid", "--fork", "--mount", "--net", "--ipc", "--uts", "/bin/true"}}} {
+		start := time.Now()
+		if out, err := exec.Command(c.argv[0], c.argv[1:]...).CombinedOutput(); err != nil {
+			l.b.Fatalf("%v: %v: %s", c.argv, err, out)
+		}
+		*c.into = append(*c.into, time.Since(start))
+	}
+}
+
+func (l *baselines) fork() time.Duration { return median(l.forks) }
+
+func (l *baselines) report() {
+	l.b.ReportMetric(ms(l.fork()), "bare-ms")
+	l.b.ReportMetric(ms(median(l.shares)), "unshare-ms")
+}
+
+func (l *baselines) String() string {
+	return fmt.Sprintf("baselines: bare fork+exec+wait %.2f ms, unshare of a box's namespaces %.2f ms", ms(l.fork()), ms(median(l.shares)))
 }
 
 func mustJSON(v any) string {

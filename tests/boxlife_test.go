@@ -140,14 +140,35 @@ func sleeper(s *server, id string, box int) obj {
 }
 
 // boxProcesses lists the processes whose environment names the box's
-// directory: its init (native), and the sleepers run in it.
+// directory, the sleepers run in it, and their parent the box's init
+// (native; the init of a box made ahead of time does not name it).
 func boxProcesses(s *server, box int) []string {
 	var found []string
 	environs, _ := filepath.Glob("/proc/[0-9]*/environ")
 	for _, p := range environs {
 		environ, _ := os.ReadFile(p)
-		if strings.Contains(string(environ), s.boxDir(box)+"/") {
-			found = append(found, "process "+filepath.Dir(p))
+		if !strings.Contains(string(environ), s.boxDir(box)+"/") {
+			continue
+		}
+		found = append(found, "process "+filepath.Dir(p))
+		status, _ := os.ReadFile(filepath.Join(filepath.Dir(p), "status"))
+		if m := regexp.MustCompile(`(?m)^PPid:\s*([0-9]+)$`).FindSubmatch(status); m != nil {
+			parent := "/proc/" + string(m[1])
+			cmdline, _ := os.ReadFile(parent + "/cmdline")
+			if string(cmdline) == "sandboxd-box\x00" && !slices.Contains(found, "process "+parent) {
+				found = append(found, "process "+parent)
+			}
+		}
+	}
+	return found
+}
+
+// stillThere lists the processes of procs (from boxProcesses) that exist.
+func stillThere(procs []string) []string {
+	var found []string
+	for _, p := range procs {
+		if _, err := os.Stat(strings.TrimPrefix(p, "process ")); err == nil {
+			found = append(found, p)
 		}
 	}
 	return found
@@ -207,6 +228,10 @@ func TestCloseBoxEndsARunInFlight(t *testing.T) {
 		rs := s.stream()
 		s.send(mustJSON(sleeper(s, "sleeper", box)))
 		waitForSleeper(t, s, box)
+		procs := boxProcesses(s, box)
+		if backend == nil && len(procs) != 2 {
+			t.Errorf("the sleeper and the box's init: found %v", procs)
+		}
 		closed := time.Now()
 		s.send(mustJSON(obj{"command": "close_box", "id": "close", "box": box}))
 		r := rs.next(5 * time.Second)
@@ -222,7 +247,7 @@ func TestCloseBoxEndsARunInFlight(t *testing.T) {
 			t.Fatalf("second reply: %v, want close_box's", r)
 		}
 		expectSuccess(t, r)
-		if left := boxRemains(s, box); len(left) > 0 {
+		if left := append(boxRemains(s, box), stillThere(procs)...); len(left) > 0 {
 			t.Errorf("box %d is closed, but it left: %v", box, left)
 		}
 		expectError(t, rs.call(obj{"command": "box_path", "box": box}), "no_such_box")
@@ -345,11 +370,16 @@ func TestCloseAndOpenPipelined(t *testing.T) {
 		}
 		entries, _ := os.ReadDir(filepath.Join(s.stateDir, "boxes"))
 		var names []string
+		spares := 0
 		for _, e := range entries {
-			names = append(names, e.Name())
+			if strings.HasPrefix(e.Name(), "spare-") {
+				spares++ // the box sandboxd prepares for the next open_box
+			} else {
+				names = append(names, e.Name())
+			}
 		}
-		if want := []string{"0", strconv.Itoa(box)}; !slices.Equal(names, want) {
-			t.Errorf("box directories %v, want %v", names, want)
+		if want := []string{"0", strconv.Itoa(box)}; !slices.Equal(names, want) || spares > 1 {
+			t.Errorf("box directories %v and %d spares, want %v and at most one spare", names, spares, want)
 		}
 		if code := s.wait(); code != 0 {
 			t.Errorf("exit code %d (stderr: %s)", code, s.stderr.String())
@@ -437,10 +467,14 @@ func TestDeepTreesAreRemoved(t *testing.T) {
 
 // newBoxProbe is what a program can look at to tell a reset box from a new
 // one: its own pid and how many processes it sees, the inode numbers and
-// contents of /space, /tmp and /dev/shm, the hostname, the next System V
-// IPC ids, IPC objects left, the first pty's number, the box's ptys.
+// contents of /space, /tmp and /dev/shm, their mount options and owner, the
+// init's name, the hostname, the next System V IPC ids, IPC objects left,
+// the first pty's number, the box's ptys.
 const newBoxProbe = `echo pid $$; ls /proc | grep -cE '^[0-9]+$'
 stat -c '%n %i %a' /space /tmp /dev /dev/* /space/probe
+grep -E ' /(space|tmp) ' /proc/self/mountinfo | sed 's/^[^ ]* [^ ]* [^ ]* [^ ]* \([^ ]*\) .* - /\1 /'
+[ "$(stat -c %u:%g /space /tmp | sort -u)" = "$(id -u):$(id -g)" ] && echo owned by the box user
+tr '\0' ' ' < /proc/1/cmdline; echo
 uname -n; ls -A /space /tmp /dev/pts; ./probe ipcids; ./probe shm get; ./probe mq get
 python3 -c 'import os, pty; print(os.ttyname(pty.openpty()[1]))'
 cat /proc/sysvipc/shm /proc/sysvipc/msg /proc/sysvipc/sem | grep -v key | wc -l`
@@ -497,9 +531,42 @@ func TestResetBoxIsANewBox(t *testing.T) {
 			t.Errorf("after reset_box %d, a program sees:\n%s\nwhere a new box shows:\n%s", i, reset, fresh)
 		}
 	}
-	// Another new box looks the same.
+	// Another new box looks the same, and so does box 0, made at start.
 	other := int(num(t, s.ok(obj{"command": "open_box"}), "box"))
 	if seen := observe(other); seen != fresh {
 		t.Errorf("another new box shows:\n%s\nwhere the first showed:\n%s", seen, fresh)
 	}
+	if seen := observe(0); seen != fresh {
+		t.Errorf("box 0 shows:\n%s\nwhere the first new box showed:\n%s", seen, fresh)
+	}
+}
+
+// A box's quotas hold in each /space and /tmp it gets: a new box's (made
+// ahead of time, with the default quotas, and then given the box's) and a
+// reset box's.
+func TestQuotasHoldInANewAndAResetBox(t *testing.T) {
+	s := startServer(t)
+	box := int(num(t, s.ok(obj{"command": "open_box", "quota_space": 1 << 20, "quota_inodes": 64}), "box"))
+	const script = `grep -E ' /(space|tmp) ' /proc/self/mountinfo | grep -oE 'size=[^,]*,nr_inodes=[0-9]*'
+head -c 2000000 /dev/zero > /tmp/big 2>/dev/null || echo /tmp is full
+for i in $(seq 100); do true > /space/f$i 2>/dev/null || break; done; ls /space | wc -l`
+	// 64 inodes: the root, stdout's file and 62 more.
+	const want = "size=1024k,nr_inodes=64\nsize=1024k,nr_inodes=64\n/tmp is full\n63\n"
+	for _, when := range []string{"new", "reset"} {
+		expectVerdict(t, s.ok(with(run("sh", "-c", script), "box", box, "stdout", "seen")), "OK", code(0))
+		if got := s.readFile(box, "seen"); got != want {
+			t.Errorf("a %s box with quota_space 1 MiB and quota_inodes 64 shows:\n%s\nwant:\n%s", when, got, want)
+		}
+		s.ok(obj{"command": "reset_box", "box": box})
+	}
+}
+
+// A reset_box of box 0 as the first request, while sandboxd still starts
+// box 0's init in the background, is answered, and box 0 works after it.
+func TestResetBoxFirstThing(t *testing.T) {
+	s := startServer(t)
+	rs := s.stream()
+	s.send(mustJSON(obj{"command": "reset_box", "id": "reset"}))
+	expectSuccess(t, rs.next(30*time.Second))
+	expectVerdict(t, rs.call(run("/bin/true")), "OK", code(0))
 }

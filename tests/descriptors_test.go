@@ -99,7 +99,7 @@ func boxInits(t *testing.T, s *server) []int {
 	for _, p := range cmdlines {
 		argv, _ := os.ReadFile(p)
 		pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		if bytes.HasPrefix(argv, []byte("sandboxd-box-")) && procStat(pid)[1] == strconv.Itoa(s.cmd.Process.Pid) {
+		if bytes.Equal(argv, []byte("sandboxd-box\x00")) && procStat(pid)[1] == strconv.Itoa(s.cmd.Process.Pid) {
 			pids = append(pids, pid)
 		}
 	}

@@ -333,3 +333,30 @@ func TestRuntimeDatabaseSurvivesKill(t *testing.T) {
 		t.Errorf("the database is not where --db defaults to: %v", err)
 	}
 }
+
+// A runtime database that cannot be opened (here --db names a directory)
+// does not keep sandboxd from serving: it starts, its boxes work, and each
+// runtime request fails with an error that says why.
+func TestAnUnusableRuntimeDatabaseFailsOnlyRuntimeRequests(t *testing.T) {
+	db := t.TempDir()
+	s := startServer(t, "--db", db)
+	expectVerdict(t, s.ok(run("/bin/true")), "OK", code(0))
+	for _, req := range []obj{
+		{"command": "list_runtimes"},
+		{"command": "remove_runtime", "name": "any"},
+		install("any", "{}"),
+		with(run("/bin/true"), "runtime", "any"),
+	} {
+		r := s.call(req)
+		expectError(t, r, "internal")
+		if msg := r["error"].(map[string]any)["message"].(string); !strings.Contains(msg, "runtimes could not be opened") || !strings.Contains(msg, db) {
+			t.Errorf("%v: the error says %q, want why the runtimes could not be opened", req["command"], msg)
+		}
+	}
+	if code := s.wait(); code != 0 {
+		t.Errorf("exit code %d (stderr: %s)", code, s.stderr.String())
+	}
+	if !strings.Contains(s.stderr.String(), "cannot open the runtimes") {
+		t.Errorf("the log does not tell: %s", s.stderr.String())
+	}
+}

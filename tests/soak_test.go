@@ -400,11 +400,16 @@ func (k *soaker) footprintNow() footprint {
 	t := k.t
 	pid := k.s.cmd.Process.Pid
 	var f footprint
+	children := k.settledDescendants()
 	f.rssKB, f.fds = processFootprint(t, pid)
-	children := descendants(pid)
 	f.processes = len(children)
+	// Box 0's init is the one whose /space is box 0's.
+	space0, err := os.Stat(filepath.Join(k.s.boxDir(0), "space"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range children {
-		if cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c)); strings.HasPrefix(string(cmdline), "sandboxd-box-0\x00") {
+		if space, err := os.Stat(fmt.Sprintf("/proc/%d/root/space", c)); err == nil && isBoxInit(c) && os.SameFile(space, space0) {
 			f.boxInitRSSKB, f.boxInitFDs = processFootprint(t, c)
 		}
 	}
@@ -447,6 +452,31 @@ func processFootprint(t *testing.T, pid int) (rssKB, fds int) {
 }
 
 // descendants lists the processes below pid.
+func isBoxInit(pid int) bool {
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return string(cmdline) == "sandboxd-box\x00"
+}
+
+// settledDescendants lists sandboxd's descendants once every box
+// directory, the spare's that sandboxd prepares included, has its init:
+// the spare is built again whenever a box takes it.
+func (k *soaker) settledDescendants() []int {
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		children := descendants(k.s.cmd.Process.Pid)
+		inits := 0
+		for _, c := range children {
+			if isBoxInit(c) {
+				inits++
+			}
+		}
+		dirs, _ := os.ReadDir(filepath.Join(k.s.stateDir, "boxes"))
+		if inits == len(dirs) || time.Now().After(deadline) {
+			return children
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func descendants(pid int) []int {
 	parent := map[int]int{}
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")

@@ -170,24 +170,21 @@ func run(args []string) int {
 		return 1
 	}
 
+	// The protocol goes on when the judge stops reading replies; a lost reply is its loss.
+	signal.Ignore(syscall.SIGPIPE)
+	// Before the executor starts its work in the background: the signal
+	// handling takes a thread of its own, which a fork in progress delays.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
 	exec, err := newExecutor(o, log)
 	if err != nil {
 		log.Error().Err(err).Msgf("cannot start the %s executor (run `sandboxd check`)", o.executor)
 		return 1
 	}
-	rts, db, err := openRuntimes(o, exec)
-	if err != nil {
-		exec.Close()
-		log.Error().Err(err).Msg("cannot open the runtimes")
-		return 1
-	}
-	defer db.Close()
+	rts := openRuntimesInBackground(o, exec, log)
+	defer rts.close()
 	log.Info().Str("version", version).Str("state_dir", o.stateDir).Str("db", o.db).Int("parallel", o.parallel).Msg("serving on stdin/stdout")
 
-	// The protocol goes on when the judge stops reading replies; a lost reply is its loss.
-	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	srv := &protocol.Server{Exec: exec, Runtimes: rts, Parallel: o.parallel, MaxLine: o.maxLine, Version: version,
 		Observe: func(command string, took time.Duration, err error) {
 			switch code := spec.CodeOf(err); {
@@ -214,6 +211,74 @@ func run(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// openingRuntimes are the runtimes while their database opens in the
+// background: the first reply does not wait for SQLite and the pruning of
+// GC roots. A request that needs the runtimes waits for them, and gets the
+// error that kept them from opening, if one did (logged when it happens).
+type openingRuntimes struct {
+	opened chan struct{}
+	rts    *runtimes.Manager
+	db     store.Store
+	err    error
+}
+
+func openRuntimesInBackground(o *options, exec executor.Executor, log zerolog.Logger) *openingRuntimes {
+	r := &openingRuntimes{opened: make(chan struct{})}
+	go func() {
+		defer close(r.opened)
+		if r.rts, r.db, r.err = openRuntimes(o, exec); r.err != nil {
+			log.Error().Err(r.err).Msg("cannot open the runtimes: runtime requests fail")
+			r.err = fmt.Errorf("the runtimes could not be opened: %w", r.err)
+		}
+	}()
+	return r
+}
+
+func (r *openingRuntimes) manager() (*runtimes.Manager, error) {
+	<-r.opened
+	return r.rts, r.err
+}
+
+func (r *openingRuntimes) Runtime(name string) (executor.Runtime, error) {
+	m, err := r.manager()
+	if err != nil {
+		return executor.Runtime{}, err
+	}
+	return m.Runtime(name)
+}
+
+func (r *openingRuntimes) Install(ctx context.Context, req *spec.InstallRequest) (*spec.InstallResult, error) {
+	m, err := r.manager()
+	if err != nil {
+		return nil, err
+	}
+	return m.Install(ctx, req)
+}
+
+func (r *openingRuntimes) List(ctx context.Context) ([]spec.RuntimeInfo, error) {
+	m, err := r.manager()
+	if err != nil {
+		return nil, err
+	}
+	return m.List(ctx)
+}
+
+func (r *openingRuntimes) Remove(ctx context.Context, name string) error {
+	m, err := r.manager()
+	if err != nil {
+		return err
+	}
+	return m.Remove(ctx, name)
+}
+
+// close closes the database, once it is open.
+func (r *openingRuntimes) close() {
+	<-r.opened
+	if r.db != nil {
+		r.db.Close()
+	}
 }
 
 // openRuntimes opens the runtime database and the runtimes on it.

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,10 +58,15 @@ type Executor struct {
 	cpus *executor.CPUPool
 
 	boxes *executor.BoxTable[box]
+	// spares prepares boxes ahead of time for open_box and reset_box.
+	spares      *spares
+	spareSerial int // names the spares' directories
 }
 
 // New takes ownership of the state directory, removes what a previous
 // instance left there (mounts, cgroups, box directories) and opens box 0.
+// Box 0's files are there at once; its init starts in the background, and
+// its first run waits for it (and reports why, if it could not start).
 func New(cfg Config) (*Executor, error) {
 	if os.Geteuid() != 0 {
 		return nil, fmt.Errorf("the native executor must run as root")
@@ -92,7 +98,17 @@ func New(cfg Config) (*Executor, error) {
 		n.Close()
 		return nil, err
 	}
-	if _, err := n.boxes.Open(executor.DefaultBox, spec.BoxOptions{}, cfg.Dirs, cfg.StateDir, n.startBox); err != nil {
+	box0Started := make(chan struct{})
+	n.spares = startSpares(n.boxConfig(-1, spec.BoxOptions{}.WithDefaults(cfg.Dirs)).init, n.buildSpare, box0Started)
+	_, err = n.boxes.Open(executor.DefaultBox, spec.BoxOptions{}, cfg.Dirs, cfg.StateDir, func(id int, opts spec.BoxOptions) (*box, error) {
+		b, err := openBoxFiles(n.boxConfig(id, opts), n.cgroups)
+		if err == nil {
+			// The first spare is built once box 0 is: they would share the CPUs.
+			b.startInBackground(func() { close(box0Started) })
+		}
+		return b, err
+	})
+	if err != nil {
 		n.Close()
 		return nil, err
 	}
@@ -104,16 +120,34 @@ func (n *Executor) OpenBox(opts spec.BoxOptions) (int, error) {
 	return n.boxes.Open(executor.AnyBox, opts, n.cfg.Dirs, n.cfg.StateDir, n.startBox)
 }
 
+// startBox builds a box, from a spare when one fits.
 func (n *Executor) startBox(id int, opts spec.BoxOptions) (*box, error) {
-	return startBox(n.boxConfig(id, opts), n.cgroups)
+	c := n.boxConfig(id, opts)
+	if !n.spares.fits(c) {
+		return startBox(c, n.cgroups)
+	}
+	spare, err := n.spares.take()
+	if err != nil {
+		return nil, err
+	}
+	b := newBox(c, n.cgroups)
+	if err := b.adoptSpare(spare); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
 }
 
+// boxConfig is the configuration of box id.
 func (n *Executor) boxConfig(id int, opts spec.BoxOptions) boxConfig {
-	dir := filepath.Join(n.cfg.StateDir, "boxes", fmt.Sprint(id))
+	return n.boxConfigAt(id, filepath.Join(n.cfg.StateDir, "boxes", strconv.Itoa(id)), n.cfg.UIDBase+id, opts)
+}
+
+func (n *Executor) boxConfigAt(id int, dir string, uid int, opts spec.BoxOptions) boxConfig {
 	c := boxConfig{
 		id:      id,
 		dir:     dir,
-		uid:     n.cfg.UIDBase + id,
+		uid:     uid,
 		opts:    opts,
 		initLog: n.cfg.InitLog,
 		cpuPool: n.cpus,
@@ -143,7 +177,7 @@ func (n *Executor) ResetBox(id int) error {
 	if err != nil {
 		return err
 	}
-	return b.reset()
+	return b.reset(n.spares)
 }
 
 // Box tells where a box's /space is on the host.
@@ -167,6 +201,9 @@ func (n *Executor) Run(ctx context.Context, id int, job *executor.Job) (spec.Run
 // Close removes every box and the instance's cgroups, and releases the state dir.
 func (n *Executor) Close() error {
 	var errs []error
+	if n.spares != nil {
+		n.spares.stop()
+	}
 	for _, b := range n.boxes.RemoveAll() {
 		errs = append(errs, b.close())
 	}
@@ -219,23 +256,47 @@ type box struct {
 	mu sync.Mutex
 }
 
+func newBox(c boxConfig, cgroups *cgroup.Instance) *box {
+	return &box{boxConfig: c, cgroups: cgroups, ctl: -1, kill: -1, buf: make([]byte, maxInitMessage)}
+}
+
 // startBox makes the box's directories and starts it.
 func startBox(c boxConfig, cgroups *cgroup.Instance) (_ *box, err error) {
-	b := &box{boxConfig: c, cgroups: cgroups, ctl: -1, kill: -1, buf: make([]byte, maxInitMessage)}
+	b := newBox(c, cgroups)
 	defer func() {
 		if err != nil {
 			b.close()
 		}
 	}()
-	for _, d := range []string{c.init.Root, c.init.Space, c.init.Tmp} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, fmt.Errorf("create box dir: %w", err)
-		}
-	}
 	if err := b.start(); err != nil {
 		return nil, err
 	}
 	return b, nil
+}
+
+// openBoxFiles makes the box's directories and mounts its /space and /tmp,
+// without an init: file requests work at once, and its first run starts it.
+func openBoxFiles(c boxConfig, cgroups *cgroup.Instance) (*box, error) {
+	b := newBox(c, cgroups)
+	if err := b.mountDirs(); err != nil {
+		b.close()
+		return nil, err
+	}
+	return b, nil
+}
+
+// startInBackground starts the box's init (as its first run would) without
+// holding up the caller, then calls done. A run waits for it, holding the
+// box; if it failed, the run starts the init again and reports why.
+func (b *box) startInBackground(done func()) {
+	go func() {
+		defer done()
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if !b.closed {
+			b.start()
+		}
+	}()
 }
 
 // start mounts the box's /space and /tmp on the host (so that judges can
@@ -247,24 +308,46 @@ func (b *box) start() error {
 		}
 	}
 	if b.initProc == nil {
-		return b.startInit()
+		if err := b.spawnInit(); err != nil {
+			return err
+		}
+		return b.attach()
 	}
 	return nil
 }
 
-// mountDirs mounts new, empty tmpfs at the box's /space and /tmp.
+// boxDirs are the box's /space and /tmp on the host, with their modes.
+func (b *box) boxDirs() []struct{ dir, mode string } {
+	return []struct{ dir, mode string }{{b.init.Space, "0755"}, {b.init.Tmp, "1777"}}
+}
+
+// mountDirs makes the box's directories and mounts new, empty tmpfs at its
+// /space and /tmp, owned by the box's user. The owner is set apart from the
+// mount, as adoptSpare sets it on a spare's: every box shows the same mount options.
 func (b *box) mountDirs() error {
-	for _, d := range []struct {
-		dir  string
-		mode string
-	}{{b.init.Space, "0755"}, {b.init.Tmp, "1777"}} {
-		data := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%s,uid=%d,gid=%d", b.opts.QuotaSpace, b.opts.QuotaInodes, d.mode, b.uid, b.uid)
+	for _, d := range []string{b.init.Root, b.init.Space, b.init.Tmp} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("create box dir: %w", err)
+		}
+	}
+	for _, d := range b.boxDirs() {
+		data := fmt.Sprintf("size=%d,nr_inodes=%d,mode=%s", b.opts.QuotaSpace, b.opts.QuotaInodes, d.mode)
 		if err := unix.Mount("tmpfs", d.dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, data); err != nil {
 			b.unmountDirs()
 			return fmt.Errorf("mount box tmpfs %s: %w", d.dir, err)
 		}
 	}
 	b.mounted = true
+	return b.ownDirs()
+}
+
+// ownDirs gives the box's /space and /tmp to the box's user.
+func (b *box) ownDirs() error {
+	for _, d := range b.boxDirs() {
+		if err := os.Lchown(d.dir, b.uid, b.uid); err != nil {
+			return fmt.Errorf("box dir owner: %w", err)
+		}
+	}
 	return nil
 }
 
@@ -284,9 +367,8 @@ func (b *box) unmountDirs() error {
 	return nil
 }
 
-// startInit starts the box's init, which builds the box's root, and the
-// accounting of its runs.
-func (b *box) startInit() (err error) {
+// spawnInit starts the box's init and waits until it has built the box's root.
+func (b *box) spawnInit() (err error) {
 	defer func() {
 		if err != nil {
 			err = b.initFailed(err)
@@ -309,7 +391,9 @@ func (b *box) startInit() (err error) {
 		return err
 	}
 	cmd := exec.Command("/proc/self/exe")
-	cmd.Args = []string{"sandboxd-box-" + fmt.Sprint(c.id)}
+	// One name for every box's init, a spare's included: a program that
+	// reads /proc/1/cmdline learns nothing of its box.
+	cmd.Args = []string{"sandboxd-box"}
 	// The Go runtime would keep the host's CPU cgroup files open in the init
 	// for its GOMAXPROCS updates, which the init does not need.
 	cmd.Env = []string{boxInitEnv + "=" + string(cfgJSON), "GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
@@ -336,9 +420,16 @@ func (b *box) startInit() (err error) {
 	if m.Op != opReady {
 		return fmt.Errorf("build box: %s", m.Error)
 	}
-	if b.acct, err = b.cgroups.NewBox(fmt.Sprintf("box%d", c.id), cmd.Process.Pid); err != nil {
-		return err
+	return nil
+}
+
+// attach starts the accounting of the box's runs, for the box's init.
+func (b *box) attach() error {
+	acct, err := b.cgroups.NewBox("box"+strconv.Itoa(b.id), b.initProc.Process.Pid)
+	if err != nil {
+		return b.initFailed(err)
 	}
+	b.acct = acct
 	b.prepareNext()
 	return nil
 }
@@ -400,10 +491,10 @@ func (b *box) initFailed(err error) error {
 // first, which names the cause of a crash ("panic: ...", "fatal error: ...",
 // "SIGABRT: abort"), is kept for the error reply.
 type initStderr struct {
-	box int
 	log func(box int, line string)
 
 	mu      sync.Mutex
+	box     int    // -1 while the init is a spare's
 	partial []byte // a line not ended yet
 	said    string // the first line
 }
@@ -428,6 +519,13 @@ func (w *initStderr) Write(p []byte) (int, error) {
 		w.partial = nil
 	}
 	return len(p), nil
+}
+
+// setBox names the box the init is now.
+func (w *initStderr) setBox(id int) {
+	w.mu.Lock()
+	w.box = id
+	w.mu.Unlock()
 }
 
 func (w *initStderr) line(l string) {
@@ -530,16 +628,38 @@ func (b *box) close() error {
 }
 
 // reset makes the box afresh: its init is stopped, with every process of
-// the box, and a new one starts on new /space and /tmp. That costs the
-// same however many files the box held (the old tmpfs go with their last
-// mount), and PIDs, IPC objects and the hostname start over, as in a new box.
-func (b *box) reset() error {
+// the box, and a new one, a spare's when one fits, takes over on new
+// /space and /tmp. That costs the same however many files the box held
+// (the old tmpfs go with their last mount), and PIDs, IPC objects and the
+// hostname start over, as in a new box.
+//
+// The old init is killed first and waited for last, before its accounting
+// goes: it dies, with the box's processes, while the box's new files and
+// init are readied.
+func (b *box) reset(spares *spares) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if err := errors.Join(b.stopInit(), b.unmountDirs()); err != nil {
-		return fmt.Errorf("reset box %d: %w", b.id, err)
+	if b.initProc != nil && b.initProc.Process != nil {
+		b.initProc.Process.Kill()
 	}
-	if err := b.start(); err != nil {
+	fits := spares.fits(b.boxConfig)
+	var spare *box
+	err := b.unmountDirs()
+	if err == nil && fits {
+		if err = b.removeDir(); err == nil {
+			spare, err = spares.take()
+		}
+	}
+	if err = errors.Join(err, b.stopInit()); err == nil {
+		if fits {
+			err = b.adoptSpare(spare)
+		} else {
+			err = b.start()
+		}
+	} else if spare != nil {
+		spare.close()
+	}
+	if err != nil {
 		return fmt.Errorf("reset box %d: %w", b.id, err)
 	}
 	return nil

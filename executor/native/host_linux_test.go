@@ -106,6 +106,11 @@ func TestACrashedInitIsNamed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
+	// Box 0's init starts in the background; a run waits for it.
+	if res, err := executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{}); err != nil || res.Verdict != spec.VerdictOK {
+		t.Fatalf("a run in box 0: %+v, %v", res, err)
+	}
 	// The Go runtime of the init dies of SIGABRT with a dump on its stderr.
 	pid := b.initProc.Process.Pid
 	if err := b.initProc.Process.Signal(syscall.SIGABRT); err != nil {
@@ -121,7 +126,6 @@ func TestACrashedInitIsNamed(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
 	_, err = executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{})
 	if err == nil || !strings.Contains(err.Error(), "the box's init said: SIGABRT: abort") {
 		t.Errorf("run after the init crashed: %v, want an error that names SIGABRT", err)

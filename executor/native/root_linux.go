@@ -110,9 +110,11 @@ func (in *boxInit) buildRoot() error {
 	if err := unix.Sethostname([]byte(cfg.Hostname)); err != nil {
 		return fmt.Errorf("sethostname: %w", err)
 	}
-	if in.lastPID, err = unix.Open("/proc/sys/kernel/ns_last_pid", unix.O_WRONLY|unix.O_CLOEXEC, 0); err != nil {
+	if in.lastPID, err = unix.Open("/proc/sys/kernel/ns_last_pid", unix.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
 		return fmt.Errorf("open ns_last_pid: %w", err)
 	}
+	// For startPIDsOver's barrier; a kernel without it leaves the barrier out.
+	unix.Syscall(unix.SYS_MEMBARRIER, membarrierRegisterPrivateExpedited, 0, 0)
 	return os.Chdir(spec.SpaceDir)
 }
 
