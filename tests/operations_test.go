@@ -1,9 +1,14 @@
 package tests
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // waitRunning waits until stats says n runs hold a slot.
@@ -110,4 +115,43 @@ func TestStatsOfTheNativeBackend(t *testing.T) {
 	if mode := cg["mode"]; (mode == "v2") != (len(found) == 1) || (mode != "v1" && mode != "v2") {
 		t.Errorf("cgroup mode %v with groups %v", mode, found)
 	}
+}
+
+// In a cgroup held to one CPU's worth of time (a container's limits.cpu, a
+// unit's CPUQuota=), --parallel defaults to 1, not to the host's CPUs:
+// runs at once beyond the quota throttle each other's real time.
+func TestParallelDefaultsToTheCgroupsCPUQuota(t *testing.T) {
+	dir, quota := "/sys/fs/cgroup/cpu/sandboxd-quota-test", "cpu.cfs_quota_us"
+	var st unix.Statfs_t
+	if unix.Statfs("/sys/fs/cgroup", &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+		dir, quota = "/sys/fs/cgroup/sandboxd-quota-test", "cpu.max"
+		if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+cpu"), 0o644); err != nil {
+			t.Fatalf("enable the cpu controller: %v", err)
+		}
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		os.Remove(filepath.Join(dir, "leaf")) // cgroup v2: sandboxd's leaf stays
+		if err := os.Remove(dir); err != nil {
+			t.Errorf("remove the test's cgroup: %v", err)
+		}
+	})
+	// One CPU: on v1 the quota alone, on v2 "quota period".
+	one := "100000"
+	if quota == "cpu.max" {
+		one = "100000 100000"
+	}
+	if err := os.WriteFile(filepath.Join(dir, quota), []byte(one), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := newServer(t, t.TempDir())
+	// sandboxd starts in the cgroup: the shell moves itself there, then execs it.
+	s.cmd = exec.Command("sh", append([]string{"-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, dir, sandboxdBin}, baseArgs(s.stateDir, s.uidBase)...)...)
+	s.start()
+	if r := s.ok(obj{"command": "stats"}); r["parallel"] != 1.0 {
+		t.Errorf("stats in a cgroup of one CPU's quota: %v, want parallel 1", r)
+	}
+	s.wait()
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -73,7 +74,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	fs.IntVar(&o.parallel, "parallel", runtime.NumCPU(), "runs executed at once (boxes run in parallel, one request at a time each; other requests never wait for a slot)")
+	fs.IntVar(&o.parallel, "parallel", defaultParallel(), "runs executed at once (boxes run in parallel, one request at a time each; other requests never wait for a slot); default: the CPUs sandboxd may run on, or its cgroup's CPU quota if lower")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level on stderr: debug, info, warn, error")
 	fs.StringVar(&o.stateDir, "state-dir", "/var/lib/sandboxd", "directory for boxes and state; one sandboxd at a time per directory")
 	fs.StringVar(&o.executor, "executor", "native", "sandbox backend: native, or isolate (drives an installed ioi/isolate)")
@@ -114,6 +115,17 @@ Flags:
 		o.db = filepath.Join(o.stateDir, "sandboxd.db")
 	}
 	return o, nil
+}
+
+// defaultParallel is the CPUs sandboxd may run on (its affinity), or, if
+// lower, its cgroup's CPU quota rounded up: in a container with limits.cpu
+// of 2 on a 64-CPU node, 64 runs at once would throttle each other.
+func defaultParallel() int {
+	n := runtime.NumCPU()
+	if quota, ok := cgroup.CPUQuota(); ok {
+		n = min(n, max(1, int(math.Ceil(quota))))
+	}
+	return n
 }
 
 // pinning reads --cpus: the CPUs runs are pinned to, one run on each at a
