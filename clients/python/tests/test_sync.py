@@ -159,6 +159,28 @@ def test_open_box_dirs(sb: Sandbox) -> None:
     assert sb.run(["sh", "-c", "test -e /etc/passwd"], **LIMITS).exit_code == 1  # box 0: default dirs
 
 
+LOOPBACK = "import socket; s = socket.create_server(('127.0.0.1', 0)); c = socket.create_connection(s.getsockname()); s.accept()[0].sendall(b'hi'); assert c.recv(2) == b'hi'"
+
+
+def test_open_box_network_loopback(sb: Sandbox) -> None:
+    with sb.open_box(network="loopback") as box:
+        assert box.run(["python3", "-c", LOOPBACK], **LIMITS).exit_code == 0
+    assert sb.run(["python3", "-c", LOOPBACK], **LIMITS).exit_code == 1  # box 0: no network
+    with pytest.raises(SandboxError) as e:
+        sb.open_box(network="host")
+    assert e.value.code == "invalid_argument"
+
+
+def test_stats_counts_boxes_and_runs(sb: Sandbox) -> None:
+    before = sb.stats()
+    with sb.open_box():
+        sb.run(["true"], **LIMITS)
+        after = sb.stats()
+    assert after["boxes_open"] == before["boxes_open"] + 1
+    assert after["runs"]["OK"] == before["runs"]["OK"] + 1
+    assert after["runs_running"] == 0 and after["parallel"] >= 1
+
+
 def test_version(sb: Sandbox) -> None:
     v = sb.version()
     assert v.protocol == 1 and v.version and sb.server_version == v

@@ -252,10 +252,12 @@ class AsyncSandbox:
         quota_space: Optional[int] = None,
         quota_inodes: Optional[int] = None,
         dirs: Optional[Sequence[str]] = None,
+        network: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> "AsyncBox":
-        """Opens a box; ``async with await sb.open_box() as box:`` closes it after."""
-        return AsyncBox(self, await self._drive(_ops.open_box(quota_space, quota_inodes, dirs), timeout))
+        """Opens a box; ``async with await sb.open_box() as box:`` closes it
+        after. ``network="loopback"`` brings up the box's own loopback."""
+        return AsyncBox(self, await self._drive(_ops.open_box(quota_space, quota_inodes, dirs, network), timeout))
 
     def box(self, id: int) -> "AsyncBox":
         return AsyncBox(self, id)
@@ -304,6 +306,10 @@ class AsyncSandbox:
 
     async def remove_file(self, path: str, *, box: int = 0, timeout: Optional[float] = None) -> None:
         await self._drive(_ops.remove_file(path, box), timeout)
+
+    async def stats(self, *, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """What a metrics exporter reads (PROTOCOL.md, ``stats``), as sent."""
+        return await self._drive(_ops.stats(), timeout)
 
     async def version(self, *, timeout: Optional[float] = None) -> VersionInfo:
         return await self._drive(_ops.version(), timeout)

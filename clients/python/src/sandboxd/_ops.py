@@ -67,9 +67,15 @@ def run_group(
     return parsed(GroupResult.from_reply, reply)
 
 
-def open_box(quota_space: Optional[int], quota_inodes: Optional[int], dirs: Optional[Sequence[str]]) -> Op[int]:
+def open_box(
+    quota_space: Optional[int], quota_inodes: Optional[int], dirs: Optional[Sequence[str]], network: Optional[str]
+) -> Op[int]:
     reply = yield request(
-        "open_box", quota_space=quota_space, quota_inodes=quota_inodes, dirs=None if dirs is None else list(dirs)
+        "open_box",
+        quota_space=quota_space,
+        quota_inodes=quota_inodes,
+        dirs=None if dirs is None else list(dirs),
+        network=network,
     )
     return parsed(lambda r: int(r["box"]), reply)
 
@@ -132,6 +138,11 @@ def list_files(path: Optional[str], box: int) -> Op[List[FileEntry]]:
 
 def remove_file(path: str, box: int) -> Op[None]:
     yield request("remove_file", box=box, path=path)
+
+
+def stats() -> Op[Reply]:
+    reply = yield request("stats")
+    return reply
 
 
 def version() -> Op[VersionInfo]:

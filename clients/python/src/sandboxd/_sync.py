@@ -269,10 +269,13 @@ class Sandbox:
         quota_space: Optional[int] = None,
         quota_inodes: Optional[int] = None,
         dirs: Optional[Sequence[str]] = None,
+        network: Optional[str] = None,
         timeout: Optional[float] = None,
     ) -> "Box":
-        """Opens a box; ``with sb.open_box() as box:`` closes it after."""
-        return Box(self, self._drive(_ops.open_box(quota_space, quota_inodes, dirs), timeout))
+        """Opens a box; ``with sb.open_box() as box:`` closes it after.
+        ``network="loopback"`` brings up the box's own loopback (no other
+        network, ever)."""
+        return Box(self, self._drive(_ops.open_box(quota_space, quota_inodes, dirs, network), timeout))
 
     def box(self, id: int) -> "Box":
         """A handle on a box that is already open (box 0 always is)."""
@@ -329,6 +332,10 @@ class Sandbox:
 
     def remove_file(self, path: str, *, box: int = 0, timeout: Optional[float] = None) -> None:
         self._drive(_ops.remove_file(path, box), timeout)
+
+    def stats(self, *, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """What a metrics exporter reads (PROTOCOL.md, ``stats``), as sent."""
+        return self._drive(_ops.stats(), timeout)
 
     def version(self, *, timeout: Optional[float] = None) -> VersionInfo:
         return self._drive(_ops.version(), timeout)
