@@ -164,16 +164,24 @@ func allStarted(runs []*groupRun, allDone <-chan struct{}) time.Time {
 }
 
 // programPid is the pid of the program isolate runs (the child of its
-// proxy, the box's init), or 0 before it is started.
+// proxy, the box's init), or 0 before it has started: until the child has
+// made its execve it is isolate still, setting up the program's process
+// (isolate's own clock, which its real time is, starts before that).
 func programPid(isolatePid int) int {
 	proxy := children(isolatePid)
 	if len(proxy) == 0 {
 		return 0
 	}
-	if program := children(proxy[0]); len(program) > 0 {
-		return program[0]
+	program := children(proxy[0])
+	if len(program) == 0 {
+		return 0
 	}
-	return 0
+	isolateExe, err1 := os.Readlink("/proc/" + strconv.Itoa(isolatePid) + "/exe")
+	exe, err2 := os.Readlink("/proc/" + strconv.Itoa(program[0]) + "/exe")
+	if err1 != nil || err2 != nil || exe == isolateExe {
+		return 0
+	}
+	return program[0]
 }
 
 // children are the child processes of a process, of each of its threads.
