@@ -2,6 +2,7 @@ package executor
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -112,5 +113,18 @@ func TestUIDLockDirOfAnotherIsRefused(t *testing.T) {
 			t.Fatalf("%s: the file its planted holder names now holds %q", dir, got)
 		}
 		os.Remove(holder)
+	}
+}
+
+// Ranges out of the valid uids are refused, also where first+count wraps
+// around (a --uid-base near the largest int passed as a range of negative end).
+func TestUIDRangeOutOfBoundsIsRefused(t *testing.T) {
+	for _, first := range []int{-1000, 0, 999, 1<<32 - 1000, 1 << 32, math.MaxInt - 500, math.MaxInt} {
+		if err := CheckUIDRange(first, 1000); err == nil || !strings.Contains(err.Error(), "box uids must lie between") {
+			t.Errorf("uids from %d: got %v, want refused as out of bounds", first, err)
+		}
+	}
+	if err := CheckUIDRange(1<<32-1001, 1000); err != nil {
+		t.Errorf("the highest range: %v", err)
 	}
 }
