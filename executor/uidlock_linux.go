@@ -44,7 +44,12 @@ func LockUIDs(dir string, first, count int, stateDir string) (*UIDLock, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "holders"), 0o700); err != nil {
 		return nil, fmt.Errorf("create uid lock dir: %w", err)
 	}
-	f, err := os.OpenFile(filepath.Join(dir, "uids.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	for _, d := range []string{dir, filepath.Join(dir, "holders")} {
+		if err := checkOwnDir(d); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(filepath.Join(dir, "uids.lock"), os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open uid lock: %w", err)
 	}
@@ -60,11 +65,42 @@ func LockUIDs(dir string, first, count int, stateDir string) (*UIDLock, error) {
 	l := &UIDLock{file: f, holder: filepath.Join(dir, "holders", rangeName(first, last))}
 	// Whoever holds the lock on exactly this range wrote this file last.
 	record := fmt.Sprintf("pid %d, state dir %s\n", os.Getpid(), stateDir)
-	if err := os.WriteFile(l.holder, []byte(record), 0o600); err != nil {
+	if err := writeHolder(l.holder, record); err != nil {
 		l.Release()
 		return nil, fmt.Errorf("record uid holder: %w", err)
 	}
 	return l, nil
+}
+
+// checkOwnDir refuses a lock dir that someone else could have prepared: a
+// symlink, or a directory another user owns or may write in. Its files are
+// opened and written as root: a holder file planted as a symlink would
+// have sandboxd overwrite whatever it names.
+func checkOwnDir(dir string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return fmt.Errorf("uid lock dir: %w", err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return fmt.Errorf("uid lock dir %s is not a directory (a symlink?): remove it", dir)
+	case int(st.Uid) != os.Geteuid() || st.Mode&0o022 != 0:
+		return fmt.Errorf("uid lock dir %s is owned by uid %d with mode %04o: it must be this user's (uid %d) and writable by no one else; remove it", dir, st.Uid, st.Mode&0o7777, os.Geteuid())
+	}
+	return nil
+}
+
+// writeHolder writes the holder file, never through a symlink.
+func writeHolder(path, record string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|unix.O_NOFOLLOW, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(record)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // heldBy says which instance holds a lock that conflicts with want.

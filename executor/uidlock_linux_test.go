@@ -2,7 +2,9 @@ package executor
 
 import (
 	"fmt"
+	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -56,5 +58,73 @@ func TestUIDHolderOfADeadInstanceIsNotNamed(t *testing.T) {
 	_, err = LockUIDs(dir, 70005, 10, "/state/other")
 	if err == nil || strings.Contains(err.Error(), "/state/dead") || !strings.Contains(err.Error(), "another sandboxd holds uids 70000 to 70009") {
 		t.Fatalf("got %v, want the range held, without the dead instance's state dir", err)
+	}
+}
+
+// A lock dir that another user could have prepared is refused, and nothing
+// it names is written: a symlink to elsewhere, a directory others may
+// write in (where a holder file may be planted as a symlink), one owned by
+// another user.
+func TestUIDLockDirOfAnotherIsRefused(t *testing.T) {
+	base := t.TempDir()
+	victim := filepath.Join(base, "victim")
+	if err := os.WriteFile(victim, []byte("precious\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(base, "elsewhere")
+	if err := os.MkdirAll(filepath.Join(elsewhere, "holders"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	linked := filepath.Join(base, "linked")
+	if err := os.Symlink(elsewhere, linked); err != nil {
+		t.Fatal(err)
+	}
+	open := filepath.Join(base, "open")
+	if err := os.MkdirAll(filepath.Join(open, "holders"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	cases := []string{linked, open}
+	if os.Geteuid() == 0 {
+		other := filepath.Join(base, "other")
+		if err := os.MkdirAll(filepath.Join(other, "holders"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(other, 65534, 65534); err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, other)
+	}
+	for _, dir := range cases {
+		holder := filepath.Join(dir, "holders", rangeName(80000, 80999))
+		if err := os.Symlink(victim, holder); err != nil {
+			t.Fatal(err)
+		}
+		l, err := LockUIDs(dir, 80000, 1000, "/state/x")
+		if err == nil {
+			l.Release()
+			t.Errorf("%s: taken", dir)
+		} else if !strings.Contains(err.Error(), "uid lock dir") {
+			t.Errorf("%s: got %v, want it to name the uid lock dir", dir, err)
+		}
+		if got, _ := os.ReadFile(victim); string(got) != "precious\n" {
+			t.Fatalf("%s: the file its planted holder names now holds %q", dir, got)
+		}
+		os.Remove(holder)
+	}
+}
+
+// Ranges out of the valid uids are refused, also where first+count wraps
+// around (a --uid-base near the largest int passed as a range of negative end).
+func TestUIDRangeOutOfBoundsIsRefused(t *testing.T) {
+	for _, first := range []int{-1000, 0, 999, 1<<32 - 1000, 1 << 32, math.MaxInt - 500, math.MaxInt} {
+		if err := CheckUIDRange(first, 1000); err == nil || !strings.Contains(err.Error(), "box uids must lie between") {
+			t.Errorf("uids from %d: got %v, want refused as out of bounds", first, err)
+		}
+	}
+	if err := CheckUIDRange(1<<32-1001, 1000); err != nil {
+		t.Errorf("the highest range: %v", err)
 	}
 }

@@ -24,7 +24,7 @@ const maxUID = 1<<32 - 2
 // from them by the operator.
 func CheckUIDRange(first, count int) error {
 	last := first + count - 1
-	if first < MinUID || last > maxUID {
+	if first < MinUID || first > maxUID-count+1 { // not last > maxUID: first+count may wrap
 		return fmt.Errorf("uids %d to %d: box uids must lie between %d and %d (below %d are root and the system's accounts)", first, last, MinUID, maxUID, MinUID)
 	}
 	var taken []string

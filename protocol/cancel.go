@@ -102,9 +102,10 @@ func handleCancel(_ context.Context, s *Server, a *cancelArgs, _ spec.BoxInfo) (
 func (s *Server) takeOut(r *request, cause error) (queued bool) {
 	if r.group != nil {
 		r.end(cause) // the first cause stays
-		if r.group.arrived == len(r.boxes) {
-			return false // it has its turn on every box
+		if r.group.arrived == len(r.boxes) || r.group.takenOut {
+			return false // it has its turn on every box, or another cancel answers it
 		}
+		r.group.takenOut = true
 		for _, box := range r.boxes {
 			if q := s.queues[box]; q != nil {
 				q.pending = slices.DeleteFunc(q.pending, func(p *request) bool { return p == r })

@@ -173,3 +173,36 @@ func TestCancelMatchesIDsByValue(t *testing.T) {
 	}
 	s.expectReply("c", "")
 }
+
+// Two cancels of one queued run_group, sent at once (a judge that retries):
+// the group is answered once, each cancel once, and the server goes on.
+func TestCancelRunGroupTwiceAtOnce(t *testing.T) {
+	s := newSession(t)
+	release := s.exec.hold()
+	defer release()
+	s.send(`{"command":"open_box"}`, `{"command":"open_box"}`)
+	s.reply()
+	s.reply()
+	s.send(`{"id":"r2",` + runTrue + `,"box":2}`)
+	s.waitCalls(`run 2 ["/bin/true"]`, 1)
+	const groups = 50
+	for i := range groups {
+		s.send(fmt.Sprintf(`{"id":"g%d","command":"run_group","programs":[{"box":1,"argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1},{"box":2,"argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1}]}`, i))
+	}
+	for i := range groups {
+		s.send(fmt.Sprintf(`{"id":"c%da","command":"cancel","target":"g%d"}`, i, i), fmt.Sprintf(`{"id":"c%db","command":"cancel","target":"g%d"}`, i, i))
+	}
+	replies := map[any]int{}
+	for range 3 * groups {
+		replies[s.reply()["id"]]++
+	}
+	for i := range groups {
+		for _, id := range []string{fmt.Sprintf("g%d", i), fmt.Sprintf("c%da", i), fmt.Sprintf("c%db", i)} {
+			if replies[id] != 1 {
+				t.Errorf("%s answered %d times, want once", id, replies[id])
+			}
+		}
+	}
+	release()
+	s.expectReply("r2", "")
+}

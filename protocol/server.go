@@ -89,7 +89,10 @@ type request struct {
 type groupTurn struct {
 	ctx     context.Context // ended by end, from the moment it is queued
 	arrived int
-	done    chan struct{}
+	// takenOut: a cancel took it out of its queues (under queuesM); that
+	// cancel answers it, and a second cancel must not answer it again.
+	takenOut bool
+	done     chan struct{}
 }
 
 // endRuns ends the runs of the queue: the current one is killed with

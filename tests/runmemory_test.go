@@ -94,3 +94,22 @@ func TestMemoryLimitSmallerThanAnyProgram(t *testing.T) {
 		expectVerdict(t, s.ok(run("/bin/true")), "OK", code(0))
 	}
 }
+
+// A memory_limit too small for the program to be started at all (its fork
+// and exec are charged to the run) is the run's MemoryLimitExceeded, in
+// every run, not an internal error; the box goes on.
+func TestAMemoryLimitTooSmallToStartIsMemoryLimitExceeded(t *testing.T) {
+	s := startServer(t)
+	for _, limit := range []int{1, 4096, 65536, 131072, 200000, 262144} {
+		for i := 0; i < 3; i++ {
+			r := s.call(with(run("/bin/true"), "memory_limit", limit))
+			if v := r["limit_verdict"]; v != "MemoryLimitExceeded" && v != "OK" {
+				t.Errorf("memory_limit %d, run %d: %v, want MemoryLimitExceeded (or OK where it fits)", limit, i+1, r)
+			}
+		}
+	}
+	if r := s.call(with(run("/nonexistent"), "memory_limit", 262144)); r["error"] == nil || r["error"].(map[string]any)["code"] != "exec_failed" {
+		t.Errorf("a missing program under a small limit: %v, want exec_failed", r)
+	}
+	expectVerdict(t, s.ok(run("/bin/true")), "OK", code(0))
+}

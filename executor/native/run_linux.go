@@ -63,10 +63,36 @@ func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error
 		b.cpus = cpus
 	}
 	r, err := b.begin(job, nil)
+	var over *startOverMemory
+	if errors.As(err, &over) {
+		return over.result, nil
+	}
 	if err != nil {
 		return spec.RunResult{}, err
 	}
 	return r.complete(ctx, nil)
+}
+
+// startOverMemory is a program that could not be started because its run
+// reached its memory limit first: the fork and the exec are charged to the
+// run (a limit of a few pages). A run's verdict is then MemoryLimitExceeded;
+// a program of a run_group is exec_failed, err.
+type startOverMemory struct {
+	result spec.RunResult
+	err    error
+}
+
+func (e *startOverMemory) Error() string { return e.err.Error() }
+func (e *startOverMemory) Unwrap() error { return e.err }
+
+// reachedMemoryLimit tells whether a run's memory reached its limit, which
+// the kernel holds in whole pages.
+func reachedMemoryLimit(l spec.Limits, u cgroup.Usage) bool {
+	if l.Memory == nil {
+		return false
+	}
+	page := int64(os.Getpagesize())
+	return u.OOMKills > 0 || u.PeakMemory >= *l.Memory/page*page
 }
 
 // complete awaits a begun run and finishes it; awaited, when set, is
@@ -133,11 +159,19 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 	switch {
 	case err != nil:
 		return nil, r.abort(err)
-	case m.Op == opFailed && m.ExecFailed:
-		r.end()
-		return nil, spec.Errorf(spec.CodeExecFailed, "%s", m.Error)
 	case m.Op != opStarted:
-		r.end()
+		usage, err := r.end()
+		// Not a failure of exec itself (no such file, ...): its memory is a
+		// tiny run's, which may read as much as a limit of a few pages.
+		if err == nil && !m.ExecFailed && reachedMemoryLimit(job.Limits, usage) {
+			return nil, &startOverMemory{
+				result: spec.Decide(job.Limits, spec.Outcome{KilledFor: spec.LimitMemory, Metrics: spec.Metrics{Memory: usage.PeakMemory}}),
+				err:    spec.Errorf(spec.CodeExecFailed, "%s could not be started within its memory_limit of %d bytes (its fork and exec are charged to it): %s", spec.Quote(job.Argv[0]), *job.Limits.Memory, m.Error),
+			}
+		}
+		if m.ExecFailed {
+			return nil, spec.Errorf(spec.CodeExecFailed, "%s", m.Error)
+		}
 		return nil, fmt.Errorf("box %d: %s", b.id, m.Error)
 	}
 	r.startNs, r.initCPU = m.StartNs, time.Duration(m.InitCPUNs)
