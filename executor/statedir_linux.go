@@ -46,10 +46,11 @@ func TakeStateDir(dir string) (abs string, lock *os.File, err error) {
 	return abs, lock, nil
 }
 
-// TryLock takes an exclusive lock on a file, without waiting. The kernel
-// drops it when the file is closed or the process dies.
+// TryLock takes an exclusive lock on a file, without waiting, never
+// through a symlink. The kernel drops it when the file is closed or the
+// process dies.
 func TryLock(path string) (*os.File, error) {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock: %w", err)
 	}

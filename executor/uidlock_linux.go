@@ -45,7 +45,7 @@ func LockUIDs(dir string, first, count int, stateDir string) (*UIDLock, error) {
 		return nil, fmt.Errorf("create uid lock dir: %w", err)
 	}
 	for _, d := range []string{dir, filepath.Join(dir, "holders")} {
-		if err := checkOwnDir(d); err != nil {
+		if err := CheckOwnDir("uid lock dir", d); err != nil {
 			return nil, err
 		}
 	}
@@ -72,20 +72,20 @@ func LockUIDs(dir string, first, count int, stateDir string) (*UIDLock, error) {
 	return l, nil
 }
 
-// checkOwnDir refuses a lock dir that someone else could have prepared: a
-// symlink, or a directory another user owns or may write in. Its files are
-// opened and written as root: a holder file planted as a symlink would
-// have sandboxd overwrite whatever it names.
-func checkOwnDir(dir string) error {
+// CheckOwnDir refuses a lock dir (what names it) that someone else could
+// have prepared: a symlink, or a directory another user owns or may write
+// in. Its files are opened and written as root: a file planted as a
+// symlink would have sandboxd write or lock whatever it names.
+func CheckOwnDir(what, dir string) error {
 	var st unix.Stat_t
 	if err := unix.Lstat(dir, &st); err != nil {
-		return fmt.Errorf("uid lock dir: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	switch {
 	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
-		return fmt.Errorf("uid lock dir %s is not a directory (a symlink?): remove it", dir)
+		return fmt.Errorf("%s %s is not a directory (a symlink?): remove it", what, dir)
 	case int(st.Uid) != os.Geteuid() || st.Mode&0o022 != 0:
-		return fmt.Errorf("uid lock dir %s is owned by uid %d with mode %04o: it must be this user's (uid %d) and writable by no one else; remove it", dir, st.Uid, st.Mode&0o7777, os.Geteuid())
+		return fmt.Errorf("%s %s is owned by uid %d with mode %04o: it must be this user's (uid %d) and writable by no one else; remove it", what, dir, st.Uid, st.Mode&0o7777, os.Geteuid())
 	}
 	return nil
 }

@@ -128,3 +128,20 @@ func TestUIDRangeOutOfBoundsIsRefused(t *testing.T) {
 		t.Errorf("the highest range: %v", err)
 	}
 }
+
+// A lock file planted as a symlink is never opened: root would lock (and
+// create) whatever it names.
+func TestTryLockNeverFollowsASymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "victim")
+	if err := os.Symlink(target, filepath.Join(dir, "lock")); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := TryLock(filepath.Join(dir, "lock")); err == nil {
+		f.Close()
+		t.Fatal("TryLock opened a symlink")
+	}
+	if _, err := os.Lstat(target); !os.IsNotExist(err) {
+		t.Errorf("the symlink's target was created: %v", err)
+	}
+}

@@ -102,6 +102,9 @@ Flags:
 	if o.executor != "native" && o.executor != "isolate" {
 		return nil, fmt.Errorf("unknown --executor %q: the backends are: native, isolate", o.executor)
 	}
+	if o.firstBox < 0 {
+		return nil, fmt.Errorf("--isolate-first-box %d: isolate box ids start at 0", o.firstBox)
+	}
 	if o.parallel < 1 || o.installs < 1 {
 		return nil, fmt.Errorf("--parallel and --max-installs must be at least 1")
 	}

@@ -115,6 +115,9 @@ func New(cfg Config) (*Executor, error) {
 	if err := os.MkdirAll(cfg.LockDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create isolate lock dir: %w", err)
 	}
+	if err := executor.CheckOwnDir("isolate lock dir", cfg.LockDir); err != nil {
+		return nil, err
+	}
 	major, err := majorVersion(path)
 	if err != nil {
 		return nil, err
