@@ -33,7 +33,10 @@ for prog in guess square pingpong; do
 done
 cp -r testdata/sessions testdata/fake-isolate "$share/testdata/"
 cp scripts/setup-isolate.sh "$share/"
-isolate_tools=$(cd .. && pwd)/shared/tools/isolate
+# The guest sees the host's root but a fresh /tmp: a clone (and its
+# ../shared) under /tmp is not there, so the isolate builds go in $share.
+isolate_tools=$share/isolate-tools
+cp -r "$(cd .. && pwd)/shared/tools/isolate" "$isolate_tools"
 
 # The guest runs this with its /bin/sh; results come back in $share.
 cat > "$share/run.sh" <<GUEST
