@@ -87,8 +87,9 @@ type server struct {
 	stderr   bytes.Buffer
 	stateDir string
 	// uidBase is the --uid-base the harness gave it (see baseArgs).
-	uidBase int
-	exited  bool
+	uidBase  int
+	freeUIDs func()
+	exited   bool
 }
 
 // obj is a decoded reply.
@@ -125,7 +126,9 @@ func startServerInheriting(t *testing.T, files map[int]*os.File, args ...string)
 // newServer prepares a sandboxd command on a state dir.
 func newServer(t *testing.T, stateDir string, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, stateDir: stateDir, uidBase: takeUIDs(t)}
+	s := &server{t: t, stateDir: stateDir}
+	s.uidBase, s.freeUIDs = holdUIDs(t)
+	t.Cleanup(s.freeUIDs)
 	s.cmd = exec.Command(sandboxdBin, append(baseArgs(stateDir, s.uidBase), args...)...)
 	return s
 }
@@ -150,21 +153,30 @@ var (
 // alive in this run, until the test ends.
 func takeUIDs(t *testing.T) int {
 	t.Helper()
+	base, free := holdUIDs(t)
+	t.Cleanup(free)
+	return base
+}
+
+// holdUIDs is takeUIDs until free is called (once or more): a server frees
+// its uids when it has exited, so that a benchmark, whose fake T runs no
+// cleanups, can start any number of them one after another.
+func holdUIDs(t *testing.T) (base int, free func()) {
+	t.Helper()
 	uidSlotsM.Lock()
 	defer uidSlotsM.Unlock()
 	for i, used := range uidSlots {
 		if !used {
 			uidSlots[i] = true
-			t.Cleanup(func() {
+			return executortest.UIDs(i), sync.OnceFunc(func() {
 				uidSlotsM.Lock()
 				uidSlots[i] = false
 				uidSlotsM.Unlock()
 			})
-			return executortest.UIDs(i)
 		}
 	}
 	t.Fatalf("more than %d sandboxd at once in one test", len(uidSlots))
-	return 0
+	return 0, nil
 }
 
 // start starts s.cmd with its stdin and stdout piped to the test.
@@ -265,6 +277,7 @@ func (s *server) wait() int {
 		s.t.Errorf("sandboxd did not exit within 60 s of the end of input")
 	}
 	s.exited = true
+	s.freeUIDs()
 	return s.cmd.ProcessState.ExitCode()
 }
 
