@@ -224,7 +224,7 @@ func newPinnedV1Box(acct Box, base, name string, initPid int, cpus []int) (b *pi
 	if err := writeControl(b.dir, "cgroup.procs", strconv.Itoa(initPid)); err != nil {
 		return nil, err
 	}
-	if b.cpus, err = os.OpenFile(filepath.Join(b.dir, "cpuset.cpus"), os.O_RDWR, 0); err != nil {
+	if b.cpus, err = openControl(filepath.Join(b.dir, "cpuset.cpus"), os.O_RDWR); err != nil {
 		return nil, fmt.Errorf("open cpuset.cpus: %w", err)
 	}
 	return b, nil

@@ -75,11 +75,11 @@ func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 		{&b.pidsCurrent, filepath.Join(pids, "pids.current")},
 		{&b.pidsMax, filepath.Join(pids, "pids.max")},
 	} {
-		if *c.f, err = os.OpenFile(c.path, os.O_RDWR, 0); err != nil {
+		if *c.f, err = openControl(c.path, os.O_RDWR); err != nil {
 			return nil, fmt.Errorf("open %s: %w", filepath.Base(c.path), err)
 		}
 	}
-	if b.cpuCounter, err = os.Open(b.cpuUsage.Name()); err != nil {
+	if b.cpuCounter, err = openControl(b.cpuUsage.Name(), os.O_RDONLY); err != nil {
 		return nil, fmt.Errorf("open cpuacct.usage: %w", err)
 	}
 	return b, nil
@@ -109,7 +109,7 @@ func (b *v1Box) Prepare(join func(tasks *os.File) error) (err error) {
 		{&g.memswLimit, "memory.memsw.limit_in_bytes"},
 		{&g.oomCtl, "memory.oom_control"},
 	} {
-		*c.f, err = os.OpenFile(filepath.Join(g.dir, c.name), os.O_RDWR, 0)
+		*c.f, err = openControl(filepath.Join(g.dir, c.name), os.O_RDWR)
 		if errors.Is(err, os.ErrNotExist) && c.f == &g.memswLimit {
 			err = nil // no swap accounting: nothing to cap
 		}
@@ -117,7 +117,7 @@ func (b *v1Box) Prepare(join func(tasks *os.File) error) (err error) {
 			return fmt.Errorf("open %s: %w", c.name, err)
 		}
 	}
-	tasks, err := os.OpenFile(filepath.Join(g.dir, "tasks"), os.O_WRONLY, 0)
+	tasks, err := openControl(filepath.Join(g.dir, "tasks"), os.O_WRONLY)
 	if err != nil {
 		return fmt.Errorf("open the run cgroup's tasks: %w", err)
 	}

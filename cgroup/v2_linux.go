@@ -59,7 +59,7 @@ func (b *v2Box) Begin(l Limits) (dir *os.File, err error) {
 			return nil, err
 		}
 	}
-	if b.cpu, err = os.Open(filepath.Join(b.run, "cpu.stat")); err != nil {
+	if b.cpu, err = openControl(filepath.Join(b.run, "cpu.stat"), os.O_RDONLY); err != nil {
 		return nil, fmt.Errorf("open cpu accounting: %w", err)
 	}
 	if dir, err = os.Open(b.run); err != nil {
