@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"syscall"
 	"time"
 
 	"sandboxd/executor/executortest"
@@ -212,10 +213,18 @@ func (s *server) send(line string) {
 	}
 }
 
-// recvLine reads one raw reply line.
+// replyWait is longer than any request of the tests takes (the longest
+// sleep under a real_time_limit of 120 s), even on an emulated machine.
+const replyWait = 5 * time.Minute
+
+// recvLine reads one raw reply line. A sandboxd that does not answer
+// within replyWait gets SIGQUIT: it dumps its goroutines to the stderr the
+// failure shows, and exits, so that a hang fails the test saying where.
 func (s *server) recvLine() []byte {
 	s.t.Helper()
+	watchdog := time.AfterFunc(replyWait, func() { s.cmd.Process.Signal(syscall.SIGQUIT) })
 	line, err := s.out.ReadBytes('\n')
+	watchdog.Stop()
 	if err != nil {
 		s.t.Fatalf("read reply: %v (stderr: %s)", err, s.stderr.String())
 	}
