@@ -384,12 +384,18 @@ type footprint struct {
 }
 
 func (k *soaker) footprint() footprint {
-	f := k.footprintNow()
-	for i := 0; i < 20; i++ {
-		time.Sleep(50 * time.Millisecond)
+	// Settled: the same counts for three readings over 200 ms. A spare box
+	// being built, or the last run's files being closed, come and go in
+	// that time even on an emulated machine (two readings 50 ms apart were
+	// not enough in the cgroup v2 guest: 32 descriptors, then 30).
+	f, same := k.footprintNow(), 0
+	for i := 0; i < 50 && same < 2; i++ {
+		time.Sleep(100 * time.Millisecond)
 		g := k.footprintNow()
 		if g.fds == f.fds && g.boxInitFDs == f.boxInitFDs && g.processes == f.processes && g.cgroups == f.cgroups {
-			return g
+			same++
+		} else {
+			same = 0
 		}
 		f = g
 	}
