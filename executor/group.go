@@ -1,6 +1,8 @@
 package executor
 
 import (
+	"sort"
+	"sync"
 	"time"
 
 	"sandboxd/spec"
@@ -43,4 +45,30 @@ func WatchGroupIdleness(limit float64, elapsed, cpu func() time.Duration, minWai
 		}
 		wait = min(time.Duration((limit-idle)*float64(time.Second)), maxWait)
 	}
+}
+
+// LockGroupBoxes gets the boxes of a group's members from table and locks
+// each (lock names its mutex) in the order of their ids, as every group
+// locks them: two groups that share boxes cannot hold one each. unlock
+// gives them back.
+func LockGroupBoxes[B any](table *BoxTable[B], members []GroupMember, lock func(*B) *sync.Mutex) (boxes []*B, unlock func(), err error) {
+	boxes = make([]*B, len(members))
+	for i, m := range members {
+		if boxes[i], err = table.Get(m.Box); err != nil {
+			return nil, nil, spec.Errorf(spec.CodeOf(err), "programs[%d]: %s", i, err.Error())
+		}
+	}
+	order := make([]int, len(members))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(i, j int) bool { return members[order[i]].Box < members[order[j]].Box })
+	for _, i := range order {
+		lock(boxes[i]).Lock()
+	}
+	return boxes, func() {
+		for _, b := range boxes {
+			lock(b).Unlock()
+		}
+	}, nil
 }

@@ -42,25 +42,11 @@ type groupRun struct {
 // each in its box: the pipes are made on the host and handed to isolate as
 // the descriptors of its program (--inherit-fds).
 func (x *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupResult, error) {
-	boxes := make([]*box, len(g.Members))
-	for i, m := range g.Members {
-		b, err := x.boxes.Get(m.Box)
-		if err != nil {
-			return spec.GroupResult{}, spec.Errorf(spec.CodeOf(err), "programs[%d]: %s", i, err.Error())
-		}
-		boxes[i] = b
+	boxes, unlock, err := executor.LockGroupBoxes(x.boxes, g.Members, func(b *box) *sync.Mutex { return &b.mu })
+	if err != nil {
+		return spec.GroupResult{}, err
 	}
-	// Locked in the order of their ids, as every group locks them: two
-	// groups that share boxes cannot hold one each.
-	order := make([]int, len(boxes))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(i, j int) bool { return boxes[order[i]].id < boxes[order[j]].id })
-	for _, i := range order {
-		boxes[i].mu.Lock()
-		defer boxes[i].mu.Unlock()
-	}
+	defer unlock()
 	ends, err := executor.GroupPipes(g.Pipes, len(boxes))
 	if err != nil {
 		return spec.GroupResult{}, err

@@ -38,25 +38,11 @@ func endedFor(ctx context.Context, endNs int64) (spec.Limit, error) {
 // made on the host and handed to each box's init with the run request, and
 // each run is awaited and decided as a run alone is.
 func (n *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupResult, error) {
-	boxes := make([]*box, len(g.Members))
-	for i, m := range g.Members {
-		b, err := n.boxes.Get(m.Box)
-		if err != nil {
-			return spec.GroupResult{}, spec.Errorf(spec.CodeOf(err), "programs[%d]: %s", i, err.Error())
-		}
-		boxes[i] = b
+	boxes, unlock, err := executor.LockGroupBoxes(n.boxes, g.Members, func(b *box) *sync.Mutex { return &b.mu })
+	if err != nil {
+		return spec.GroupResult{}, err
 	}
-	// Locked in the order of their ids, as every group locks them: two
-	// groups that share boxes cannot hold one each.
-	order := make([]int, len(boxes))
-	for i := range order {
-		order[i] = i
-	}
-	sort.Slice(order, func(x, y int) bool { return boxes[order[x]].id < boxes[order[y]].id })
-	for _, i := range order {
-		boxes[i].mu.Lock()
-		defer boxes[i].mu.Unlock()
-	}
+	defer unlock()
 	for _, b := range boxes {
 		if b.closed {
 			return spec.GroupResult{}, spec.Errorf(spec.CodeNoSuchBox, "box %d is closed", b.id)
