@@ -10,31 +10,52 @@ import (
 // init's, not what earlier runs left in the box, so that the same program
 // gets the same verdict in the first run of a box and in the hundredth.
 
-// The probe's "memfds 1" writes two 1 MiB memfds, the first closed before
-// the second. Under the 1.2 MiB of the judge's report (1258291) it is at the
-// edge of its own footprint (1.25–1.30 MiB on this machine kind's kernel,
-// cgroup v1: its page tables, libc's pages, its stack and its fork are some
-// 250 KiB; about 1.2 MiB on the cgroup v2 guest's): the verdict may be
-// either, but it is a verdict, and the box's init lives on. Under a limit
-// with room for the kernel's charge batches (64 pages per CPU), it is OK in
-// every run, the first of a box as the later ones.
+// testdata/progs/memfds.c writes two 1 MiB memfds through a 4 KiB buffer,
+// the first closed before the second, as in a judge's report of runs killed
+// under 1.2 MiB (1258291). It needs 1.17 MiB on this machine kind's kernel
+// (cgroup v1: a bare process, moved into a fresh memory group before its
+// exec, is killed under 1223046 bytes), and in a box 25 KiB more: the
+// program is born in its run's group, with its task and kernel stack, as
+// every process it starts would be. So under 1258291 it is at the edge: OK
+// in 577 of 580 runs here, the first of a box as the later ones, with its
+// peak read between 1232896 and 1257472; isolate 1.10.1, whose own start
+// counts, is killed every time under 1229 KiB. The verdict is a verdict and
+// the box lives; with 40 KiB more it is OK every time.
 func TestMemfdsFitTheLimitInEveryRunOfABox(t *testing.T) {
+	cpus := hostCPUs(t)
+	s := startServer(t, "--cpus", cpuListArg(cpus[len(cpus)-1:]))
+	expectMemfdsFit(t, s, 1258291, false)
+	expectMemfdsFit(t, s, 1300000, true)
+}
+
+// Unpinned, a run that moves between CPUs may find the first memfd's pages
+// still held, for a moment, by the page batches of the CPU it left (up to
+// 31 pages a CPU; a bare process is killed so 1 to 2 times in 100 under
+// load too): with the batches' room it is OK every time.
+func TestUnpinnedMemfdsFitTheLimitInEveryRunOfABox(t *testing.T) {
 	s := startServer(t)
-	for _, limit := range []int{1258291, 1600000} {
-		for i := 0; i < 4; i++ {
-			box := int(num(t, s.ok(obj{"command": "open_box"}), "box"))
-			s.installProbe(box)
-			for j := 0; j < 5; j++ {
-				r := s.ok(with(run("./probe", "memfds", "1"), "box", box, "memory_limit", limit))
-				if v := r["limit_verdict"]; v != "OK" && (limit > 1258291 || v != "MemoryLimitExceeded") {
-					t.Errorf("limit %d, box %d, run %d: %v, want OK", limit, box, j+1, v)
-				}
-				if m := num(t, r, "memory"); m < 1<<20 || m > float64(limit) {
-					t.Errorf("limit %d, box %d, run %d: memory %.0f, want the program's own, over 1 MiB and within the limit", limit, box, j+1, m)
-				}
+	expectMemfdsFit(t, s, 1258291, false)
+	expectMemfdsFit(t, s, 1600000, true)
+}
+
+// expectMemfdsFit runs memfds 5 times in each of 4 new boxes under limit:
+// OK every time if alwaysOK, else OK or MemoryLimitExceeded; its memory is
+// its own, past its 1 MiB memfd and within the limit.
+func expectMemfdsFit(t *testing.T, s *server, limit int, alwaysOK bool) {
+	t.Helper()
+	for i := 0; i < 4; i++ {
+		box := int(num(t, s.ok(obj{"command": "open_box"}), "box"))
+		installProg(t, s, "memfds", box)
+		for j := 0; j < 5; j++ {
+			r := s.ok(with(run("./memfds", "1"), "box", box, "memory_limit", limit))
+			if v := r["limit_verdict"]; v != "OK" && (alwaysOK || v != "MemoryLimitExceeded") {
+				t.Errorf("limit %d, box %d, run %d: %v, want OK", limit, box, j+1, v)
 			}
-			s.ok(obj{"command": "close_box", "box": box})
+			if m := num(t, r, "memory"); m < 1<<20 || m > float64(limit) {
+				t.Errorf("limit %d, box %d, run %d: memory %.0f, want the program's own, over 1 MiB and within the limit", limit, box, j+1, m)
+			}
 		}
+		s.ok(obj{"command": "close_box", "box": box})
 	}
 }
 

@@ -60,17 +60,6 @@ static int stack_down(long bytes) {
 /* big is the "static" behaviour's array: untouched, it costs no memory. */
 static volatile char big[700 << 20];
 
-/* fill_memfd writes mib MiB into a new memfd through a small buffer, and
- * closes it, which frees its pages. */
-static int fill_memfd(int mib) {
-	static char chunk[64 << 10];
-	int fd = memfd_create("probe", 0);
-	if (fd < 0) return -1;
-	for (long n = 0; n < ((long)mib << 20); n += sizeof chunk)
-		if (write(fd, chunk, sizeof chunk) != sizeof chunk) return -1;
-	return close(fd);
-}
-
 static void *spin_thread(void *arg) {
 	(void)arg;
 	spin(0);
@@ -120,8 +109,6 @@ int main(int argc, char **argv) {
 		printf("%.6f\n", ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6);
 		return 0;
 	}
-	if (!strcmp(what, "memfds")) /* write two memfds of arg MiB, closing the first before the second */
-		return fill_memfd(atoi(arg)) || fill_memfd(atoi(arg)) ? 1 : 0;
 	if (!strcmp(what, "static")) { /* touch every page of a 700 MiB static array */
 		for (size_t i = 0; i < sizeof big; i += 4096) big[i] = 1;
 		return 0;
