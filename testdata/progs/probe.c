@@ -29,6 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef SYS_open_tree_attr
+#define SYS_open_tree_attr 467 /* Linux 6.15, the same number on every architecture */
+#endif
+
 static double seconds(clockid_t clock) {
 	struct timespec ts;
 	clock_gettime(clock, &ts);
@@ -302,6 +306,7 @@ int main(int argc, char **argv) {
 			{"perf_event_open", SYS_perf_event_open, {(long)&attr, 0, -1, -1, 0}},
 			{"userfaultfd", SYS_userfaultfd, {1 /* UFFD_USER_MODE_ONLY */}},
 			{"open_tree", SYS_open_tree, {AT_FDCWD, (long)"/", 0}},
+			{"open_tree_attr", SYS_open_tree_attr, {AT_FDCWD, (long)"/", 0, 0, 0}},
 			{"chroot", SYS_chroot, {0}},                   /* (the kernel: EFAULT) */
 			{"iopl", SYS_iopl, {0}},
 			{"ioperm", SYS_ioperm, {0, 0, 0}},
