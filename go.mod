@@ -4,7 +4,6 @@ go 1.26.8
 
 require (
 	github.com/criyle/go-sandbox v0.13.6
-	github.com/elastic/go-seccomp-bpf v1.6.0
 	github.com/goccy/go-json v0.12.0
 	github.com/jmoiron/sqlx v1.4.0
 	github.com/mattn/go-isatty v0.0.20

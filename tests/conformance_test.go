@@ -444,6 +444,40 @@ func TestNoNewNamespaces(t *testing.T) {
 	}
 }
 
+// The calls the box's seccomp filter refuses fail in a program as
+// PROTOCOL.md says: EPERM, ENOSYS for io_uring. The probe makes each with
+// arguments that the kernel itself would take from a user without
+// capabilities (or answer with another error), so that only the filter
+// explains the refusal. A call of the x32 ABI kills the program (SIGSYS):
+// unlike i386's int 0x80, it reaches seccomp even on a kernel without x32
+// support.
+func TestRefusedSystemCalls(t *testing.T) {
+	s := startServer(t)
+	s.installProbe(0)
+	r := s.ok(with(run("./probe", "refused"), "stdout", "refused.txt"))
+	expectVerdict(t, r, "OK", code(0))
+	out := s.ok(obj{"command": "read_file", "path": "refused.txt"})["content"].(string)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 14 {
+		t.Errorf("the probe made %d calls, want 14:\n%s", len(lines), out)
+	}
+	for _, line := range lines {
+		call, got, _ := strings.Cut(line, " ")
+		want := "EPERM"
+		if call == "io_uring_setup" {
+			want = "ENOSYS"
+		}
+		if got != want {
+			t.Errorf("%s in a box: %s, want %s", call, got, want)
+		}
+	}
+	r = s.ok(with(run("./probe", "x32"), "stdout", "x32.txt"))
+	expectVerdict(t, r, "Signaled", code(-int(syscall.SIGSYS)))
+	if out := s.ok(obj{"command": "read_file", "path": "x32.txt"})["content"]; out != "" {
+		t.Errorf("the x32 call returned in the box: %q", out)
+	}
+}
+
 // The host paths a box shows only to some runs (the nix store, the nix
 // daemon's socket) are out of reach of every other run.
 func TestHiddenViewsAreOutOfReach(t *testing.T) {

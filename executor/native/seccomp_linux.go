@@ -6,7 +6,6 @@ import (
 	"syscall"
 	"unsafe"
 
-	seccomp "github.com/elastic/go-seccomp-bpf"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -30,45 +29,36 @@ import (
 const namespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWUSER |
 	unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP | unix.CLONE_NEWTIME
 
-var deniedSyscalls = []string{
+// deniedSyscalls are refused with EPERM. They are this build's numbers
+// (x/sys/unix), not names looked up in a table of every architecture's
+// calls: such a table, built when the program starts, cost 1-2 ms of every
+// start of sandboxd and of every box's init.
+var deniedSyscalls = append([]uint32{
 	// namespaces and mounts (mount and umount2 stay: the init shows and
 	// hides host views with them; a program, without capabilities and
-	// without a way to a user namespace of its own, cannot use them)
-	"unshare", "setns", "pivot_root", "chroot",
-	"open_tree", "move_mount", "fsopen", "fsconfig", "fsmount", "fspick", "mount_setattr",
+	// without a way to a user namespace of its own, cannot use them);
+	// open_tree_attr is Linux 6.15's open_tree and mount_setattr in one
+	unix.SYS_UNSHARE, unix.SYS_SETNS, unix.SYS_PIVOT_ROOT, unix.SYS_CHROOT,
+	unix.SYS_OPEN_TREE, unix.SYS_OPEN_TREE_ATTR, unix.SYS_MOVE_MOUNT, unix.SYS_FSOPEN, unix.SYS_FSCONFIG, unix.SYS_FSMOUNT, unix.SYS_FSPICK,
+	unix.SYS_MOUNT_SETATTR,
 	// kernel keyrings, BPF, perf, userfaultfd
-	"keyctl", "add_key", "request_key", "bpf", "perf_event_open", "userfaultfd",
+	unix.SYS_KEYCTL, unix.SYS_ADD_KEY, unix.SYS_REQUEST_KEY, unix.SYS_BPF, unix.SYS_PERF_EVENT_OPEN, unix.SYS_USERFAULTFD,
 	// the machine itself
-	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
-	"reboot", "swapon", "swapoff", "acct", "quotactl", "syslog", "iopl", "ioperm",
-	"open_by_handle_at", "lookup_dcookie",
-}
+	unix.SYS_KEXEC_LOAD, unix.SYS_KEXEC_FILE_LOAD, unix.SYS_INIT_MODULE, unix.SYS_FINIT_MODULE, unix.SYS_DELETE_MODULE,
+	unix.SYS_REBOOT, unix.SYS_SWAPON, unix.SYS_SWAPOFF, unix.SYS_ACCT, unix.SYS_QUOTACTL, unix.SYS_SYSLOG,
+	unix.SYS_OPEN_BY_HANDLE_AT, unix.SYS_LOOKUP_DCOOKIE,
+}, archDeniedSyscalls...)
 
 // notImplemented are refused with ENOSYS, so that libraries fall back to
 // plain system calls. clone3 joins them for programs: it passes its flags in
 // memory a filter cannot read (glibc then uses clone, whose flags it can).
-var notImplemented = []string{"io_uring_setup", "io_uring_enter", "io_uring_register"}
+var notImplemented = []uint32{unix.SYS_IO_URING_SETUP, unix.SYS_IO_URING_ENTER, unix.SYS_IO_URING_REGISTER}
 
 // confineInit applies the box's filter to the init (and so to everything
 // it will start), and returns the filter each program must get on top of
 // it, if any.
 func confineInit(initNeedsClone3 bool) (programFilter *syscall.SockFprog, err error) {
-	denied := []seccomp.SyscallGroup{
-		{Action: seccomp.ActionErrno, Names: deniedSyscalls, NamesWithCondtions: []seccomp.NameWithConditions{{
-			Name:       "clone",
-			Conditions: seccomp.ArgumentConditions{{Argument: 0, Operation: seccomp.BitsSet, Value: namespaceFlags}},
-		}}},
-		{Action: enosys, Names: notImplemented},
-	}
-	noClone3 := seccomp.SyscallGroup{Action: enosys, Names: []string{"clone3"}}
-	if initNeedsClone3 {
-		if programFilter, err = assemble(nil, noClone3); err != nil {
-			return nil, err
-		}
-	} else {
-		denied = append(denied, noClone3)
-	}
-	initFilter, err := assemble(socketRule(), denied...)
+	initFilter, programFilter, err := boxFilters(initNeedsClone3)
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +68,51 @@ func confineInit(initNeedsClone3 bool) (programFilter *syscall.SockFprog, err er
 	return programFilter, nil
 }
 
-// enosys refuses a call as not implemented, so that libraries fall back.
-const enosys = seccomp.ActionErrno | seccomp.Action(unix.ENOSYS)
+// boxFilters builds the init's filter and the program's, if it needs one.
+func boxFilters(initNeedsClone3 bool) (initFilter, programFilter *syscall.SockFprog, err error) {
+	refused := slices.Concat(socketRule(), refuseCalls(deniedSyscalls, eperm), refuseCalls(notImplemented, enosys))
+	noClone3 := refuseCalls([]uint32{unix.SYS_CLONE3}, enosys)
+	if initNeedsClone3 {
+		if programFilter, err = assemble(noClone3); err != nil {
+			return nil, nil, err
+		}
+	} else {
+		refused = append(refused, noClone3...)
+	}
+	if initFilter, err = assemble(slices.Concat(refused, cloneNamespaceRule())); err != nil {
+		return nil, nil, err
+	}
+	return initFilter, programFilter, nil
+}
+
+// eperm and enosys are the answers of a refused call: EPERM, or ENOSYS for
+// one that libraries should take for absent and fall back from.
+const (
+	eperm  = unix.SECCOMP_RET_ERRNO | uint32(unix.EPERM)
+	enosys = unix.SECCOMP_RET_ERRNO | uint32(unix.ENOSYS)
+)
+
+// refuseCalls answers each of the calls with ret. It expects the call's number
+// loaded, and leaves it loaded for the next rule.
+func refuseCalls(calls []uint32, ret uint32) []bpf.Instruction {
+	var rule []bpf.Instruction
+	for _, nr := range calls {
+		rule = append(rule, bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: nr, SkipTrue: 1}, bpf.RetConstant{Val: ret})
+	}
+	return rule
+}
+
+// cloneNamespaceRule refuses with EPERM a clone(2) that makes a namespace
+// (its flags are its first argument, of which they are in the low half). It
+// loads the argument, so it comes last.
+func cloneNamespaceRule() []bpf.Instruction {
+	return []bpf.Instruction{
+		bpf.JumpIf{Cond: bpf.JumpNotEqual, Val: unix.SYS_CLONE, SkipTrue: 3},
+		argLow(0),
+		bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: namespaceFlags, SkipFalse: 1},
+		bpf.RetConstant{Val: eperm},
+	}
+}
 
 // nativeOnly kills a process that makes a system call of another ABI than
 // the native one (i386's int 0x80, x32): the rules below are written for the
@@ -88,10 +121,13 @@ var nativeOnly = []bpf.Instruction{
 	bpf.LoadAbsolute{Off: 4, Size: 4}, // seccomp_data.arch
 	bpf.JumpIf{Cond: bpf.JumpEqual, Val: nativeAuditArch, SkipTrue: 1},
 	bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS},
-	bpf.LoadAbsolute{Off: 0, Size: 4}, // seccomp_data.nr
+	loadCallNumber,
 	bpf.JumpIf{Cond: bpf.JumpGreaterOrEqual, Val: x32SyscallBit, SkipFalse: 1},
 	bpf.RetConstant{Val: unix.SECCOMP_RET_KILL_PROCESS},
 }
+
+// loadCallNumber loads seccomp_data.nr.
+var loadCallNumber = bpf.LoadAbsolute{Off: 0, Size: 4}
 
 // x32SyscallBit marks the x32 ABI's system call numbers on x86-64.
 const x32SyscallBit = 0x40000000
@@ -113,10 +149,8 @@ var socketFamilies = []uint32{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6}
 // libraries take for "not here" (EPERM or EACCES read as a fault to
 // report). The family and the protocol are ints, of which seccomp sees the
 // whole 64-bit register: one with upper bits set is refused. It follows
-// nativeOnly, with the call's number loaded, and ends in the instruction
-// after it, where the library's part of the filter loads the number again.
-// (The library cannot say this rule: after a failed argument condition it
-// compares the argument with the next rules' call numbers.)
+// nativeOnly, with the call's number loaded, and ends loading it again,
+// where every way through it that does not refuse leads.
 func socketRule() []bpf.Instruction {
 	n := len(socketFamilies)
 	refuse, next := 10+n, 11+n // indexes in the rule
@@ -138,6 +172,7 @@ func socketRule() []bpf.Instruction {
 		argLow(2),
 		bpf.JumpIf{Cond: bpf.JumpEqual, Val: unix.NETLINK_ROUTE, SkipTrue: skip(9+n, next)},
 		bpf.RetConstant{Val: unix.SECCOMP_RET_ERRNO | uint32(unix.EAFNOSUPPORT)},
+		loadCallNumber,
 	)
 	return rule
 }
@@ -148,14 +183,10 @@ func argLow(i uint32) bpf.Instruction  { return bpf.LoadAbsolute{Off: 16 + 8*i, 
 func argHigh(i uint32) bpf.Instruction { return bpf.LoadAbsolute{Off: 16 + 8*i + 4, Size: 4} }
 
 // assemble builds a filter that allows everything of the native ABI but
-// what the rules (instructions that follow nativeOnly) and the groups refuse.
-func assemble(rules []bpf.Instruction, groups ...seccomp.SyscallGroup) (*syscall.SockFprog, error) {
-	policy := seccomp.Policy{DefaultAction: seccomp.ActionAllow, Syscalls: groups}
-	insts, err := policy.Assemble()
-	if err != nil {
-		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
-	}
-	raw, err := bpf.Assemble(slices.Concat(nativeOnly, rules, insts))
+// what the rules (instructions that follow nativeOnly, the call's number
+// loaded) refuse.
+func assemble(rules []bpf.Instruction) (*syscall.SockFprog, error) {
+	raw, err := bpf.Assemble(slices.Concat(nativeOnly, rules, []bpf.Instruction{bpf.RetConstant{Val: unix.SECCOMP_RET_ALLOW}}))
 	if err != nil {
 		return nil, fmt.Errorf("assemble seccomp filter: %w", err)
 	}

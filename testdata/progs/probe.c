@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <linux/perf_event.h>
 #include <mqueue.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -27,6 +28,10 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef SYS_open_tree_attr
+#define SYS_open_tree_attr 467 /* Linux 6.15, the same number on every architecture */
+#endif
 
 static double seconds(clockid_t clock) {
 	struct timespec ts;
@@ -272,6 +277,38 @@ int main(int argc, char **argv) {
 		__asm__ volatile("int $0x80" : "=a"(r) : "a"(310L), "b"((long)CLONE_NEWUSER) : "memory");
 		printf("i386 unshare: %ld\n", r);
 		return r == 0;
+	}
+	if (!strcmp(what, "refused")) { /* make calls the box's filter refuses, with arguments the kernel itself would take from a user without capabilities or answer otherwise; print "name ERRNO" or "name ok" */
+		static char params[120];                         /* struct io_uring_params, zeroed */
+		static struct perf_event_attr attr = {.type = PERF_TYPE_SOFTWARE, .size = sizeof attr,
+			.config = PERF_COUNT_SW_TASK_CLOCK, .exclude_kernel = 1, .exclude_hv = 1};
+		static const struct { const char *name; long nr, a[5]; } calls[] = {
+			{"clone-newuser", SYS_clone, {CLONE_NEWUSER | SIGCHLD}},
+			{"clone-newuser-upper-bits", SYS_clone, {CLONE_NEWUSER | SIGCHLD | (1L << 32)}},
+			{"setns", SYS_setns, {-1, 0}},                 /* (the kernel: EBADF) */
+			{"io_uring_setup", SYS_io_uring_setup, {1, (long)params}},
+			{"bpf", SYS_bpf, {999, 0, 0}},                 /* (the kernel: EINVAL) */
+			{"keyctl", SYS_keyctl, {0 /* KEYCTL_GET_KEYRING_ID */, -3 /* KEY_SPEC_SESSION_KEYRING */}},
+			{"add_key", SYS_add_key, {(long)"user", (long)"probe", (long)"x", 1, -2 /* KEY_SPEC_PROCESS_KEYRING */}},
+			{"perf_event_open", SYS_perf_event_open, {(long)&attr, 0, -1, -1, 0}},
+			{"userfaultfd", SYS_userfaultfd, {1 /* UFFD_USER_MODE_ONLY */}},
+			{"open_tree", SYS_open_tree, {AT_FDCWD, (long)"/", 0}},
+			{"open_tree_attr", SYS_open_tree_attr, {AT_FDCWD, (long)"/", 0, 0, 0}},
+			{"chroot", SYS_chroot, {0}},                   /* (the kernel: EFAULT) */
+			{"iopl", SYS_iopl, {0}},
+			{"ioperm", SYS_ioperm, {0, 0, 0}},
+		};
+		for (unsigned i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+			const long *a = calls[i].a;
+			long r = syscall(calls[i].nr, a[0], a[1], a[2], a[3], a[4]);
+			if (r == 0 && calls[i].nr == SYS_clone) _exit(0);
+			printf("%s %s\n", calls[i].name, r < 0 ? strerrorname_np(errno) : "ok");
+		}
+		return 0;
+	}
+	if (!strcmp(what, "x32")) { /* getpid through the x32 ABI; print what it returned */
+		printf("x32 getpid: %ld\n", syscall(0x40000000 | SYS_getpid));
+		return 0;
 	}
 	if (!strcmp(what, "shm")) { /* "shm put": leave a 1 MiB System V segment with a secret; "shm get": find one */
 		if (!strcmp(arg, "put")) {
