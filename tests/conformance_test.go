@@ -458,8 +458,8 @@ func TestRefusedSystemCalls(t *testing.T) {
 	expectVerdict(t, r, "OK", code(0))
 	out := s.ok(obj{"command": "read_file", "path": "refused.txt"})["content"].(string)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 14 {
-		t.Errorf("the probe made %d calls, want 14:\n%s", len(lines), out)
+	if len(lines) != 15 {
+		t.Errorf("the probe made %d calls, want 15:\n%s", len(lines), out)
 	}
 	for _, line := range lines {
 		call, got, _ := strings.Cut(line, " ")

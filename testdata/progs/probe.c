@@ -295,6 +295,7 @@ int main(int argc, char **argv) {
 			{"open_tree", SYS_open_tree, {AT_FDCWD, (long)"/", 0}},
 			{"open_tree_attr", SYS_open_tree_attr, {AT_FDCWD, (long)"/", 0, 0, 0}},
 			{"chroot", SYS_chroot, {0}},                   /* (the kernel: EFAULT) */
+			{"quotactl_fd", SYS_quotactl_fd, {-1, 0, 0, 0}}, /* (the kernel: EBADF) */
 			{"iopl", SYS_iopl, {0}},
 			{"ioperm", SYS_ioperm, {0, 0, 0}},
 		};
