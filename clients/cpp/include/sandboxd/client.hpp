@@ -922,7 +922,7 @@ class Cancellable : public std::future<T> {
   std::uint64_t id() const noexcept { return id_; }
 
   void cancel() {
-    if (!conn_) throw Error(errc::invalid_argument, "cancel of a Cancellable that holds no request");
+    if (!conn_) throw std::future_error(std::future_errc::no_state);  // as get() on an empty future
     conn_->call<void>(detail::cancel_request(id_), detail::ignore_reply);
   }
 
