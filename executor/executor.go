@@ -44,6 +44,18 @@ type Stats struct {
 	CPUs      *spec.CPUStats // nil: runs are not pinned
 }
 
+// StartOverMemory is the error of a program that could not be started
+// because its run reached its memory limit first: the fork and the exec are
+// charged to the run (a limit of a few pages). A run's verdict is then
+// Result, MemoryLimitExceeded; a program of a run_group is Err, exec_failed.
+type StartOverMemory struct {
+	Result spec.RunResult
+	Err    error
+}
+
+func (e *StartOverMemory) Error() string { return e.Err.Error() }
+func (e *StartOverMemory) Unwrap() error { return e.Err }
+
 // DefaultBox is the box that exists from the start.
 const DefaultBox = 0
 

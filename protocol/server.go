@@ -391,14 +391,15 @@ func (s *Server) handle(ctx context.Context, req *request) {
 	}
 }
 
-// answer replies to a request, which then leaves the requests in flight,
-// and counts it for stats (first: a stats request sent after the reply
-// sees it counted). Every request is answered once.
+// answer counts a request for stats and takes it out of the requests in
+// flight, then replies to it: a stats or a cancel sent after the reply sees
+// it counted and gone. Every request is answered once.
 func (s *Server) answer(req *request, result any, err error) {
 	if req.cmd.takesSlot {
 		s.counts.finish(req, result, err)
 	}
-	s.reply(req.id, result, err)
+	// Out of flight before the reply is written: a cancel the judge sends
+	// on the reply finds no request (no_such_request), as PROTOCOL.md says.
 	if req.key != "" {
 		s.queuesM.Lock()
 		same := s.inflight[req.key]
@@ -412,6 +413,7 @@ func (s *Server) answer(req *request, result any, err error) {
 		}
 		s.queuesM.Unlock()
 	}
+	s.reply(req.id, result, err)
 	if req.cmd.takesSlot {
 		close(req.answered)
 	}

@@ -66,6 +66,18 @@ func TestCancelASleepingRunAndTheRunQueuedBehindIt(t *testing.T) {
 	expectError(t, s.call(obj{"command": "cancel", "target": "sleep"}), "no_such_request")
 }
 
+// A run whose reply came is no request in flight: a cancel sent on that
+// reply is no_such_request, never a {} for a run that ended by itself.
+func TestCancelOfARunJustAnsweredIsNoSuchRequest(t *testing.T) {
+	s := startServer(t)
+	for i := range 200 {
+		expectVerdict(t, s.ok(with(run("true"), "id", i)), "OK", code(0))
+		if r := s.call(obj{"command": "cancel", "id": "c", "target": i}); r["error"] == nil || r["error"].(obj)["code"] != "no_such_request" {
+			t.Fatalf("cancel of run %d, answered: %v, want no_such_request", i, r)
+		}
+	}
+}
+
 // A run_group is ended as a whole: every program is killed, both boxes run again.
 func TestCancelARunGroup(t *testing.T) {
 	s := startServer(t)

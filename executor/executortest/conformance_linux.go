@@ -129,6 +129,18 @@ func Conformance(t *testing.T, e executor.Executor) {
 		res := run(t, sh("exit 0"))
 		expect(t, res, spec.VerdictOK, 0)
 	})
+	// A limit below what the program's own start takes (its fork and exec
+	// are charged to the run) is the program's verdict, not an error.
+	t.Run("memory limit too small to start", func(t *testing.T) {
+		req := &spec.RunRequest{Argv: []string{"/bin/true"}}
+		req.Memory = new(int64(4096))
+		res := run(t, req)
+		expect(t, res, spec.VerdictMemoryLimitExceeded, 0)
+		if res.Memory < 4096 {
+			t.Errorf("memory %d, want at least the 4096 bytes of the limit", res.Memory)
+		}
+		expect(t, run(t, sh("exit 0")), spec.VerdictOK, 0)
+	})
 	t.Run("memory metric", func(t *testing.T) {
 		res := run(t, sh(use100MB))
 		expect(t, res, spec.VerdictOK, 0)

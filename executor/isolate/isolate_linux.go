@@ -471,7 +471,12 @@ func (x *Executor) Run(ctx context.Context, id int, job *executor.Job) (spec.Run
 	if ctx.Err() != nil {
 		return spec.RunResult{}, spec.Ended(ctx, "the run was killed")
 	}
-	return x.finish(r, runErr, spec.NoLimit)
+	res, err := x.finish(r, runErr, spec.NoLimit)
+	var over *executor.StartOverMemory
+	if errors.As(err, &over) {
+		return over.Result, nil
+	}
+	return res, err
 }
 
 // isolateRun is one isolate --run, prepared in its box (held locked).
@@ -568,6 +573,15 @@ func (x *Executor) finish(r *isolateRun, runErr error, killedFor spec.Limit) (sp
 	m, err := parseMeta(data)
 	if err != nil {
 		return spec.RunResult{}, fmt.Errorf("run in box %d: %w", b.id, err)
+	}
+	if m.Status == "XX" && limitBelowStart(m.Message) {
+		// isolate tells no figure: the group held more than the limit it was given.
+		limit := kilobytes(*r.job.Limits.Memory) << 10
+		return spec.RunResult{}, &executor.StartOverMemory{
+			Result: spec.Decide(r.job.Limits, spec.Outcome{KilledFor: spec.LimitMemory, Metrics: spec.Metrics{Memory: limit}}),
+			Err: spec.Errorf(spec.CodeExecFailed, "%s could not be started within its memory_limit of %d bytes (isolate: %s)",
+				spec.Quote(r.job.Argv[0]), *r.job.Limits.Memory, strings.ReplaceAll(m.Message, "\n", "")),
+		}
 	}
 	if m.Status == "XX" {
 		return spec.RunResult{}, failed(m.Message)

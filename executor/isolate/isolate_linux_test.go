@@ -310,6 +310,10 @@ func TestIsolateVerdicts(t *testing.T) {
 			metrics: spec.Metrics{RealTime: 0.4, CPUTime: 0.001, IdlenessTime: 0.399, Memory: 384 << 10}},
 		{prog: "oom", limits: spec.Limits{Memory: new(int64(32 << 20))}, verdict: spec.VerdictMemoryLimitExceeded,
 			metrics: spec.Metrics{RealTime: 0.15, CPUTime: 0.142, IdlenessTime: 0.008, Memory: 32 << 20}},
+		// isolate 1.x on cgroup v1 refuses a limit below what its box's process
+		// already holds: the program's start does not fit.
+		{prog: "xx-memory-limit", limits: spec.Limits{Memory: new(int64(4000))}, verdict: spec.VerdictMemoryLimitExceeded,
+			metrics: spec.Metrics{Memory: 4096}},
 		{prog: "xx", errCode: spec.CodeExecFailed},
 		{prog: "xx-execve", errCode: spec.CodeExecFailed},
 		{prog: "xx-internal", errCode: spec.CodeInternal},
@@ -343,6 +347,28 @@ func TestIsolateVerdicts(t *testing.T) {
 	}
 }
 
+// A program of a group that isolate could not start within its memory
+// limit makes the group exec_failed, as on the native backend.
+func TestIsolateGroupProgramOverMemoryAtStart(t *testing.T) {
+	x := newFakeIsolate(t, "1.10.1").start(t)
+	box, err := x.OpenBox(spec.BoxOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	installFake(t, x, 0, "ok")
+	installFake(t, x, box, "xx-memory-limit")
+	member := func(box int, prog string, memory int64) executor.GroupMember {
+		req := &spec.RunRequest{Argv: []string{"/space/" + prog}}
+		req.CPUTime, req.Processes, req.Memory = new(float64(1)), new(int64(1)), new(memory)
+		return executor.GroupMember{Box: box, Job: executor.NewJob(req, executor.Runtime{})}
+	}
+	g := &executor.Group{Members: []executor.GroupMember{member(0, "ok", 64<<20), member(box, "xx-memory-limit", 4096)}}
+	_, err = x.RunGroup(context.Background(), g)
+	if want := `programs[1]: "/space/xx-memory-limit" could not be started within its memory_limit of 4096 bytes`; spec.CodeOf(err) != spec.CodeExecFailed || err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("got %v, want exec_failed with %q", err, want)
+	}
+}
+
 func TestIsolateMetaSplitsAtFirstColon(t *testing.T) {
 	m, err := parseMeta([]byte("status:XX\nmessage:open(\"/space/a:b\"): No such file or directory\nnew-key:1\n"))
 	if err != nil {
@@ -350,6 +376,11 @@ func TestIsolateMetaSplitsAtFirstColon(t *testing.T) {
 	}
 	if want := `open("/space/a:b"): No such file or directory`; m.Message != want {
 		t.Errorf("message: got %q, want %q", m.Message, want)
+	}
+	// isolate 1.x's cgroup errors quote the value written, newline and all.
+	m, err = parseMeta([]byte("status:XX\nmessage:Cannot set /cg/memory.limit_in_bytes to 4096\n: Device or resource busy\n"))
+	if want := "Cannot set /cg/memory.limit_in_bytes to 4096\n: Device or resource busy"; err != nil || m.Message != want {
+		t.Errorf("message: got %q, %v; want %q", m.Message, err, want)
 	}
 	if _, err := parseMeta([]byte("time:fast\n")); err == nil {
 		t.Error("a meta file with a bad number must be an error")

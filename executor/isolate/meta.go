@@ -27,7 +27,9 @@ type meta struct {
 
 // parseMeta reads a meta file: one key:value per line. Lines are split
 // at the first colon only, since a message may hold colons. Keys sandboxd
-// does not use are skipped, so that newer isolates may add some.
+// does not use are skipped, so that newer isolates may add some. A line
+// with no key continues the message: isolate 1.x's cgroup errors quote the
+// value they wrote, newline included, before ": " and the errno's text.
 func parseMeta(data []byte) (meta, error) {
 	var m meta
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -42,6 +44,8 @@ func parseMeta(data []byte) (meta, error) {
 		}
 		var err error
 		switch key {
+		case "":
+			m.Message += "\n" + line
 		case "time":
 			m.Time, err = strconv.ParseFloat(val, 64)
 		case "time-wall":
@@ -68,6 +72,18 @@ func parseMeta(data []byte) (meta, error) {
 		}
 	}
 	return m, sc.Err()
+}
+
+// limitBelowStart tells whether an XX message is isolate 1.x refusing the
+// memory limit because the run's cgroup already holds more: on cgroup v1 the
+// box's process that is to exec the program joins the group, then sets the
+// limit, which the kernel refuses with EBUSY when it cannot reclaim the
+// group down to it. That process is the program's start: the limit is too
+// small for the program to be started, as the native backend finds it.
+func limitBelowStart(message string) bool {
+	setLimit, errno, ok := strings.Cut(message, "\n: ")
+	return ok && strings.HasPrefix(setLimit, "Cannot set ") && strings.Contains(setLimit, "/memory.limit_in_bytes to ") &&
+		errno == "Device or resource busy" // glibc's strerror(EBUSY), which isolate prints
 }
 
 // failed turns an XX status (isolate's internal error) into an error

@@ -63,27 +63,15 @@ func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error
 		b.cpus = cpus
 	}
 	r, err := b.begin(job, nil)
-	var over *startOverMemory
+	var over *executor.StartOverMemory
 	if errors.As(err, &over) {
-		return over.result, nil
+		return over.Result, nil
 	}
 	if err != nil {
 		return spec.RunResult{}, err
 	}
 	return r.complete(ctx, nil)
 }
-
-// startOverMemory is a program that could not be started because its run
-// reached its memory limit first: the fork and the exec are charged to the
-// run (a limit of a few pages). A run's verdict is then MemoryLimitExceeded;
-// a program of a run_group is exec_failed, err.
-type startOverMemory struct {
-	result spec.RunResult
-	err    error
-}
-
-func (e *startOverMemory) Error() string { return e.err.Error() }
-func (e *startOverMemory) Unwrap() error { return e.err }
 
 // reachedMemoryLimit tells whether a run's memory reached its limit, which
 // the kernel holds in whole pages.
@@ -164,9 +152,9 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 		// Not a failure of exec itself (no such file, ...): its memory is a
 		// tiny run's, which may read as much as a limit of a few pages.
 		if err == nil && !m.ExecFailed && reachedMemoryLimit(job.Limits, usage) {
-			return nil, &startOverMemory{
-				result: spec.Decide(job.Limits, spec.Outcome{KilledFor: spec.LimitMemory, Metrics: spec.Metrics{Memory: usage.PeakMemory}}),
-				err:    spec.Errorf(spec.CodeExecFailed, "%s could not be started within its memory_limit of %d bytes (its fork and exec are charged to it): %s", spec.Quote(job.Argv[0]), *job.Limits.Memory, m.Error),
+			return nil, &executor.StartOverMemory{
+				Result: spec.Decide(job.Limits, spec.Outcome{KilledFor: spec.LimitMemory, Metrics: spec.Metrics{Memory: usage.PeakMemory}}),
+				Err:    spec.Errorf(spec.CodeExecFailed, "%s could not be started within its memory_limit of %d bytes (its fork and exec are charged to it): %s", spec.Quote(job.Argv[0]), *job.Limits.Memory, m.Error),
 			}
 		}
 		if m.ExecFailed {

@@ -31,10 +31,11 @@ TEST(error_codes) {
   CHECK_ERROR(s.sb.remove_runtime("no-such-runtime"), errc::no_such_runtime);
   CHECK_ERROR(s.sb.box(0).close(), errc::invalid_argument);  // box 0 cannot be closed
 
-  sandboxd::Box small = s.sb.open_box(sandboxd::BoxOptions{64 << 10, std::nullopt, std::nullopt});
+  sandboxd::Box small = s.sb.open_box(sandboxd::BoxOptions{64 << 10, std::nullopt, std::nullopt, std::nullopt});
   CHECK_ERROR(small.write_file("big", std::string(1 << 20, 'x')), errc::quota_exceeded);
-  CHECK_ERROR(s.sb.open_box(sandboxd::BoxOptions{std::nullopt, std::nullopt, std::vector<std::string>{"/"}}),
-              errc::invalid_argument);
+  CHECK_ERROR(
+      s.sb.open_box(sandboxd::BoxOptions{std::nullopt, std::nullopt, std::vector<std::string>{"/"}, std::nullopt}),
+      errc::invalid_argument);
 
   // The raw call returns the reply without its id.
   nlohmann::json path = s.sb.call({{"command", "box_path"}, {"box", small.id()}});

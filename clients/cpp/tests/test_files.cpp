@@ -49,7 +49,7 @@ TEST(file_round_trips) {
 
 TEST(list_remove_reset_close) {
   fixture::Server s;
-  sandboxd::Box box = s.sb.open_box(sandboxd::BoxOptions{16 << 20, 1000, std::nullopt});
+  sandboxd::Box box = s.sb.open_box(sandboxd::BoxOptions{16 << 20, 1000, std::nullopt, std::nullopt});
   box.write_file("src/main.c", "int main(void) { return 0; }\n");
   box.write_file("run.sh", "#!/bin/sh\necho hi\n", 0755);
 

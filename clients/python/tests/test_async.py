@@ -103,6 +103,64 @@ def test_timeout_and_cancellation_leave_the_connection_usable(tmp_path: Path) ->
     run_async(tmp_path, test, "--parallel", "4")
 
 
+async def wait_until_running(sb: AsyncSandbox) -> None:
+    deadline = time.monotonic() + 10
+    while (await sb.stats())["runs_running"] < 1:
+        assert time.monotonic() < deadline, "the run did not start within 10 s"
+        await asyncio.sleep(0.02)
+
+
+SLEEP: Dict[str, Any] = dict(cpu_time_limit=5, processes_limit=8, real_time_limit=120)
+
+
+def test_cancel_a_submitted_run(tmp_path: Path) -> None:
+    async def test(sb: AsyncSandbox) -> None:
+        box = await sb.open_box()
+        sleeping = await box.submit_run(["sleep", "60"], **SLEEP)
+        waiter = asyncio.ensure_future(sleeping.result())
+        await wait_until_running(sb)
+        start = time.monotonic()
+        await sleeping.cancel()
+        assert sleeping.done()
+        with pytest.raises(SandboxError) as e:
+            await waiter
+        assert e.value.code == "cancelled" and time.monotonic() - start < 10
+        assert (await box.run(["sh", "-c", "exit 7"], **LIMITS)).exit_code == 7
+        for cancel in (sleeping.cancel(), sb.cancel(1 << 40)):
+            with pytest.raises(SandboxError) as e:
+                await cancel
+            assert e.value.code == "no_such_request"
+        done = await box.submit_run(["sh", "-c", "exit 3"], **LIMITS)
+        assert (await done.result()).exit_code == 3
+        with pytest.raises(SandboxError) as e:
+            await done.cancel()
+        assert e.value.code == "no_such_request"
+
+    run_async(tmp_path, test)
+
+
+def test_cancelling_the_task_of_a_run_ends_the_run(tmp_path: Path) -> None:
+    async def test(sb: AsyncSandbox) -> None:
+        box = await sb.open_box()
+        task = asyncio.ensure_future(box.run(["sleep", "60"], **SLEEP))
+        await wait_until_running(sb)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        # The box's next run waits for none of the sleep: sandboxd ended it.
+        start = time.monotonic()
+        assert (await box.run(["sh", "-c", "exit 7"], **LIMITS)).exit_code == 7
+        assert time.monotonic() - start < 10
+        assert (await sb.stats())["run_errors"].get("cancelled") == 1
+        # So does a timeout of asyncio's.
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(box.run(["sleep", "60"], **SLEEP), 0.5)
+        assert (await box.run(["true"], **LIMITS)).exit_code == 0
+        assert (await sb.stats())["run_errors"].get("cancelled") == 2
+
+    run_async(tmp_path, test)
+
+
 def test_sandboxd_killed_fails_every_request_in_flight(tmp_path: Path) -> None:
     async def test(sb: AsyncSandbox) -> None:
         boxes = [await sb.open_box() for _ in range(3)]

@@ -260,6 +260,77 @@ def test_timeout_leaves_the_connection_usable(sb: Sandbox) -> None:
         assert r.exit_code == 3 and r.real_time < 0.5
 
 
+def wait_until_running(sb: Sandbox, runs: int = 1) -> None:
+    """Until sandboxd runs that many runs (stats is answered at once)."""
+    deadline = time.monotonic() + 10
+    while sb.stats()["runs_running"] < runs:
+        assert time.monotonic() < deadline, "the run did not start within 10 s"
+        time.sleep(0.02)
+
+
+SLEEP = dict(cpu_time_limit=5, processes_limit=8, real_time_limit=120)
+
+
+def test_cancel_ends_a_sleeping_run_that_another_thread_waits_for(sb: Sandbox) -> None:
+    with sb.open_box() as box:
+        box.write_file("kept", "before")
+        sleeping = box.submit_run(["sh", "-c", "echo ran > ran; sleep 60"], **SLEEP)
+        outcome: List[BaseException] = []
+
+        def wait() -> None:
+            try:
+                sleeping.result()
+            except BaseException as e:
+                outcome.append(e)
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        wait_until_running(sb)
+        start = time.monotonic()
+        sleeping.cancel()
+        # The run is answered before the cancel.
+        assert sleeping.done()
+        waiter.join(10)
+        assert time.monotonic() - start < 10
+        assert [type(e) for e in outcome] == [SandboxError] and isinstance(outcome[0], SandboxError)
+        assert outcome[0].code == "cancelled" and str(sleeping.id) in outcome[0].message
+        with pytest.raises(SandboxError) as e:
+            sleeping.result()
+        assert e.value.code == "cancelled"
+        # The box is usable, its files as the run left them.
+        r = box.run(["sh", "-c", "cat kept ran; exit 7"], stdout="out", **LIMITS)
+        assert (r.limit_verdict, r.exit_code) == (Verdict.OK, 7)
+        assert box.read_file("out") == b"beforeran\n"
+        assert sb.stats()["run_errors"]["cancelled"] >= 1
+
+
+def test_cancel_a_queued_run_and_a_run_group(sb: Sandbox) -> None:
+    with sb.open_box() as a, sb.open_box() as b:
+        sleeping = a.submit_run(["sleep", "60"], **SLEEP)
+        queued = a.submit_run(["true"], **LIMITS)
+        group = sb.submit_run_group([dict(box=b.id, argv=["sleep", "60"], **SLEEP), dict(box=0, argv=["sleep", "60"], **SLEEP)])
+        wait_until_running(sb, 2)
+        for p in (queued, sleeping, group):
+            p.cancel()
+            with pytest.raises(SandboxError) as e:
+                p.result()
+            assert e.value.code == "cancelled"
+        assert a.run(["true"], **LIMITS).exit_code == 0
+
+
+def test_cancel_of_an_answered_or_unknown_request_is_no_such_request(sb: Sandbox) -> None:
+    done = sb.submit_run(["sh", "-c", "exit 3"], **LIMITS)
+    assert done.result().exit_code == 3
+    with pytest.raises(SandboxError) as e:
+        done.cancel()
+    assert e.value.code == "no_such_request"
+    assert done.result().exit_code == 3  # its own reply stays
+    with pytest.raises(SandboxError) as e:
+        sb.cancel(1 << 40)
+    assert e.value.code == "no_such_request"
+    assert sb.run(["true"], **LIMITS).exit_code == 0
+
+
 def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(SandboxUnavailable) as e:
         Sandbox(str(tmp_path / "no-sandboxd"))

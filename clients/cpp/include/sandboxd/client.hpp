@@ -79,6 +79,15 @@ inline constexpr std::string_view no_such_runtime = "no_such_runtime";
 inline constexpr std::string_view runtime_exists = "runtime_exists";
 inline constexpr std::string_view nix_unavailable = "nix_unavailable";
 inline constexpr std::string_view shutting_down = "shutting_down";
+// A close_box or reset_box of the run's box, sent after it, ended it.
+inline constexpr std::string_view box_closed = "box_closed";
+inline constexpr std::string_view box_reset = "box_reset";
+// A cancel ended the run or run group (Cancellable::cancel, Sandbox::cancel).
+inline constexpr std::string_view cancelled = "cancelled";
+// A cancel whose target is no request in flight: answered already, or never sent.
+inline constexpr std::string_view no_such_request = "no_such_request";
+// The backend cannot do it: open_box with network "loopback" under --executor=isolate.
+inline constexpr std::string_view unsupported = "unsupported";
 inline constexpr std::string_view internal = "internal";
 // sandboxd could not be started (not found, not executable), or it exited,
 // was killed or was closed before it answered.
@@ -185,6 +194,9 @@ struct BoxOptions {
   std::optional<std::int64_t> quota_space;       // bytes (sandboxd's default: 512 MiB)
   std::optional<std::int64_t> quota_inodes;      // files (default: 16384)
   std::optional<std::vector<std::string>> dirs;  // host dirs shown read-only, replacing the default
+  // "loopback": the box's own loopback is up (127.0.0.1 and ::1 between its
+  // processes, nothing else); absent: no network.
+  std::optional<std::string> network;
 };
 
 enum class FileType { file, dir, symlink, other };
@@ -243,6 +255,30 @@ struct Runtime {
 struct Version {
   std::string version;
   int protocol = 0;
+};
+
+// The reply to stats: what a metrics exporter reads (PROTOCOL.md, "stats").
+// Counts are since sandboxd began serving.
+struct Stats {
+  Seconds uptime{0};
+  std::string executor;  // "native" or "isolate"
+  std::int64_t boxes_open = 0;
+  std::int64_t runs_running = 0;  // runs and run groups holding a --parallel slot now
+  std::int64_t runs_queued = 0;
+  std::int64_t parallel = 0;  // the --parallel slots
+  // Results by limit_verdict ("OK", "Signaled", ...; every verdict is a key),
+  // and run and run_group errors by code ("exec_failed", "cancelled", ...).
+  std::map<std::string, std::int64_t> runs;
+  std::map<std::string, std::int64_t> run_errors;
+  struct Cgroup {
+    std::string mode;                 // "v1", "v2" or "none"
+    std::vector<std::string> groups;  // the instance's own groups on the host
+  } cgroup;
+  struct Cpus {
+    std::string list;  // the CPUs of --cpus, as a CPU list ("2-7")
+    std::int64_t in_use = 0;
+  };
+  std::optional<Cpus> cpus;  // with --cpus only
 };
 
 struct Options {
@@ -379,6 +415,31 @@ inline RunResult parse_run(const json& j) {
   r.idleness_time = Seconds(j.at("idleness_time").get<double>());
   r.memory = j.at("memory").get<std::int64_t>();
   return r;
+}
+
+inline GroupResult parse_group(const json& j) {
+  GroupResult g;
+  for (const json& result : j.at("results")) g.results.push_back(parse_run(result));
+  g.exit_order = j.at("exit_order").get<std::vector<int>>();
+  return g;
+}
+
+inline Stats parse_stats(const json& j) {
+  Stats s;
+  s.uptime = Seconds(j.at("uptime").get<double>());
+  s.executor = j.at("executor").get<std::string>();
+  s.boxes_open = j.at("boxes_open").get<std::int64_t>();
+  s.runs_running = j.at("runs_running").get<std::int64_t>();
+  s.runs_queued = j.at("runs_queued").get<std::int64_t>();
+  s.parallel = j.at("parallel").get<std::int64_t>();
+  s.runs = j.at("runs").get<std::map<std::string, std::int64_t>>();
+  s.run_errors = j.at("run_errors").get<std::map<std::string, std::int64_t>>();
+  s.cgroup.mode = j.at("cgroup").at("mode").get<std::string>();
+  s.cgroup.groups = j.at("cgroup").at("groups").get<std::vector<std::string>>();
+  if (auto cpus = j.find("cpus"); cpus != j.end() && !cpus->is_null()) {
+    s.cpus = Stats::Cpus{cpus->at("list").get<std::string>(), cpus->at("in_use").get<std::int64_t>()};
+  }
+  return s;
 }
 
 inline FileType parse_file_type(const std::string& s) {
@@ -837,9 +898,43 @@ class Connection {
 
 inline void ignore_reply(const json&) {}
 
+inline json cancel_request(std::uint64_t target) { return {{"command", "cancel"}, {"target", target}}; }
+
 }  // namespace detail
 
 class Sandbox;
+
+// A request in flight that can be ended before its limits end it: the
+// std::future of its result (get, wait_for, ...), with its request id. The
+// *_async calls return one.
+//
+// cancel() asks sandboxd to end it (`cancel`: a run queued never starts, one
+// running is killed) and returns once it is ended: get() then throws
+// Error(errc::cancelled), and the box is usable again. A request answered
+// already keeps its own result, and cancel() throws
+// Error(errc::no_such_request). Any thread may call cancel() while another
+// waits on the future.
+template <class T>
+class Cancellable : public std::future<T> {
+ public:
+  Cancellable() noexcept = default;
+
+  std::uint64_t id() const noexcept { return id_; }
+
+  void cancel() {
+    if (!conn_) throw std::future_error(std::future_errc::no_state);  // as get() on an empty future
+    conn_->call<void>(detail::cancel_request(id_), detail::ignore_reply);
+  }
+
+ private:
+  friend class Box;
+  friend class Sandbox;
+  Cancellable(std::shared_ptr<detail::Connection> conn, std::pair<std::uint64_t, std::future<T>> sent)
+      : std::future<T>(std::move(sent.second)), conn_(std::move(conn)), id_(sent.first) {}
+
+  std::shared_ptr<detail::Connection> conn_;
+  std::uint64_t id_ = 0;
+};
 
 // A box: an isolated place to run programs, with its own /space. A Box from
 // Sandbox::open_box owns its box and closes it when destroyed; one from
@@ -869,9 +964,9 @@ class Box {
     program.box = id_;
     return conn_->call<RunResult>(detail::run_request(program), detail::parse_run);
   }
-  std::future<RunResult> run_async(Program program) {
+  Cancellable<RunResult> run_async(Program program) {
     program.box = id_;
-    return conn_->submit<RunResult>(detail::run_request(program), detail::parse_run).second;
+    return {conn_, conn_->submit<RunResult>(detail::run_request(program), detail::parse_run)};
   }
 
   // write_file writes bytes (any, binary too) to a path in /space, creating
@@ -999,8 +1094,8 @@ class Sandbox {
   RunResult run(const Program& program) {
     return conn_->call<RunResult>(detail::run_request(program), detail::parse_run);
   }
-  std::future<RunResult> run_async(const Program& program) {
-    return conn_->submit<RunResult>(detail::run_request(program), detail::parse_run).second;
+  Cancellable<RunResult> run_async(const Program& program) {
+    return {conn_, conn_->submit<RunResult>(detail::run_request(program), detail::parse_run)};
   }
 
   // run_group runs programs at once, each in its own box (Program::box),
@@ -1008,14 +1103,17 @@ class Sandbox {
   GroupResult run_group(const std::vector<Program>& programs, const std::vector<Pipe>& pipes = {},
                         std::optional<Seconds> idleness_time_limit = std::nullopt) {
     return conn_->call<GroupResult>(detail::run_group_request(programs, pipes, idleness_time_limit),
-                                    [](const detail::json& r) {
-                                      GroupResult g;
-                                      for (const detail::json& result : r.at("results"))
-                                        g.results.push_back(detail::parse_run(result));
-                                      g.exit_order = r.at("exit_order").get<std::vector<int>>();
-                                      return g;
-                                    });
+                                    detail::parse_group);
   }
+  Cancellable<GroupResult> run_group_async(const std::vector<Program>& programs, const std::vector<Pipe>& pipes = {},
+                                           std::optional<Seconds> idleness_time_limit = std::nullopt) {
+    return {conn_, conn_->submit<GroupResult>(detail::run_group_request(programs, pipes, idleness_time_limit),
+                                              detail::parse_group)};
+  }
+
+  // cancel ends the run or run group whose request id is target
+  // (Cancellable::id), queued or running: see Cancellable::cancel.
+  void cancel(std::uint64_t target) { conn_->call<void>(detail::cancel_request(target), detail::ignore_reply); }
 
   // open_box opens a new box, which the returned Box owns.
   Box open_box(const BoxOptions& options = {}) {
@@ -1023,6 +1121,7 @@ class Sandbox {
     if (options.quota_space) req["quota_space"] = *options.quota_space;
     if (options.quota_inodes) req["quota_inodes"] = *options.quota_inodes;
     if (options.dirs) req["dirs"] = *options.dirs;
+    if (options.network) req["network"] = *options.network;
     int id = conn_->call<int>(std::move(req), [](const detail::json& r) { return r.at("box").get<int>(); });
     return Box(conn_, id, true);
   }
@@ -1071,6 +1170,10 @@ class Sandbox {
     conn_->call<void>({{"command", "remove_runtime"}, {"name", name}}, detail::ignore_reply);
   }
 
+  // stats is what a metrics exporter reads; it is answered at once, however
+  // busy the boxes are.
+  Stats stats() { return conn_->call<Stats>({{"command", "stats"}}, detail::parse_stats); }
+
   Version version() {
     return conn_->call<Version>({{"command", "version"}}, [](const detail::json& r) {
       return Version{r.at("version").get<std::string>(), r.at("protocol").get<int>()};
@@ -1080,8 +1183,8 @@ class Sandbox {
   // call sends any request (its id is the client's) and returns the reply
   // without its id: for commands this client does not know yet.
   nlohmann::json call(nlohmann::json request) { return conn_->call<nlohmann::json>(std::move(request), strip_id); }
-  std::future<nlohmann::json> call_async(nlohmann::json request) {
-    return conn_->submit<nlohmann::json>(std::move(request), strip_id).second;
+  Cancellable<nlohmann::json> call_async(nlohmann::json request) {
+    return {conn_, conn_->submit<nlohmann::json>(std::move(request), strip_id)};
   }
 
   // close ends sandboxd's input and waits for it to exit (killing it after

@@ -13,8 +13,8 @@
 sandboxd's PROTOCOL.md.
 """
 
-from ._async import AsyncBox, AsyncSandbox
-from ._sync import Box, Sandbox
+from ._async import AsyncBox, AsyncPending, AsyncSandbox
+from ._sync import Box, Pending, Sandbox
 from ._types import FileChunk, FileEntry, GroupResult, InstallResult, RunResult, Runtime, SandboxError
 from ._types import SandboxTimeout, SandboxUnavailable, Verdict, VersionInfo
 
@@ -22,12 +22,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AsyncBox",
+    "AsyncPending",
     "AsyncSandbox",
     "Box",
     "FileChunk",
     "FileEntry",
     "GroupResult",
     "InstallResult",
+    "Pending",
     "RunResult",
     "Runtime",
     "Sandbox",

@@ -4,7 +4,7 @@ import asyncio
 import copy
 import itertools
 import sys
-from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, TypeVar
+from typing import IO, Any, Dict, Generic, List, Mapping, Optional, Sequence, Tuple, TypeVar
 
 from . import _ops, _wire
 from ._sync import Content
@@ -157,7 +157,9 @@ class AsyncSandbox:
             if not future.done():
                 future.set_result(reply)
 
-    async def _roundtrip(self, request: Dict[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
+    async def _post(self, request: Dict[str, Any]) -> Tuple[int, "asyncio.Future[Dict[str, Any]]"]:
+        """Sends a request; its reply, or the failure of sandboxd, comes
+        through the future."""
         proc = self._started()
         if self._closed:
             raise SandboxUnavailable("the AsyncSandbox is closed")
@@ -175,16 +177,37 @@ class AsyncSandbox:
             self._pending.pop(id, None)
             await asyncio.wait([self._reply_reader], timeout=10)  # it tells how sandboxd ended
             raise copy.copy(self._failure) if self._failure else SandboxUnavailable("sandboxd's stdin is closed")
+        return id, future
+
+    async def _roundtrip(self, request: Dict[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
+        id, future = await self._post(request)
         try:
             reply = await asyncio.wait_for(future, timeout)
         except asyncio.TimeoutError:
             raise SandboxTimeout(f"no reply to {request['command']} within {timeout} s") from None
+        except asyncio.CancelledError:
+            if request["command"] in ("run", "run_group"):
+                self._cancel_unheard(id)
+            raise
         finally:
             self._pending.pop(id, None)
-        error = _wire.error_of(reply)
-        if error is not None:
-            raise error
-        return reply
+        return _wire.checked(reply)
+
+    def _cancel_unheard(self, target: int) -> None:
+        """Sends a cancel of a run whose task was cancelled, so that the run
+        ends in sandboxd too; nobody waits for either reply (dropped as they
+        come), and a task being cancelled must not wait."""
+        if self._closed or self._failure is not None or self._proc is None or self._proc.stdin is None:
+            return
+        try:
+            self._proc.stdin.write(_wire.encode({"command": "cancel", "target": target}, next(self._ids), self._limit))
+        except (ConnectionError, RuntimeError):
+            pass  # sandboxd has gone: so has the run
+
+    async def _submit(self, op: "_ops.Op[T]") -> "AsyncPending[T]":
+        request = next(op)
+        id, future = await self._post(request)
+        return AsyncPending(self, id, request["command"], future, op)
 
     async def _drive(self, op: "_ops.Op[T]", timeout: Optional[float]) -> T:
         timeout = self.timeout if timeout is None else timeout
@@ -236,6 +259,47 @@ class AsyncSandbox:
         )
         return await self._drive(op, timeout)
 
+    async def submit_run(
+        self,
+        argv: Sequence[str],
+        *,
+        cpu_time_limit: float,
+        processes_limit: int,
+        real_time_limit: Optional[float] = None,
+        idleness_time_limit: Optional[float] = None,
+        memory_limit: Optional[int] = None,
+        stack_limit: Optional[int] = None,
+        file_size_limit: Optional[int] = None,
+        open_files_limit: Optional[int] = None,
+        env: Optional[Mapping[str, str]] = None,
+        stdin: Optional[str] = None,
+        stdout: Optional[str] = None,
+        stderr: Optional[str] = None,
+        runtime: Optional[str] = None,
+        box: int = 0,
+    ) -> "AsyncPending[RunResult]":
+        """Sends a run; ``await p.result()`` waits for it, ``await
+        p.cancel()`` ends it first. (Cancelling the task of a :meth:`run`
+        ends its run in sandboxd too.)"""
+        op = _ops.run(
+            argv,
+            box=box,
+            cpu_time_limit=cpu_time_limit,
+            processes_limit=processes_limit,
+            real_time_limit=real_time_limit,
+            idleness_time_limit=idleness_time_limit,
+            memory_limit=memory_limit,
+            stack_limit=stack_limit,
+            file_size_limit=file_size_limit,
+            open_files_limit=open_files_limit,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            runtime=runtime,
+        )
+        return await self._submit(op)
+
     async def run_group(
         self,
         programs: Sequence[Mapping[str, Any]],
@@ -245,6 +309,19 @@ class AsyncSandbox:
         timeout: Optional[float] = None,
     ) -> GroupResult:
         return await self._drive(_ops.run_group(programs, pipes, idleness_time_limit), timeout)
+
+    async def submit_run_group(
+        self,
+        programs: Sequence[Mapping[str, Any]],
+        pipes: Sequence[Mapping[str, Any]] = (),
+        *,
+        idleness_time_limit: Optional[float] = None,
+    ) -> "AsyncPending[GroupResult]":
+        return await self._submit(_ops.run_group(programs, pipes, idleness_time_limit))
+
+    async def cancel(self, target: int, *, timeout: Optional[float] = None) -> None:
+        """As :meth:`Sandbox.cancel`."""
+        await self._drive(_ops.cancel(target), timeout)
 
     async def open_box(
         self,
@@ -353,6 +430,50 @@ class AsyncSandbox:
         return await self._drive(_ops.raw(command, fields), timeout)
 
 
+class AsyncPending(Generic[T]):
+    """A run or run_group sent and not yet waited for
+    (:meth:`AsyncSandbox.submit_run`, :meth:`AsyncSandbox.submit_run_group`),
+    as :class:`Pending`, with coroutines."""
+
+    def __init__(
+        self, sandbox: AsyncSandbox, id: int, command: str, future: "asyncio.Future[Dict[str, Any]]", op: "_ops.Op[T]"
+    ) -> None:
+        self.sandbox = sandbox
+        self.id = id
+        self._command = command
+        self._future = future
+        self._op = op
+        self._outcome: Optional[Tuple[Optional[T], Optional[SandboxError]]] = None
+
+    def __repr__(self) -> str:
+        return f"AsyncPending({self._command} {self.id})"
+
+    def done(self) -> bool:
+        return self._future.done()
+
+    async def result(self, timeout: Optional[float] = None) -> T:
+        """As :meth:`Pending.result`: a timeout, or the cancellation of the
+        task that waits, leaves the request in flight."""
+        timeout = self.sandbox.timeout if timeout is None else timeout
+        try:
+            reply = await asyncio.wait_for(asyncio.shield(self._future), timeout)
+        except asyncio.TimeoutError:
+            raise SandboxTimeout(f"no reply to {self._command} within {timeout} s") from None
+        if self._outcome is None:
+            try:
+                self._outcome = (_ops.finish(self._op, _wire.checked(reply)), None)
+            except SandboxError as e:
+                self._outcome = (None, e)
+        value, error = self._outcome
+        if error is not None:
+            raise copy.copy(error)
+        return value  # type: ignore[return-value]
+
+    async def cancel(self, *, timeout: Optional[float] = None) -> None:
+        """As :meth:`Pending.cancel`."""
+        await self.sandbox.cancel(self.id, timeout=timeout)
+
+
 class AsyncBox:
     """A box of an AsyncSandbox: its commands, with ``box`` filled in."""
 
@@ -405,6 +526,42 @@ class AsyncBox:
             stderr=stderr,
             runtime=runtime,
             timeout=timeout,
+        )
+
+    async def submit_run(
+        self,
+        argv: Sequence[str],
+        *,
+        cpu_time_limit: float,
+        processes_limit: int,
+        real_time_limit: Optional[float] = None,
+        idleness_time_limit: Optional[float] = None,
+        memory_limit: Optional[int] = None,
+        stack_limit: Optional[int] = None,
+        file_size_limit: Optional[int] = None,
+        open_files_limit: Optional[int] = None,
+        env: Optional[Mapping[str, str]] = None,
+        stdin: Optional[str] = None,
+        stdout: Optional[str] = None,
+        stderr: Optional[str] = None,
+        runtime: Optional[str] = None,
+    ) -> AsyncPending[RunResult]:
+        return await self.sandbox.submit_run(
+            argv,
+            box=self.id,
+            cpu_time_limit=cpu_time_limit,
+            processes_limit=processes_limit,
+            real_time_limit=real_time_limit,
+            idleness_time_limit=idleness_time_limit,
+            memory_limit=memory_limit,
+            stack_limit=stack_limit,
+            file_size_limit=file_size_limit,
+            open_files_limit=open_files_limit,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            runtime=runtime,
         )
 
     async def write_file(

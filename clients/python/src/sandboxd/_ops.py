@@ -145,6 +145,10 @@ def stats() -> Op[Reply]:
     return reply
 
 
+def cancel(target: int) -> Op[None]:
+    yield request("cancel", target=target)
+
+
 def version() -> Op[VersionInfo]:
     reply = yield request("version")
     return parsed(lambda r: VersionInfo(str(r["version"]), int(r["protocol"])), reply)
@@ -169,3 +173,13 @@ def raw(command: str, fields: Mapping[str, Any]) -> Op[Reply]:
         raise TypeError("the client sets command and id itself")
     reply = yield request(command, **fields)
     return reply
+
+
+def finish(op: Op[T], reply: Reply) -> T:
+    """The result of an op that was sent its one request elsewhere (a
+    submitted run or run_group), now that its reply came."""
+    try:
+        op.send(reply)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    raise RuntimeError("an op of several requests cannot be submitted")

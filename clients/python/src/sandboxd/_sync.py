@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import threading
-from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
+from typing import IO, Any, Dict, Generic, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 from . import _ops, _wire
 from ._types import FileChunk, FileEntry, GroupResult, InstallResult, RunResult, Runtime, SandboxError
@@ -164,7 +164,9 @@ class Sandbox:
         for future in waiting:
             future.set_result(reply)
 
-    def _roundtrip(self, request: Dict[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
+    def _post(self, request: Dict[str, Any]) -> Tuple[int, "concurrent.futures.Future[Dict[str, Any]]"]:
+        """Sends a request; its reply, or the failure of sandboxd, comes
+        through the future."""
         future: "concurrent.futures.Future[Dict[str, Any]]" = concurrent.futures.Future()
         with self._state:
             if self._closed:
@@ -183,16 +185,22 @@ class Sandbox:
                 self._pending.pop(id, None)
             self._reply_reader.join(10)  # it tells how sandboxd ended
             raise copy.copy(self._failure) if self._failure else SandboxUnavailable("sandboxd's stdin is closed")
+        return id, future
+
+    def _roundtrip(self, request: Dict[str, Any], timeout: Optional[float]) -> Dict[str, Any]:
+        id, future = self._post(request)
         try:
             reply = future.result(timeout)
         except concurrent.futures.TimeoutError:
             with self._state:
                 self._pending.pop(id, None)
             raise SandboxTimeout(f"no reply to {request['command']} within {timeout} s") from None
-        error = _wire.error_of(reply)
-        if error is not None:
-            raise error
-        return reply
+        return _wire.checked(reply)
+
+    def _submit(self, op: "_ops.Op[T]") -> "Pending[T]":
+        request = next(op)
+        id, future = self._post(request)
+        return Pending(self, id, request["command"], future, op)
 
     def _drive(self, op: "_ops.Op[T]", timeout: Optional[float]) -> T:
         timeout = self.timeout if timeout is None else timeout
@@ -227,7 +235,8 @@ class Sandbox:
     ) -> RunResult:
         """Runs a program in a box (default box 0). Limits in seconds and
         bytes; stdio are paths in the box (absent: /dev/null); ``env``
-        absent: sandboxd's own environment."""
+        absent: sandboxd's own environment. :meth:`submit_run` is the same,
+        without waiting."""
         op = _ops.run(
             argv,
             box=box,
@@ -247,6 +256,46 @@ class Sandbox:
         )
         return self._drive(op, timeout)
 
+    def submit_run(
+        self,
+        argv: Sequence[str],
+        *,
+        cpu_time_limit: float,
+        processes_limit: int,
+        real_time_limit: Optional[float] = None,
+        idleness_time_limit: Optional[float] = None,
+        memory_limit: Optional[int] = None,
+        stack_limit: Optional[int] = None,
+        file_size_limit: Optional[int] = None,
+        open_files_limit: Optional[int] = None,
+        env: Optional[Mapping[str, str]] = None,
+        stdin: Optional[str] = None,
+        stdout: Optional[str] = None,
+        stderr: Optional[str] = None,
+        runtime: Optional[str] = None,
+        box: int = 0,
+    ) -> "Pending[RunResult]":
+        """Sends a run and returns at once: :meth:`Pending.result` waits for
+        its result, :meth:`Pending.cancel` ends it first (from any thread)."""
+        op = _ops.run(
+            argv,
+            box=box,
+            cpu_time_limit=cpu_time_limit,
+            processes_limit=processes_limit,
+            real_time_limit=real_time_limit,
+            idleness_time_limit=idleness_time_limit,
+            memory_limit=memory_limit,
+            stack_limit=stack_limit,
+            file_size_limit=file_size_limit,
+            open_files_limit=open_files_limit,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            runtime=runtime,
+        )
+        return self._submit(op)
+
     def run_group(
         self,
         programs: Sequence[Mapping[str, Any]],
@@ -262,6 +311,23 @@ class Sandbox:
         "to": {"program": J, "fd": B}}``. ``idleness_time_limit`` bounds the
         whole group's idleness (deadlocks)."""
         return self._drive(_ops.run_group(programs, pipes, idleness_time_limit), timeout)
+
+    def submit_run_group(
+        self,
+        programs: Sequence[Mapping[str, Any]],
+        pipes: Sequence[Mapping[str, Any]] = (),
+        *,
+        idleness_time_limit: Optional[float] = None,
+    ) -> "Pending[GroupResult]":
+        """:meth:`run_group` without waiting, as :meth:`submit_run`."""
+        return self._submit(_ops.run_group(programs, pipes, idleness_time_limit))
+
+    def cancel(self, target: int, *, timeout: Optional[float] = None) -> None:
+        """Ends the run or run_group whose request id is ``target``
+        (:attr:`Pending.id`), queued or running: it is answered with the
+        error ``cancelled`` before this returns. ``no_such_request``: no such
+        request is in flight (it was answered already)."""
+        self._drive(_ops.cancel(target), timeout)
 
     def open_box(
         self,
@@ -384,6 +450,65 @@ class Sandbox:
         return self._drive(_ops.raw(command, fields), timeout)
 
 
+class Pending(Generic[T]):
+    """A run or run_group sent and not yet waited for
+    (:meth:`Sandbox.submit_run`, :meth:`Sandbox.submit_run_group`).
+
+    Any thread may wait for its result or cancel it. ``id`` is its request
+    id, the ``target`` of :meth:`Sandbox.cancel`.
+    """
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        id: int,
+        command: str,
+        future: "concurrent.futures.Future[Dict[str, Any]]",
+        op: "_ops.Op[T]",
+    ) -> None:
+        self.sandbox = sandbox
+        self.id = id
+        self._command = command
+        self._future = future
+        self._op = op
+        self._lock = threading.Lock()  # _outcome
+        self._outcome: Optional[Tuple[Optional[T], Optional[SandboxError]]] = None
+
+    def __repr__(self) -> str:
+        return f"Pending({self._command} {self.id})"
+
+    def done(self) -> bool:
+        """Whether the reply came (or sandboxd ended)."""
+        return self._future.done()
+
+    def result(self, timeout: Optional[float] = None) -> T:
+        """Waits for the result (``timeout`` None: the Sandbox's own) and
+        returns it, or raises its error: ``cancelled`` after a cancel. A
+        :class:`SandboxTimeout` leaves the request in flight: wait again, or
+        cancel it."""
+        timeout = self.sandbox.timeout if timeout is None else timeout
+        try:
+            reply = self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise SandboxTimeout(f"no reply to {self._command} within {timeout} s") from None
+        with self._lock:
+            if self._outcome is None:
+                try:
+                    self._outcome = (_ops.finish(self._op, _wire.checked(reply)), None)
+                except SandboxError as e:
+                    self._outcome = (None, e)
+            value, error = self._outcome
+        if error is not None:
+            raise copy.copy(error)
+        return value  # type: ignore[return-value]
+
+    def cancel(self, *, timeout: Optional[float] = None) -> None:
+        """Ends the request (``cancel``): once this returns, :meth:`result`
+        raises ``cancelled``. ``no_such_request`` when it was answered
+        already: :meth:`result` has its own reply."""
+        self.sandbox.cancel(self.id, timeout=timeout)
+
+
 class Box:
     """A box of a Sandbox: its commands, with ``box`` filled in."""
 
@@ -436,6 +561,42 @@ class Box:
             stderr=stderr,
             runtime=runtime,
             timeout=timeout,
+        )
+
+    def submit_run(
+        self,
+        argv: Sequence[str],
+        *,
+        cpu_time_limit: float,
+        processes_limit: int,
+        real_time_limit: Optional[float] = None,
+        idleness_time_limit: Optional[float] = None,
+        memory_limit: Optional[int] = None,
+        stack_limit: Optional[int] = None,
+        file_size_limit: Optional[int] = None,
+        open_files_limit: Optional[int] = None,
+        env: Optional[Mapping[str, str]] = None,
+        stdin: Optional[str] = None,
+        stdout: Optional[str] = None,
+        stderr: Optional[str] = None,
+        runtime: Optional[str] = None,
+    ) -> Pending[RunResult]:
+        return self.sandbox.submit_run(
+            argv,
+            box=self.id,
+            cpu_time_limit=cpu_time_limit,
+            processes_limit=processes_limit,
+            real_time_limit=real_time_limit,
+            idleness_time_limit=idleness_time_limit,
+            memory_limit=memory_limit,
+            stack_limit=stack_limit,
+            file_size_limit=file_size_limit,
+            open_files_limit=open_files_limit,
+            env=env,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            runtime=runtime,
         )
 
     def write_file(

@@ -62,6 +62,14 @@ def error_of(reply: Dict[str, Any]) -> Optional[SandboxError]:
     return SandboxError("bad_reply", f"malformed error reply {reply!r}")
 
 
+def checked(reply: Dict[str, Any]) -> Dict[str, Any]:
+    """The reply, or its error raised."""
+    error = error_of(reply)
+    if error is not None:
+        raise error
+    return reply
+
+
 def check_protocol(info: VersionInfo) -> VersionInfo:
     if info.protocol != PROTOCOL:
         raise SandboxError(
