@@ -5,7 +5,8 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 # sandboxd is linked statically (cmd/sandboxd/link_linux.go): Go's own DNS
 # resolver and SQLite without extension loading leave out the two glibc
-# functions that a static binary cannot use, which sandboxd never calls.
+# functions that a static binary cannot use, which sandboxd never calls
+# (tests/harness_test.go and scripts/test-cg2.sh build with the same tags).
 TAGS    := netgo,sqlite_omit_load_extension
 PYTHON  ?= /usr/bin/python3
 PYENV   := build/python
