@@ -63,6 +63,16 @@ func TryLock(path string) (*os.File, error) {
 
 // RemoveStaleBoxes unmounts and deletes box directories a killed instance left.
 func RemoveStaleBoxes(boxesDir string) error {
+	entries, err := os.ReadDir(boxesDir)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", boxesDir, err)
+	}
+	if len(entries) == 0 {
+		// No entry, so no mount point below: the mountinfo, about a
+		// millisecond of the start to read here, is not needed. A clean
+		// exit and a new state dir leave boxes/ empty.
+		return nil
+	}
 	all, err := Mountinfo()
 	if err != nil {
 		return err
@@ -78,10 +88,6 @@ func RemoveStaleBoxes(boxesDir string) error {
 		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) {
 			return fmt.Errorf("unmount stale %s: %w", m, err)
 		}
-	}
-	entries, err := os.ReadDir(boxesDir)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", boxesDir, err)
 	}
 	for _, e := range entries {
 		if err := boxfs.RemoveAll(filepath.Join(boxesDir, e.Name())); err != nil {

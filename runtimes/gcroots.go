@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 
 	json "github.com/goccy/go-json"
 )
@@ -29,14 +30,17 @@ import (
 // install nor a killed sandboxd leaves roots behind for long.
 
 // storePath matches a store path: /nix/store/, 32 characters of nix's
-// base32, a dash and a name.
-var storePath = regexp.MustCompile(`/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+`)
+// base32, a dash and a name. It is compiled when an install first needs
+// it, not at every start of sandboxd and of each box init (this binary too).
+var storePath = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`/nix/store/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+`)
+})
 
 // storePaths lists the store paths named in env's values that exist.
 func storePaths(env map[string]string) []string {
 	seen := map[string]bool{}
 	for _, v := range env {
-		for _, p := range storePath.FindAllString(v, -1) {
+		for _, p := range storePath().FindAllString(v, -1) {
 			if _, err := os.Lstat(p); err == nil {
 				seen[p] = true
 			}

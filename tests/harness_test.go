@@ -61,7 +61,8 @@ func prepare(dir string) error {
 	sandboxdBin = os.Getenv("SANDBOXD_BIN")
 	if sandboxdBin == "" {
 		sandboxdBin = filepath.Join(dir, "sandboxd")
-		cmd := exec.Command("go", "build", "-o", sandboxdBin, "../cmd/sandboxd")
+		// The tags of make build (Makefile: TAGS): the binary that ships.
+		cmd := exec.Command("go", "build", "-tags", "netgo,sqlite_omit_load_extension", "-o", sandboxdBin, "../cmd/sandboxd")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("build sandboxd: %v\n%s", err, out)
 		}

@@ -174,6 +174,8 @@ func run(args []string) int {
 	if o.checkOnly {
 		return check(o)
 	}
+	// The first reply's JSON codecs are built while the executor starts.
+	go protocol.Prepare()
 	level, err := zerolog.ParseLevel(o.logLevel)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd: bad --log-level:", err)
