@@ -1,13 +1,19 @@
 package tests
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"golang.org/x/sys/unix"
 )
 
 // The wire itself: every reply line is valid UTF-8 JSON whatever a judge
@@ -236,4 +242,89 @@ func TestErrorMessagesAreShort(t *testing.T) {
 		expectShortError(t, s.callRaw(c.line), c.code)
 	}
 	expectVerdict(t, s.ok(run("/bin/true")), "OK", code(0))
+}
+
+// sandboxd reads its requests from whatever stdin a judge gives it: a pipe,
+// whose read end the judge may share and finds as blocking as it was (sandboxd
+// reads the pipe through a file description of its own, in Go's poller); a
+// file of requests; a socket. It answers, and ends at the end of input.
+func TestRequestsOnAnyKindOfStdin(t *testing.T) {
+	request := []byte(`{"command":"run","id":1,"argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1}` + "\n")
+	// serve starts sandboxd on stdin, whose other end is fed by feed, and
+	// checks its one reply; between it and the end of input, check runs.
+	serve := func(t *testing.T, stdin *os.File, feed func([]byte), end func(), check func()) {
+		s := newServer(t, t.TempDir())
+		s.cmd.Stdin = stdin
+		s.cmd.Stderr = &s.stderr
+		stdout, err := s.cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		defer s.freeUIDs()
+		stdin.Close()
+		feed(request)
+		line, err := bufio.NewReader(stdout).ReadBytes('\n')
+		if err != nil {
+			s.cmd.Process.Kill()
+			s.cmd.Wait()
+			t.Fatalf("no reply: %v; stderr: %s", err, s.stderr.String())
+		}
+		if r := validReply(t, line); r["limit_verdict"] != "OK" || r["id"] != 1.0 {
+			t.Errorf("reply %s", line)
+		}
+		check()
+		end()
+		done := make(chan error, 1)
+		go func() { done <- s.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("sandboxd at the end of input: %v; stderr: %s", err, s.stderr.String())
+			}
+		case <-time.After(60 * time.Second):
+			s.cmd.Process.Kill()
+			<-done
+			t.Errorf("sandboxd did not exit within 60 s of the end of input")
+		}
+	}
+	t.Run("a pipe the judge shares", func(t *testing.T) {
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil { // blocking, as a judge's
+			t.Fatal(err)
+		}
+		judgeCopy, err := unix.Dup(p[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(judgeCopy)
+		w := os.NewFile(uintptr(p[1]), "requests")
+		serve(t, os.NewFile(uintptr(p[0]), "stdin"), func(b []byte) { w.Write(b) }, func() { w.Close() }, func() {
+			if flags, err := unix.FcntlInt(uintptr(judgeCopy), unix.F_GETFL, 0); err != nil || flags&unix.O_NONBLOCK != 0 {
+				t.Errorf("the judge's read end of sandboxd's stdin: flags %#x, %v; want it blocking, as it was", flags, err)
+			}
+		})
+	})
+	t.Run("a file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "requests")
+		if err := os.WriteFile(path, request, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serve(t, f, func([]byte) {}, func() {}, func() {})
+	})
+	t.Run("a socket", func(t *testing.T) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		judge := os.NewFile(uintptr(fds[1]), "judge")
+		defer judge.Close()
+		serve(t, os.NewFile(uintptr(fds[0]), "stdin"), func(b []byte) { judge.Write(b) }, func() { unix.Shutdown(fds[1], unix.SHUT_WR) }, func() {})
+	})
 }

@@ -213,7 +213,7 @@ func run(args []string) int {
 				log.Debug().Str("command", command).Dur("took", took).Str("code", string(code)).Err(err).Msg("refused")
 			}
 		}}
-	serveErr := srv.Serve(ctx, os.Stdin, os.Stdout)
+	serveErr := srv.Serve(ctx, requestInput(), os.Stdout)
 	if err := exec.Close(); err != nil {
 		log.Error().Err(err).Msg("clean-up failed")
 		return 1

@@ -176,7 +176,7 @@ func watchGroupIdleness(runs []*run, members []groupMember, limit float64, allDo
 		for i, r := range runs {
 			members[i].mu.Lock()
 			if !members[i].done {
-				sendInit(r.b.kill, &initMessage{Op: opKill, Run: r.b.runs}, nil)
+				r.b.kill.send(&initMessage{Op: opKill, Run: r.b.runs}, nil)
 			}
 			members[i].mu.Unlock()
 		}

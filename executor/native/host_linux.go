@@ -244,7 +244,8 @@ type box struct {
 	preparing chan error
 	// ctl carries run requests and the init's replies; kill carries only
 	// kill requests, which the init must hear while it waits for a program.
-	ctl, kill int
+	// nil while there is no init.
+	ctl, kill *initSocket
 	buf       []byte
 	runs      uint64 // runs started, naming each run to the init
 	// cpus are the CPUs of the run being begun, when runs are pinned.
@@ -257,7 +258,7 @@ type box struct {
 }
 
 func newBox(c boxConfig, cgroups *cgroup.Instance) *box {
-	return &box{boxConfig: c, cgroups: cgroups, ctl: -1, kill: -1, buf: make([]byte, maxInitMessage)}
+	return &box{boxConfig: c, cgroups: cgroups, buf: make([]byte, maxInitMessage)}
 }
 
 // startBox makes the box's directories and starts it.
@@ -376,13 +377,16 @@ func (b *box) spawnInit() (err error) {
 	}()
 	c := b.boxConfig
 	var initEnds []*os.File
-	for _, host := range []*int{&b.ctl, &b.kill} {
+	for _, host := range []**initSocket{&b.ctl, &b.kill} {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			return fmt.Errorf("socketpair: %w", err)
 		}
-		*host = fds[0]
 		initEnd := os.NewFile(uintptr(fds[1]), "box-init")
+		if *host, err = newInitSocket(fds[0], "box-init", true); err != nil {
+			initEnd.Close()
+			return err
+		}
 		defer initEnd.Close()
 		initEnds = append(initEnds, initEnd)
 	}
@@ -444,7 +448,7 @@ func (b *box) prepareNext() {
 	acct := b.acct
 	go func() {
 		done <- acct.Prepare(func(tasks *os.File) error {
-			if err := sendInit(b.ctl, &initMessage{Op: opPrepare}, []*os.File{tasks}); err != nil {
+			if err := b.ctl.send(&initMessage{Op: opPrepare}, []*os.File{tasks}); err != nil {
 				return err
 			}
 			deadline := time.Now().Add(initAnswerTimeout)
@@ -565,10 +569,10 @@ func (b *box) stopInit() error {
 		err = b.acct.Remove()
 		b.acct = nil
 	}
-	for _, fd := range []*int{&b.ctl, &b.kill} {
-		if *fd >= 0 {
-			unix.Close(*fd)
-			*fd = -1
+	for _, s := range []**initSocket{&b.ctl, &b.kill} {
+		if *s != nil {
+			(*s).close()
+			*s = nil
 		}
 	}
 	return err
@@ -577,41 +581,24 @@ func (b *box) stopInit() error {
 // initAnswerTimeout bounds the wait for an answer the init gives at once.
 const initAnswerTimeout = 30 * time.Second
 
-// errNoMessage is recv's answer when the timeout passed first.
-var errNoMessage = errors.New("no message from the box init")
-
 // errInitGone tells that the box's init died.
 var errInitGone = errors.New("the box's init is gone")
 
-// recv waits up to timeout for the init's next message. It reads in the
-// caller's goroutine: a hand-off through another goroutine costs more than
-// a whole small run.
+// recv waits up to timeout for the init's next message (errNoMessage when
+// none came). It reads in the caller's goroutine: a hand-off through
+// another goroutine costs more than a whole small run.
 func (b *box) recv(timeout time.Duration) (*initMessage, error) {
-	ts := unix.NsecToTimespec(max(timeout, 0).Nanoseconds())
-	fds := []unix.PollFd{{Fd: int32(b.ctl), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Ppoll(fds, &ts, nil)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("wait for the box init: %w", err)
-		}
-		if n == 0 {
-			return nil, errNoMessage
-		}
-		m, fds, err := recvInit(b.ctl, b.buf)
-		for _, fd := range fds {
-			unix.Close(fd)
-		}
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errInitGone, err)
-		}
-		return m, nil
+	m, fds, err := b.ctl.recv(b.buf, time.Now().Add(timeout))
+	for _, fd := range fds {
+		unix.Close(fd)
 	}
+	switch {
+	case err == errNoMessage:
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", errInitGone, err)
+	}
+	return m, nil
 }
 
 // close kills the box's init (and with it every process of the box), then

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 	"unsafe"
 
 	json "github.com/goccy/go-json"
@@ -61,6 +62,15 @@ type boxInit struct {
 	lastPID int
 	// forker starts the programs on cgroup v1; nil on v2.
 	forker forker
+	// ctl and kill are the init's ends of the sockets (initCtlFD, initKillFD).
+	// They stay blocking, as does wait4, unlike the host's: parked in the
+	// poller, the init would be idle between runs, the Go runtime's monitor
+	// would sleep then, and each run's first system call would wake it to
+	// look every 20 µs again until the init is idle; while the init waits in
+	// a system call, the monitor keeps the slow pace it settles to. Parked
+	// (SIGCHLD through os/signal for wait4), a run of /bin/true cost the init
+	// 1.6 times the context switches.
+	ctl, kill *initSocket
 }
 
 func runInit(cfgJSON string) int {
@@ -74,6 +84,12 @@ func runInit(cfgJSON string) int {
 	// program could inherit.
 	in := &boxInit{messageQueues: mqueueDir{fd: -1}, lastPID: -1}
 	err := executor.CloseInheritedFDsFrom(initKillFD + 1)
+	if err == nil {
+		in.ctl, err = newInitSocket(initCtlFD, "ctl", false)
+	}
+	if err == nil {
+		in.kill, err = newInitSocket(initKillFD, "kill", false)
+	}
 	if err == nil {
 		err = json.Unmarshal([]byte(cfgJSON), &in.cfg)
 	}
@@ -93,10 +109,12 @@ func runInit(cfgJSON string) int {
 		in.forker = startForker()
 	}
 	if err != nil {
-		sendInit(initCtlFD, &initMessage{Op: opFailed, Error: err.Error()}, nil)
+		if in.ctl != nil {
+			in.ctl.send(&initMessage{Op: opFailed, Error: err.Error()}, nil)
+		}
 		return 1
 	}
-	if err := sendInit(initCtlFD, &initMessage{Op: opReady}, nil); err != nil {
+	if err := in.ctl.send(&initMessage{Op: opReady}, nil); err != nil {
 		return 1
 	}
 	in.serve()
@@ -121,7 +139,7 @@ func (in *boxInit) serve() {
 	go in.serveKills()
 	buf := make([]byte, maxInitMessage)
 	for {
-		m, fds, err := recvInit(initCtlFD, buf)
+		m, fds, err := in.ctl.recv(buf, time.Time{})
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -147,7 +165,7 @@ func (in *boxInit) serve() {
 func (in *boxInit) serveKills() {
 	buf := make([]byte, 4096)
 	for {
-		m, _, err := recvInit(initKillFD, buf)
+		m, _, err := in.kill.recv(buf, time.Time{})
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
@@ -166,7 +184,7 @@ func (in *boxInit) serveKills() {
 			if !ok || used >= m.CPULimitNs {
 				unix.Kill(-1, unix.SIGKILL)
 			}
-			sendInit(initCtlFD, &initMessage{Op: opCPU, Run: m.Run, RunCPUNs: &used, Killed: !ok || used >= m.CPULimitNs}, nil)
+			in.ctl.send(&initMessage{Op: opCPU, Run: m.Run, RunCPUNs: &used, Killed: !ok || used >= m.CPULimitNs}, nil)
 		}
 	}
 }
@@ -183,7 +201,7 @@ func (in *boxInit) prepare(fds []int) {
 	if err != nil {
 		reply = &initMessage{Op: opFailed, Error: fmt.Sprintf("join the run's memory group: %v", err)}
 	}
-	sendInit(initCtlFD, reply, nil)
+	in.ctl.send(reply, nil)
 }
 
 // forker is the OS thread that forks the programs on cgroup v1, where a
@@ -237,7 +255,7 @@ func (f forker) do(work func()) {
 // host hears that the run is over.
 func (in *boxInit) runProgram(m *initMessage, fds []int) {
 	fail := func(execFailed bool, err error) {
-		sendInit(initCtlFD, &initMessage{Op: opFailed, Run: m.Run, Error: err.Error(), ExecFailed: execFailed}, nil)
+		in.ctl.send(&initMessage{Op: opFailed, Run: m.Run, Error: err.Error(), ExecFailed: execFailed}, nil)
 	}
 	// The run's accounting fd comes first: the cgroup the program is born in
 	// (v2) or the box's CPU counter (v1).
@@ -274,14 +292,14 @@ func (in *boxInit) runProgram(m *initMessage, fds []int) {
 		fail(execFailed, err)
 		return
 	}
-	if err := sendInit(initCtlFD, &initMessage{Op: opStarted, Run: m.Run, StartNs: start, InitCPUNs: meter.initCPU()}, nil); err != nil {
+	if err := in.ctl.send(&initMessage{Op: opStarted, Run: m.Run, StartNs: start, InitCPUNs: meter.initCPU()}, nil); err != nil {
 		unix.Kill(-1, unix.SIGKILL)
 	}
 	status, end := reapRun(pid)
 	runCPU := meter.end()
 	removeIPCObjects()
 	in.messageQueues.removeAll()
-	sendInit(initCtlFD, &initMessage{Op: opExited, Run: m.Run, EndNs: end, WaitStatus: uint32(status), RunCPUNs: runCPU}, nil)
+	in.ctl.send(&initMessage{Op: opExited, Run: m.Run, EndNs: end, WaitStatus: uint32(status), RunCPUNs: runCPU}, nil)
 }
 
 // cpuMeter measures a run's CPU time exactly on cgroup v1, where the box's

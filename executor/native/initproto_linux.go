@@ -1,8 +1,11 @@
 package native
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"syscall"
+	"time"
 
 	json "github.com/goccy/go-json"
 	"golang.org/x/sys/unix"
@@ -129,7 +132,39 @@ type initMessage struct {
 // maxInitMessage bounds one packet: argv and env of a run must fit.
 const maxInitMessage = 1 << 20
 
-func sendInit(sock int, m *initMessage, files []*os.File) error {
+// initSocket is one end of a socket pair of the protocol. The host's are
+// non-blocking, in Go's poller: a goroutine that waits on one parks, and no
+// thread of sandboxd sits in a system call, where the Go runtime's monitor
+// would look every 20 µs whether to take the thread's processor back (a
+// third of sandboxd's samples in a run of /bin/true). The init's stay blocking
+// (see boxInit.ctl).
+type initSocket struct {
+	f    *os.File
+	conn syscall.RawConn
+}
+
+// newInitSocket takes socket fd into the poller when pollable, or leaves
+// it blocking.
+func newInitSocket(fd int, name string, pollable bool) (*initSocket, error) {
+	if pollable {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("init socket %s: %w", name, err)
+		}
+	}
+	f := os.NewFile(uintptr(fd), name)
+	conn, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("init socket %s: %w", name, err)
+	}
+	return &initSocket{f: f, conn: conn}, nil
+}
+
+func (s *initSocket) close() error { return s.f.Close() }
+
+// send sends one message, with files passed alongside.
+func (s *initSocket) send(m *initMessage, files []*os.File) error {
 	data, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encode init message: %w", err)
@@ -145,7 +180,46 @@ func sendInit(sock int, m *initMessage, files []*os.File) error {
 		}
 		oob = unix.UnixRights(fds...)
 	}
-	return unix.Sendmsg(sock, data, oob, nil, 0)
+	waitErr := s.conn.Write(func(fd uintptr) bool {
+		err = unix.Sendmsg(int(fd), data, oob, nil, 0)
+		return err != unix.EAGAIN
+	})
+	if waitErr != nil {
+		return waitErr
+	}
+	return err
+}
+
+// errNoMessage is recv's answer when its deadline passed first.
+var errNoMessage = errors.New("no message from the box init")
+
+// recv waits until deadline (the zero time: for ever; a blocking socket
+// takes no other) for the next message and reads it, with any file
+// descriptors sent alongside. A message there when the deadline passes is
+// read.
+func (s *initSocket) recv(buf []byte, deadline time.Time) (*initMessage, []int, error) {
+	if !deadline.IsZero() {
+		if err := s.f.SetReadDeadline(deadline); err != nil {
+			return nil, nil, err
+		}
+	}
+	var m *initMessage
+	var fds []int
+	var err error
+	read := func(fd uintptr) bool {
+		m, fds, err = recvInit(int(fd), buf)
+		return err != unix.EAGAIN
+	}
+	waitErr := s.conn.Read(read)
+	if errors.Is(waitErr, os.ErrDeadlineExceeded) {
+		if waitErr = s.conn.Control(func(fd uintptr) { read(fd) }); waitErr == nil && err == unix.EAGAIN {
+			return nil, nil, errNoMessage
+		}
+	}
+	if waitErr != nil {
+		return nil, nil, waitErr
+	}
+	return m, fds, err
 }
 
 // recvInit reads one message and any file descriptors sent with it.

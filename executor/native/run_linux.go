@@ -140,7 +140,7 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 		msg.PipeFDs = append(msg.PipeFDs, fd)
 		files = append(files, f)
 	}
-	if err := sendInit(b.ctl, msg, files); err != nil {
+	if err := b.ctl.send(msg, files); err != nil {
 		return nil, r.abort(err)
 	}
 	m, err := b.recvRun(initAnswerTimeout)
@@ -268,7 +268,7 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 	// counter's reading that asked for it.
 	checking, checkedAt := false, time.Duration(0)
 	kill := func() {
-		sendInit(b.kill, &initMessage{Op: opKill, Run: b.runs}, nil)
+		b.kill.send(&initMessage{Op: opKill, Run: b.runs}, nil)
 		killed = true
 	}
 	wait := nextCheck(l, 0, 0, cpus)
@@ -316,7 +316,7 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 		elapsed := float64(monotonicNs()-r.startNs) / 1e9
 		limit := exceededLimit(l, cpu, elapsed)
 		if limit == spec.LimitCPUTime && r.checkCPU {
-			sendInit(b.kill, &initMessage{Op: opCheckCPU, Run: b.runs, CPULimitNs: int64(math.Ceil(*l.CPUTime * 1e9))}, nil)
+			b.kill.send(&initMessage{Op: opCheckCPU, Run: b.runs, CPULimitNs: int64(math.Ceil(*l.CPUTime * 1e9))}, nil)
 			checking, checkedAt, wait = true, used, maxCheckInterval
 			continue
 		}
