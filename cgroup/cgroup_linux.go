@@ -182,27 +182,29 @@ const MinRunMemory = 128 << 10
 //
 // Moving a task into a cgroup can cost an RCU grace period, about a
 // millisecond on many hosts, more than a whole run of a small program; so no
-// task is moved on a run's path. On cgroup v2 the program is born in a fresh
-// cgroup of its own (clone3 with CLONE_INTO_CGROUP). Cgroup v1 has no such
-// thing: the box's init lives in the box's groups, and each run's memory is
-// accounted in a fresh group of its own, which the init's thread that forks
-// the programs joins ahead of the run, off its path (Prepare). The CPU
-// counter is the box's, and holds the init's work as well as the run's, so
-// the init reads it around the run and takes out its own CPU time, which it
-// knows exactly (getrusage): that figure replaces End's.
+// other task is ever moved on a run's path. On cgroup v2 the program is born
+// in a fresh cgroup of its own (clone3 with CLONE_INTO_CGROUP). Cgroup v1 has
+// no such thing: the box's init lives in the box's groups, and each run's
+// memory is accounted in a fresh group of its own, made ahead of the run
+// (Prepare), which the init's thread that forks the programs joins just
+// before the fork: a thread that moves itself takes no lock that waits for a
+// grace period. The CPU counter is the box's, and holds the init's work as
+// well as the run's, so the init reads it around the run and takes out its
+// own CPU time, which it knows exactly (getrusage): that figure replaces
+// End's.
 type Box interface {
 	// Prepare readies the accounting of the next run, once the last run
-	// ended (End). On v1 it makes the run's memory group and calls join
-	// with its tasks file, which the thread that forks the next program
-	// must join before Prepare removes the last run's group; on v2, where
-	// the program is born in its cgroup, it does nothing.
-	Prepare(join func(tasks *os.File) error) error
+	// ended (End): on v1 it makes the run's memory group, and removes those
+	// of ended runs; on v2, where the program's cgroup is made by Begin, it
+	// does nothing.
+	Prepare() error
 	// Begin prepares a run: its limits (a memory limit of at least
-	// MinRunMemory). It returns the file the box's
-	// init needs for it, which the caller closes: on v2 the cgroup directory the program
-	// must be born in; on v1 the CPU counter, read-only, that the init
-	// shares with the run.
-	Begin(l Limits) (*os.File, error)
+	// MinRunMemory). It returns the files the box's init needs for it, which
+	// the caller closes: on v2 the cgroup directory the program must be born
+	// in; on v1 the CPU counter, read-only, that the init shares with the
+	// run, and the tasks file of the run's memory group, which the thread
+	// that forks the program joins.
+	Begin(l Limits) ([]*os.File, error)
 	// CPUTime is the CPU time used by the run so far (on v1, with what the
 	// init spent on it).
 	CPUTime() (time.Duration, error)
@@ -323,6 +325,12 @@ func statField(data []byte, key string) (int64, error) {
 
 // removeTree removes a cgroup and its descendants, killing any process
 // still inside (left by a crashed instance). Missing directories are fine.
+func closeAll(files []*os.File) {
+	for _, f := range files {
+		f.Close()
+	}
+}
+
 func removeTree(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {

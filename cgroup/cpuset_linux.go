@@ -230,7 +230,7 @@ func newPinnedV1Box(acct Box, base, name string, initPid int, cpus []int) (b *pi
 	return b, nil
 }
 
-func (b *pinnedV1Box) Begin(l Limits) (*os.File, error) {
+func (b *pinnedV1Box) Begin(l Limits) ([]*os.File, error) {
 	if len(l.CPUs) == 0 {
 		return nil, fmt.Errorf("a run in a pinned box names no CPU")
 	}

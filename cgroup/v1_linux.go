@@ -14,33 +14,39 @@ import (
 
 // v1Box holds the box's init in one group per hierarchy, and each run's
 // memory in a group of its own, fresh under the box's memory group. The
-// init's thread that forks the programs joins the next run's group ahead of
-// the run (Prepare), so the program is born there and is charged there from
-// its start, with the kernel's objects of its fork (tens of KiB: the task,
-// its kernel stack); the init's own memory (charged to the group of the
-// init's main thread, the box's) and the pages that earlier runs left (files
-// in /space and /tmp, page cache: charged to the groups of the runs that
-// made them, which live on beneath the box's group once removed) never count
-// in a run's figure nor limit. Charges do not move with a task
-// (memory.move_charge_at_immigrate is 0). Control files stay open: a run
+// init's thread that forks the programs joins the run's group just before
+// the fork, writing "0" to its tasks file (a thread that moves itself takes
+// no lock that waits for an RCU grace period), so the program is born there
+// and is charged there from its start, with the kernel's objects of its fork
+// (tens of KiB: the task, its kernel stack); the init's own memory (charged
+// to the group of the init's main thread, the box's) and the pages that
+// earlier runs left (files in /space and /tmp, page cache: charged to the
+// groups of the runs that made them, which live on beneath the box's group
+// once removed) never count in a run's figure nor limit. Charges do not move
+// with a task (memory.move_charge_at_immigrate is 0). The group is made
+// ahead of the run, off its path (Prepare). Control files stay open: a run
 // reads and writes them a dozen times, and opening each costs more than the
 // access.
 type v1Box struct {
 	dirs []string // in the order of v1Controllers
 	// run is the memory group of the next or current run; runs counts the
-	// groups made, naming each.
-	run  *v1RunGroup
-	runs int
+	// groups made, naming each. ended are the groups of ended runs not yet
+	// removed: the forker thread stays in the last one it joined until the
+	// next run begins.
+	run   *v1RunGroup
+	ended []*v1RunGroup
+	runs  int
 	// control files of the box's groups, by name; cpuCounter is
 	// cpuacct.usage again, read-only, for the init
 	cpuUsage, cpuCounter, pidsCurrent, pidsMax *os.File
 }
 
-// v1RunGroup is a run's memory group, with its control files.
+// v1RunGroup is a run's memory group, with its control files; tasks is
+// the one the forker thread joins it by.
 type v1RunGroup struct {
-	dir                                    string
-	maxUsage, memLimit, memswLimit, oomCtl *os.File
-	begun                                  bool // a run began in it: it serves no other
+	dir                                           string
+	maxUsage, memLimit, memswLimit, oomCtl, tasks *os.File
+	begun                                         bool // a run began in it: it serves no other
 }
 
 // pidsSlack is room in a v1 box's pids group for the init's threads.
@@ -87,9 +93,9 @@ func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 
 func (b *v1Box) dir(controller string) string { return b.dirs[slices.Index(v1Controllers, controller)] }
 
-// Prepare makes the next run's memory group, has the forking thread join
-// it, then removes the last run's group, which that thread has left.
-func (b *v1Box) Prepare(join func(tasks *os.File) error) (err error) {
+// Prepare makes the next run's memory group, and removes the groups of
+// ended runs that the forker thread has left.
+func (b *v1Box) Prepare() (err error) {
 	b.runs++
 	g := &v1RunGroup{dir: filepath.Join(b.dir("memory"), fmt.Sprintf("run%d", b.runs))}
 	if err := os.Mkdir(g.dir, 0o755); err != nil {
@@ -103,13 +109,15 @@ func (b *v1Box) Prepare(join func(tasks *os.File) error) (err error) {
 	for _, c := range []struct {
 		f    **os.File
 		name string
+		flag int
 	}{
-		{&g.maxUsage, "memory.max_usage_in_bytes"},
-		{&g.memLimit, "memory.limit_in_bytes"},
-		{&g.memswLimit, "memory.memsw.limit_in_bytes"},
-		{&g.oomCtl, "memory.oom_control"},
+		{&g.maxUsage, "memory.max_usage_in_bytes", os.O_RDWR},
+		{&g.memLimit, "memory.limit_in_bytes", os.O_RDWR},
+		{&g.memswLimit, "memory.memsw.limit_in_bytes", os.O_RDWR},
+		{&g.oomCtl, "memory.oom_control", os.O_RDWR},
+		{&g.tasks, "tasks", os.O_WRONLY},
 	} {
-		*c.f, err = openControl(filepath.Join(g.dir, c.name), os.O_RDWR)
+		*c.f, err = openControl(filepath.Join(g.dir, c.name), c.flag)
 		if errors.Is(err, os.ErrNotExist) && c.f == &g.memswLimit {
 			err = nil // no swap accounting: nothing to cap
 		}
@@ -117,33 +125,50 @@ func (b *v1Box) Prepare(join func(tasks *os.File) error) (err error) {
 			return fmt.Errorf("open %s: %w", c.name, err)
 		}
 	}
-	tasks, err := openControl(filepath.Join(g.dir, "tasks"), os.O_WRONLY)
-	if err != nil {
-		return fmt.Errorf("open the run cgroup's tasks: %w", err)
+	if b.run != nil {
+		b.run.closeFiles()
+		b.ended = append(b.ended, b.run)
 	}
-	err = join(tasks)
-	tasks.Close()
-	if err != nil {
-		return err
-	}
-	last := b.run
 	b.run = g
-	return last.remove()
+	return b.removeEnded()
+}
+
+// removeEnded removes the groups of ended runs but the one the forker
+// thread is still in (EBUSY: the last it joined). No process of the run is
+// left in one (the init reaps them all before the run ends), so none is
+// killed here: the forker thread is the init's.
+func (b *v1Box) removeEnded() error {
+	kept := b.ended[:0]
+	for _, g := range b.ended {
+		switch err := unix.Rmdir(g.dir); {
+		case errors.Is(err, unix.EBUSY):
+			kept = append(kept, g)
+		case err != nil && !errors.Is(err, unix.ENOENT):
+			return fmt.Errorf("remove run cgroup %s: %w", g.dir, err)
+		}
+	}
+	b.ended = kept
+	return nil
+}
+
+func (g *v1RunGroup) closeFiles() {
+	for _, f := range []**os.File{&g.maxUsage, &g.memLimit, &g.memswLimit, &g.oomCtl, &g.tasks} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
 }
 
 func (g *v1RunGroup) remove() error {
 	if g == nil {
 		return nil
 	}
-	for _, f := range []*os.File{g.maxUsage, g.memLimit, g.memswLimit, g.oomCtl} {
-		if f != nil {
-			f.Close()
-		}
-	}
+	g.closeFiles()
 	return removeTree(g.dir)
 }
 
-func (b *v1Box) Begin(l Limits) (*os.File, error) {
+func (b *v1Box) Begin(l Limits) ([]*os.File, error) {
 	if b.run == nil || b.run.begun {
 		return nil, errors.New("no run cgroup was prepared")
 	}
@@ -172,19 +197,20 @@ func (b *v1Box) Begin(l Limits) (*os.File, error) {
 			}
 		}
 	}
-	// The peak so far is the forker thread's, which waited since it joined.
-	if err := writeAt(b.run.maxUsage, "0"); err != nil {
-		return nil, err
-	}
 	if err := writeAt(b.cpuUsage, "0"); err != nil {
 		return nil, err
 	}
-	// A copy of the descriptor: opening the file again costs a path walk.
-	counter, err := unix.FcntlInt(b.cpuCounter.Fd(), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fmt.Errorf("copy the cpuacct.usage descriptor: %w", err)
+	// Copies of the descriptors: opening a file again costs a path walk.
+	var files []*os.File
+	for _, f := range []*os.File{b.cpuCounter, b.run.tasks} {
+		fd, err := unix.FcntlInt(f.Fd(), unix.F_DUPFD_CLOEXEC, 0)
+		if err != nil {
+			closeAll(files)
+			return nil, fmt.Errorf("copy the %s descriptor: %w", filepath.Base(f.Name()), err)
+		}
+		files = append(files, os.NewFile(uintptr(fd), f.Name()))
 	}
-	return os.NewFile(uintptr(counter), b.cpuCounter.Name()), nil
+	return files, nil
 }
 
 func (b *v1Box) CPUTime() (time.Duration, error) {
@@ -192,7 +218,7 @@ func (b *v1Box) CPUTime() (time.Duration, error) {
 	return time.Duration(ns), err
 }
 
-// End reads the run's figures; its group is removed by the next Prepare.
+// End reads the run's figures; a later Prepare removes its group.
 func (b *v1Box) End() (u Usage, err error) {
 	if u.CPUTime, err = b.CPUTime(); err != nil {
 		return u, err
@@ -219,6 +245,10 @@ func (b *v1Box) Remove() error {
 	}
 	errs := []error{b.run.remove()}
 	b.run = nil
+	for _, g := range b.ended {
+		errs = append(errs, g.remove())
+	}
+	b.ended = nil
 	for _, dir := range b.dirs {
 		errs = append(errs, removeTree(dir))
 	}

@@ -30,9 +30,9 @@ func newV2Box(dir string, pinned bool) (*v2Box, error) {
 }
 
 // Prepare has nothing to do: the program is born in its run's cgroup.
-func (b *v2Box) Prepare(func(tasks *os.File) error) error { return nil }
+func (b *v2Box) Prepare() error { return nil }
 
-func (b *v2Box) Begin(l Limits) (dir *os.File, err error) {
+func (b *v2Box) Begin(l Limits) (files []*os.File, err error) {
 	if err := os.Mkdir(b.run, 0o755); err != nil {
 		return nil, fmt.Errorf("create run cgroup: %w", err)
 	}
@@ -62,10 +62,11 @@ func (b *v2Box) Begin(l Limits) (dir *os.File, err error) {
 	if b.cpu, err = openControl(filepath.Join(b.run, "cpu.stat"), os.O_RDONLY); err != nil {
 		return nil, fmt.Errorf("open cpu accounting: %w", err)
 	}
-	if dir, err = os.Open(b.run); err != nil {
+	dir, err := os.Open(b.run)
+	if err != nil {
 		return nil, fmt.Errorf("open run cgroup: %w", err)
 	}
-	return dir, nil
+	return []*os.File{dir}, nil
 }
 
 func (b *v2Box) CPUTime() (time.Duration, error) {

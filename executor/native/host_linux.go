@@ -439,33 +439,13 @@ func (b *box) attach() error {
 }
 
 // prepareNext readies the accounting of the box's next run in the
-// background, off any run's path: on cgroup v1, the init's thread that forks
-// the programs joins the next run's memory group. The box's next operation
-// waits for it (awaitNext).
+// background, off any run's path (cgroup v1: its memory group). The box's
+// next operation waits for it (awaitNext).
 func (b *box) prepareNext() {
 	done := make(chan error, 1)
 	b.preparing = done
 	acct := b.acct
-	go func() {
-		done <- acct.Prepare(func(tasks *os.File) error {
-			if err := b.ctl.send(&initMessage{Op: opPrepare}, []*os.File{tasks}); err != nil {
-				return err
-			}
-			deadline := time.Now().Add(initAnswerTimeout)
-			for {
-				m, err := b.recv(time.Until(deadline))
-				switch {
-				case err != nil:
-					return err
-				case m.Run != 0: // about a run that a fault cut short
-				case m.Op == opPrepared:
-					return nil
-				default:
-					return fmt.Errorf("the box's init: %s", m.Error)
-				}
-			}
-		})
-	}()
+	go func() { done <- acct.Prepare() }()
 }
 
 // awaitNext waits for the preparation of the next run, if one is under way.

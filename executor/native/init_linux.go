@@ -150,8 +150,6 @@ func (in *boxInit) serve() {
 		switch m.Op {
 		case opRun:
 			in.runProgram(m, fds)
-		case opPrepare:
-			in.prepare(fds)
 		}
 		for _, fd := range fds {
 			unix.Close(fd)
@@ -189,25 +187,11 @@ func (in *boxInit) serveKills() {
 	}
 }
 
-// prepare moves the forker thread into the next run's memory group, whose
-// tasks file came with the request: the thread moves itself ("0"), which
-// takes no lock that waits for an RCU grace period.
-func (in *boxInit) prepare(fds []int) {
-	err := fmt.Errorf("a prepare request with %d fds on a box whose programs are born in their cgroup", len(fds))
-	if len(fds) == 1 && in.forker != nil {
-		in.forker.do(func() { _, err = unix.Write(fds[0], []byte("0")) })
-	}
-	reply := &initMessage{Op: opPrepared}
-	if err != nil {
-		reply = &initMessage{Op: opFailed, Error: fmt.Sprintf("join the run's memory group: %v", err)}
-	}
-	in.ctl.send(reply, nil)
-}
-
 // forker is the OS thread that forks the programs on cgroup v1, where a
 // task is born in the memory group of the thread that forks it: it joins
-// each run's group ahead of the run (prepare). It is not the init's main
-// thread, whose group (the box's) is charged with the init's own memory.
+// each run's group just before the fork (startAsOOMVictim). It is not the
+// init's main thread, whose group (the box's) is charged with the init's own
+// memory.
 type forker chan func()
 
 func startForker() forker {
@@ -257,21 +241,24 @@ func (in *boxInit) runProgram(m *initMessage, fds []int) {
 	fail := func(execFailed bool, err error) {
 		in.ctl.send(&initMessage{Op: opFailed, Run: m.Run, Error: err.Error(), ExecFailed: execFailed}, nil)
 	}
-	// The run's accounting fd comes first: the cgroup the program is born in
-	// (v2) or the box's CPU counter (v1).
+	// The run's accounting fds come first: the cgroup the program is born in
+	// (v2), or the box's CPU counter and the tasks file of the run's memory
+	// group (v1).
 	acctFDs, pipeFDs, err := splitRunFDs(m, fds)
 	if err != nil {
 		fail(false, err)
 		return
 	}
-	cgroupFD := -1
+	group := runGroup{cgroupFD: -1, tasksFD: -1}
 	meter := &cpuMeter{counter: -1}
-	if len(acctFDs) > 0 {
-		if in.cfg.BornInCgroup {
-			cgroupFD = acctFDs[0]
-		} else {
-			meter.counter = acctFDs[0]
-		}
+	switch {
+	case in.cfg.BornInCgroup && len(acctFDs) == 1:
+		group.cgroupFD = acctFDs[0]
+	case !in.cfg.BornInCgroup && len(acctFDs) == 2:
+		meter.counter, group.tasksFD = acctFDs[0], acctFDs[1]
+	case len(acctFDs) > 0:
+		fail(false, fmt.Errorf("a run with %d accounting fds", len(acctFDs)))
+		return
 	}
 	views, err := requestedViews(&in.cfg, m)
 	if err == nil {
@@ -287,7 +274,7 @@ func (in *boxInit) runProgram(m *initMessage, fds []int) {
 	in.meter.Store(meter)
 	in.currentRun.Store(m.Run)
 	defer in.currentRun.Store(0)
-	pid, start, execFailed, err := in.startProgram(m, cgroupFD, pipeFDs)
+	pid, start, execFailed, err := in.startProgram(m, group, pipeFDs)
 	if err != nil {
 		fail(execFailed, err)
 		return

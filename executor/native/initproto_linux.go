@@ -15,18 +15,17 @@ import (
 
 // The host and a box's init process talk over two SOCK_SEQPACKET socket
 // pairs: one JSON message per packet, with the run's cgroup directory (cgroup
-// v2) or the box's CPU counter (v1) passed alongside a run request as
-// SCM_RIGHTS, and so are the pipe ends of a run_group's program.
+// v2), or the box's CPU counter and the tasks file of the run's memory group
+// (v1), passed alongside a run request as SCM_RIGHTS, and so are the pipe
+// ends of a run_group's program.
 //
 //	host (box.startInit, run)          init (runInit, serve)
 //	  start /proc/self/exe  ───────▶   build the root, confine itself
 //	                        ◀── ctl ── ready | failed
-//	  before each run, in the background (v1):
-//	  prepare + the next    ── ctl ──▶  the forker thread moves itself there
-//	    run's memory group's   ◀── ctl ── prepared | failed
-//	    tasks file
 //	  per run:
-//	  run {argv, env, ...}  ── ctl ──▶  show views, start the program
+//	  run {argv, env, ...}  ── ctl ──▶  show views, start the program (v1:
+//	                                    the forker thread joins the run's
+//	                                    memory group first)
 //	                        ◀── ctl ── started {start} | failed {exec_failed}
 //	  kill {run}            ── kill ─▶  kill(-1)      (limits, cancel)
 //	  check_cpu {limit}     ── kill ─▶  kill(-1) if the run's CPU is past it (v1)
@@ -67,13 +66,8 @@ type initConfig struct {
 type initOp string
 
 const (
-	opRun initOp = "run" // host → init: start a program
-	// host → init: the thread that forks the programs joins the next run's
-	// memory group, whose tasks file comes with the request (cgroup v1);
-	// the init answers opPrepared.
-	opPrepare  initOp = "prepare"
-	opPrepared initOp = "prepared"
-	opKill     initOp = "kill" // host → init: kill every process of the run
+	opRun  initOp = "run"  // host → init: start a program
+	opKill initOp = "kill" // host → init: kill every process of the run
 	// host → init: kill the run's processes if the run's CPU time is past
 	// CPULimitNs; the init answers opCPU (cgroup v1).
 	opCheckCPU initOp = "check_cpu"

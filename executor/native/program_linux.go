@@ -17,10 +17,14 @@ import (
 	"sandboxd/spec"
 )
 
-// startProgram starts the program of run m, born in cgroupFD's cgroup when
-// it is not -1 (v2), or in the forker thread's (v1), with pipeFDs at the fds
-// m.PipeFDs names.
-func (in *boxInit) startProgram(m *initMessage, cgroupFD int, pipeFDs []int) (pid int, start int64, execFailed bool, err error) {
+// runGroup is where a run's program is born: in the cgroup of cgroupFD
+// (v2), or in the memory group the forker thread joins by tasksFD (v1); -1
+// for none.
+type runGroup struct{ cgroupFD, tasksFD int }
+
+// startProgram starts the program of run m in its group, with pipeFDs at
+// the fds m.PipeFDs names.
+func (in *boxInit) startProgram(m *initMessage, group runGroup, pipeFDs []int) (pid int, start int64, execFailed bool, err error) {
 	// Stdio is opened with the box user's file-system identity, which Linux
 	// keeps per thread: the thread must not change while it is borrowed.
 	runtime.LockOSThread()
@@ -65,15 +69,14 @@ func (in *boxInit) startProgram(m *initMessage, cgroupFD int, pipeFDs []int) (pi
 	if execFile != nil {
 		runner.ExecFile = execFile.Fd()
 	}
-	if cgroupFD >= 0 {
+	if group.cgroupFD >= 0 {
 		// Born in the run's cgroup (v2); on v1 the forker thread's holds it.
-		runner.CgroupFd = uintptr(cgroupFD)
+		runner.CgroupFd = uintptr(group.cgroupFD)
 	}
 	if err := in.startPIDsOver(); err != nil {
 		return 0, 0, false, err
 	}
-	start = monotonicNs()
-	pid, err = in.startAsOOMVictim(&runner)
+	pid, start, err = in.startAsOOMVictim(&runner, group.tasksFD)
 	if err != nil {
 		var ce forkexec.ChildError
 		if errors.As(err, &ce) && ce.Location == forkexec.LocExecve {
@@ -187,14 +190,26 @@ func execTarget(argv []string, searchPath string) (args []string, execFile *os.F
 // the moment of the fork. A program may lower its own score back to 0 (only
 // CAP_SYS_RESOURCE, which some hosts deny even to root, would set a floor);
 // if the init is killed then, the run is MemoryLimitExceeded and the box
-// gets a new init (run.finish).
-func (in *boxInit) startAsOOMVictim(runner *forkexec.Runner) (pid int, err error) {
+// gets a new init (run.finish). On v1 the forker thread first joins the
+// run's memory group by tasksFD ("0": itself, which takes no lock that
+// waits for an RCU grace period), where the program is then born. start is
+// when the fork began.
+func (in *boxInit) startAsOOMVictim(runner *forkexec.Runner, tasksFD int) (pid int, start int64, err error) {
 	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
-		return 0, fmt.Errorf("raise oom_score_adj: %w", err)
+		return 0, 0, fmt.Errorf("raise oom_score_adj: %w", err)
 	}
 	defer os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
-	in.forker.do(func() { pid, err = runner.Start() })
-	return pid, err
+	in.forker.do(func() {
+		if tasksFD >= 0 {
+			if _, err = unix.Write(tasksFD, []byte("0")); err != nil {
+				err = fmt.Errorf("join the run's memory group: %w", err)
+				return
+			}
+		}
+		start = monotonicNs()
+		pid, err = runner.Start()
+	})
+	return pid, start, err
 }
 
 // openStdio opens the run's standard streams as the box user, so that a

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -112,13 +113,17 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 	if err := b.awaitNext(); err != nil {
 		return nil, fmt.Errorf("box %d: %w", b.id, b.initFailed(err))
 	}
-	acctFile, err := b.acct.Begin(rl)
+	acctFiles, err := b.acct.Begin(rl)
 	if err != nil {
 		return nil, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
 	r := &run{b: b, job: job, accounting: true, checkCPU: !b.cgroups.V2}
-	defer acctFile.Close()
-	files := []*os.File{acctFile}
+	defer func() {
+		for _, f := range acctFiles {
+			f.Close()
+		}
+	}()
+	files := slices.Clone(acctFiles)
 	b.runs++
 	msg := &initMessage{
 		Op:      opRun,
