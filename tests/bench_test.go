@@ -32,7 +32,11 @@ func median[T cmp.Ordered](d []T) T {
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // BenchmarkRunTrue: `run /bin/true` in a reused box, end to end over the
-// protocol, against a bare fork+exec+wait of /bin/true from Go.
+// protocol, back to back as a judge sends a submission's tests, against a
+// bare fork+exec+wait of /bin/true from Go, back to back too. The two go in
+// alternate blocks: a bare spawn right after a reply would share the machine
+// with sandboxd's work between runs (the next run's cgroup), and be the
+// slower for it.
 func BenchmarkRunTrue(b *testing.B) {
 	t := &testing.T{}
 	s := startServer(t)
@@ -43,19 +47,24 @@ func BenchmarkRunTrue(b *testing.B) {
 		s.call(line)
 		exec.Command("/bin/true").Run()
 	}
+	const block = 50
 	var box, bare []time.Duration
 	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		start := time.Now()
-		if r := s.call(line); r["limit_verdict"] != "OK" {
-			b.Fatalf("run /bin/true: %v", r)
+	for len(box) < b.N {
+		for i := 0; i < block && len(box) < b.N; i++ {
+			start := time.Now()
+			if r := s.call(line); r["limit_verdict"] != "OK" {
+				b.Fatalf("run /bin/true: %v", r)
+			}
+			box = append(box, time.Since(start))
 		}
-		box = append(box, time.Since(start))
-		start = time.Now()
-		if err := exec.Command("/bin/true").Run(); err != nil {
-			b.Fatal(err)
+		for i := 0; i < block && len(bare) < b.N; i++ {
+			start := time.Now()
+			if err := exec.Command("/bin/true").Run(); err != nil {
+				b.Fatal(err)
+			}
+			bare = append(bare, time.Since(start))
 		}
-		bare = append(bare, time.Since(start))
 	}
 	b.StopTimer()
 	mb, mbare := median(box), median(bare)
