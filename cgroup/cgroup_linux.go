@@ -323,14 +323,14 @@ func statField(data []byte, key string) (int64, error) {
 	return 0, fmt.Errorf("no %q in cgroup file", key)
 }
 
-// removeTree removes a cgroup and its descendants, killing any process
-// still inside (left by a crashed instance). Missing directories are fine.
 func closeAll(files []*os.File) {
 	for _, f := range files {
 		f.Close()
 	}
 }
 
+// removeTree removes a cgroup and its descendants, killing any process
+// still inside (left by a crashed instance). Missing directories are fine.
 func removeTree(dir string) error {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
