@@ -139,3 +139,43 @@ func TestACrashedInitIsNamed(t *testing.T) {
 		t.Errorf("the run after, in a new init: %+v, %v", res, err)
 	}
 }
+
+// A program is born in its run's cgroup, which comes with the run request
+// as files (cgroup v2: the cgroup; v1: the CPU counter and the tasks file
+// of the memory group that the forker thread joins). The init refuses a
+// run that came without them rather than fork the program where the
+// forker thread last was: in an earlier run's memory group, under that
+// run's limit, or in the init's own cgroup.
+func TestARunWithoutItsCgroupIsRefused(t *testing.T) {
+	n, err := New(Config{StateDir: t.TempDir(), UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
+	// Box 0's init starts in the background; a run waits for it.
+	if res, err := executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{}); err != nil || res.Verdict != spec.VerdictOK {
+		t.Fatalf("a run in box 0: %+v, %v", res, err)
+	}
+	b, err := n.boxes.Get(executor.DefaultBox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.awaitNext(); err != nil {
+		t.Fatal(err)
+	}
+	b.runs++
+	msg := &initMessage{Op: opRun, Run: b.runs, Argv: []string{"/bin/true"}, UID: b.uid, GID: b.uid}
+	if err := b.ctl.send(msg, nil); err != nil {
+		t.Fatal(err)
+	}
+	m, err := b.recvRun(initAnswerTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Op != opFailed {
+		t.Errorf("a run without its cgroup's files: the init answered %q, want %q", m.Op, opFailed)
+	}
+}

@@ -243,7 +243,8 @@ func (in *boxInit) runProgram(m *initMessage, fds []int) {
 	}
 	// The run's accounting fds come first: the cgroup the program is born in
 	// (v2), or the box's CPU counter and the tasks file of the run's memory
-	// group (v1).
+	// group (v1). Without them the program would be born where the init or
+	// the forker thread is: in an earlier run's memory group (v1).
 	acctFDs, pipeFDs, err := splitRunFDs(m, fds)
 	if err != nil {
 		fail(false, err)
@@ -256,7 +257,7 @@ func (in *boxInit) runProgram(m *initMessage, fds []int) {
 		group.cgroupFD = acctFDs[0]
 	case !in.cfg.BornInCgroup && len(acctFDs) == 2:
 		meter.counter, group.tasksFD = acctFDs[0], acctFDs[1]
-	case len(acctFDs) > 0:
+	default:
 		fail(false, fmt.Errorf("a run with %d accounting fds", len(acctFDs)))
 		return
 	}

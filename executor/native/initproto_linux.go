@@ -218,7 +218,7 @@ func (s *initSocket) recv(buf []byte, deadline time.Time) (*initMessage, []int, 
 
 // recvInit reads one message and any file descriptors sent with it.
 func recvInit(sock int, buf []byte) (*initMessage, []int, error) {
-	oob := make([]byte, unix.CmsgSpace(4*16)) // a cgroup dir and up to 10 pipe ends
+	oob := make([]byte, unix.CmsgSpace(4*16)) // 2 accounting fds (v1) and up to 10 pipe ends
 	n, oobn, _, _, err := unix.Recvmsg(sock, buf, oob, unix.MSG_CMSG_CLOEXEC)
 	if err != nil {
 		return nil, nil, err
