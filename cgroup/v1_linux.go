@@ -95,11 +95,25 @@ func (b *v1Box) dir(controller string) string { return b.dirs[slices.Index(v1Con
 
 // Prepare makes the next run's memory group, and removes the groups of
 // ended runs that the forker thread has left.
-func (b *v1Box) Prepare() (err error) {
+func (b *v1Box) Prepare() error {
 	b.runs++
-	g := &v1RunGroup{dir: filepath.Join(b.dir("memory"), fmt.Sprintf("run%d", b.runs))}
+	g, err := newV1RunGroup(filepath.Join(b.dir("memory"), fmt.Sprintf("run%d", b.runs)))
+	if err != nil {
+		return err
+	}
+	if b.run != nil {
+		b.run.closeFiles()
+		b.ended = append(b.ended, b.run)
+	}
+	b.run = g
+	return b.removeEnded()
+}
+
+// newV1RunGroup makes a run's memory group, with its control files open.
+func newV1RunGroup(dir string) (_ *v1RunGroup, err error) {
+	g := &v1RunGroup{dir: dir}
 	if err := os.Mkdir(g.dir, 0o755); err != nil {
-		return fmt.Errorf("create run cgroup: %w", err)
+		return nil, fmt.Errorf("create run cgroup: %w", err)
 	}
 	defer func() {
 		if err != nil {
@@ -122,15 +136,10 @@ func (b *v1Box) Prepare() (err error) {
 			err = nil // no swap accounting: nothing to cap
 		}
 		if err != nil {
-			return fmt.Errorf("open %s: %w", c.name, err)
+			return nil, fmt.Errorf("open %s: %w", c.name, err)
 		}
 	}
-	if b.run != nil {
-		b.run.closeFiles()
-		b.ended = append(b.ended, b.run)
-	}
-	b.run = g
-	return b.removeEnded()
+	return g, nil
 }
 
 // removeEnded removes the groups of ended runs but the one the forker
