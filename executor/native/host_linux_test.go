@@ -2,6 +2,7 @@ package native
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"sandboxd/cgroup"
 	"sandboxd/executor"
 	"sandboxd/executor/executortest"
 	"sandboxd/spec"
@@ -177,5 +179,58 @@ func TestARunWithoutItsCgroupIsRefused(t *testing.T) {
 	}
 	if m.Op != opFailed {
 		t.Errorf("a run without its cgroup's files: the init answered %q, want %q", m.Op, opFailed)
+	}
+}
+
+// failingBegin is a box's accounting whose Begin fails after the run's
+// group was readied, as a control file's write error would (one cannot be
+// caused on demand), and clears what it made as Begin's own errors do.
+type failingBegin struct{ cgroup.Box }
+
+func (f failingBegin) Begin(l cgroup.Limits) ([]*os.File, error) {
+	files, err := f.Box.Begin(l)
+	for _, file := range files {
+		file.Close()
+	}
+	if err == nil {
+		f.Box.End()
+		err = errors.New("write a control file: input/output error (injected)")
+	}
+	return nil, err
+}
+
+// A run whose accounting could not begin fails alone: the box's next run
+// gets accounting of its own and runs.
+func TestARunWhoseAccountingFailsLeavesTheBoxUsable(t *testing.T) {
+	n, err := New(Config{StateDir: t.TempDir(), UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
+	run := func() (spec.RunResult, error) {
+		return executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{})
+	}
+	if res, err := run(); err != nil || res.Verdict != spec.VerdictOK {
+		t.Fatalf("a run in box 0: %+v, %v", res, err)
+	}
+	b, err := n.boxes.Get(executor.DefaultBox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	real := b.acct
+	b.acct = failingBegin{real}
+	b.mu.Unlock()
+	if _, err := run(); err == nil || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("a run whose accounting fails: %v, want the injected error", err)
+	}
+	b.mu.Lock()
+	b.acct = real
+	b.mu.Unlock()
+	for i := 0; i < 3; i++ {
+		if res, err := run(); err != nil || res.Verdict != spec.VerdictOK {
+			t.Fatalf("run %d after it: %+v, %v, want OK", i+1, res, err)
+		}
 	}
 }

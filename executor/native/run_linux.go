@@ -115,6 +115,7 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 	}
 	acctFiles, err := b.acct.Begin(rl)
 	if err != nil {
+		b.prepareNext() // the box's next run gets accounting of its own
 		return nil, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
 	r := &run{b: b, job: job, accounting: true, checkCPU: !b.cgroups.V2}
