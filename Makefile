@@ -6,7 +6,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # sandboxd is linked statically (cmd/sandboxd/link_linux.go): Go's own DNS
 # resolver and SQLite without extension loading leave out the two glibc
 # functions that a static binary cannot use, which sandboxd never calls
-# (tests/harness_test.go and scripts/test-cg2.sh build with the same tags).
+# (tests/harness_test.go builds with the same tags when it is not given a binary).
 TAGS    := netgo,sqlite_omit_load_extension
 PYTHON  ?= /usr/bin/python3
 PYENV   := build/python
@@ -26,7 +26,7 @@ deps:
 # (everything else make prints goes to stderr, so stdout stays the protocol's).
 serve:
 	@./scripts/install-deps.sh >&2
-	@$(GO) build -tags $(TAGS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/sandboxd >&2
+	@$(MAKE) --no-print-directory build >&2
 	@exec $(BIN)
 
 # Everything CI runs: unit and conformance tests on this host, the clients'

@@ -21,7 +21,7 @@ trap 'rm -rf "$share"' EXIT
 # $share/<pkg>, so that its relative paths to testdata hold.
 pkgs=(tests executor executor/native executor/isolate)
 mkdir -p "$share/testdata"
-go build -tags netgo,sqlite_omit_load_extension -o "$share/sandboxd" ./cmd/sandboxd # as make build
+make --no-print-directory -s build BIN="$share/sandboxd"
 for pkg in "${pkgs[@]}"; do
 	mkdir -p "$share/$pkg"
 	go test -c -o "$share/${pkg//\//-}.test" "./$pkg"
