@@ -97,6 +97,11 @@ func TestCancelARunWaitingForASlot(t *testing.T) {
 	}
 }
 
+// groupOfBoxes1And2 is a run_group request of id: /bin/true in boxes 1 and 2.
+func groupOfBoxes1And2(id string) string {
+	return fmt.Sprintf(`{"id":%q,"command":"run_group","programs":[{"box":1,"argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1},{"box":2,"argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1}]}`, id)
+}
+
 // A run_group is ended whether it runs or waits for one of its boxes: the
 // boxes it held go on.
 func TestCancelRunGroup(t *testing.T) {
@@ -106,17 +111,14 @@ func TestCancelRunGroup(t *testing.T) {
 	s.send(`{"command":"open_box"}`, `{"command":"open_box"}`)
 	s.reply()
 	s.reply()
-	group := func(id string) string {
-		return fmt.Sprintf(`{"id":%q,"command":"run_group","programs":[{"box":1,"argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1},{"box":2,"argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1}]}`, id)
-	}
 	// Running.
-	s.send(group("g1"))
+	s.send(groupOfBoxes1And2("g1"))
 	s.waitCalls(`run 1 ["/bin/true"]`, 1)
 	s.send(`{"id":"c1","command":"cancel","target":"g1"}`)
 	s.expectReply("g1", "cancelled")
 	s.expectReply("c1", "")
 	// Queued: it holds box 1 and waits for box 2, where a run is held.
-	s.send(`{"id":"r2",`+runTrue+`,"box":2}`, group("g2"))
+	s.send(`{"id":"r2",`+runTrue+`,"box":2}`, groupOfBoxes1And2("g2"))
 	s.waitCalls(`run 2 ["/bin/true"]`, 1)
 	s.send(`{"id":"c2","command":"cancel","target":"g2"}`)
 	s.expectReply("g2", "cancelled")
@@ -187,7 +189,7 @@ func TestCancelRunGroupTwiceAtOnce(t *testing.T) {
 	s.waitCalls(`run 2 ["/bin/true"]`, 1)
 	const groups = 50
 	for i := range groups {
-		s.send(fmt.Sprintf(`{"id":"g%d","command":"run_group","programs":[{"box":1,"argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1},{"box":2,"argv":["/bin/true"],"cpu_time_limit":1,"processes_limit":1}]}`, i))
+		s.send(groupOfBoxes1And2(fmt.Sprint("g", i)))
 	}
 	for i := range groups {
 		s.send(fmt.Sprintf(`{"id":"c%da","command":"cancel","target":"g%d"}`, i, i), fmt.Sprintf(`{"id":"c%db","command":"cancel","target":"g%d"}`, i, i))

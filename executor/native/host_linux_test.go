@@ -149,20 +149,7 @@ func TestACrashedInitIsNamed(t *testing.T) {
 // forker thread last was: in an earlier run's memory group, under that
 // run's limit, or in the init's own cgroup.
 func TestARunWithoutItsCgroupIsRefused(t *testing.T) {
-	n, err := New(Config{StateDir: t.TempDir(), UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
-	// Box 0's init starts in the background; a run waits for it.
-	if res, err := executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{}); err != nil || res.Verdict != spec.VerdictOK {
-		t.Fatalf("a run in box 0: %+v, %v", res, err)
-	}
-	b, err := n.boxes.Get(executor.DefaultBox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, _ := box0AfterARun(t)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err := b.awaitNext(); err != nil {
@@ -202,22 +189,7 @@ func (f failingBegin) Begin(l cgroup.Limits) ([]*os.File, error) {
 // A run whose accounting could not begin fails alone: the box's next run
 // gets accounting of its own and runs.
 func TestARunWhoseAccountingFailsLeavesTheBoxUsable(t *testing.T) {
-	n, err := New(Config{StateDir: t.TempDir(), UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
-	run := func() (spec.RunResult, error) {
-		return executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{})
-	}
-	if res, err := run(); err != nil || res.Verdict != spec.VerdictOK {
-		t.Fatalf("a run in box 0: %+v, %v", res, err)
-	}
-	b, err := n.boxes.Get(executor.DefaultBox)
-	if err != nil {
-		t.Fatal(err)
-	}
+	b, run := box0AfterARun(t)
 	b.mu.Lock()
 	real := b.acct
 	b.acct = failingBegin{real}
@@ -233,4 +205,28 @@ func TestARunWhoseAccountingFailsLeavesTheBoxUsable(t *testing.T) {
 			t.Fatalf("run %d after it: %+v, %v, want OK", i+1, res, err)
 		}
 	}
+}
+
+// box0AfterARun starts an executor and runs /bin/true in box 0, whose init
+// starts in the background (a run waits for it); it returns box 0 and a
+// function that runs /bin/true there again.
+func box0AfterARun(t *testing.T) (*box, func() (spec.RunResult, error)) {
+	t.Helper()
+	n, err := New(Config{StateDir: t.TempDir(), UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
+	run := func() (spec.RunResult, error) {
+		return executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{})
+	}
+	if res, err := run(); err != nil || res.Verdict != spec.VerdictOK {
+		t.Fatalf("a run in box 0: %+v, %v", res, err)
+	}
+	b, err := n.boxes.Get(executor.DefaultBox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, run
 }
