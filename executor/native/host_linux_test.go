@@ -40,6 +40,10 @@ func TestNativeRemovesWhatAKilledInstanceLeft(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As if killed: the locks go with the process, nothing else is cleaned.
+	// A killed instance builds no more spares either: its maker, a goroutine
+	// of this test's process, would go on making boxes/spare-N beside the
+	// next instance's.
+	first.spares.stop()
 	first.lock.Close()
 	first.uids.Release()
 	for _, id := range []int{executor.DefaultBox, id} {
