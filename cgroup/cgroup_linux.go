@@ -170,10 +170,9 @@ type Usage struct {
 	OOMKills   int64
 }
 
-// MinRunMemory is the least memory limit a run's group gets: the fork of
-// the program is charged there (on v1 from the init's forker thread, which
-// a group with no room for it would leave stuck in the kernel; on v2 the
-// child could not even report a failed exec). Under a smaller
+// MinRunMemory is the least memory limit a run's group gets: the start of
+// the program is charged there, before it executes (on v2 its whole fork;
+// with less room the child could not even report a failed exec). Under a smaller
 // memory_limit, a run that used more than the limit is MemoryLimitExceeded
 // all the same (spec.Decide compares the peak with the limit).
 const MinRunMemory = 128 << 10
@@ -186,9 +185,8 @@ const MinRunMemory = 128 << 10
 // in a fresh cgroup of its own (clone3 with CLONE_INTO_CGROUP). Cgroup v1 has
 // no such thing: the box's init lives in the box's groups, and each run's
 // memory is accounted in a fresh group of its own, made ahead of the run
-// (Prepare), which the init's thread that forks the programs joins just
-// before the fork: a thread that moves itself takes no lock that waits for a
-// grace period. The CPU counter is the box's, and holds the init's work as
+// (Prepare), which the program's process joins before it executes: a task
+// that moves itself takes no lock that waits for a grace period. The CPU counter is the box's, and holds the init's work as
 // well as the run's, so the init reads it around the run and takes out its
 // own CPU time, which it knows exactly (getrusage): that figure replaces
 // End's.

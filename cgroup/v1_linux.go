@@ -14,12 +14,11 @@ import (
 
 // v1Box holds the box's init in one group per hierarchy, and each run's
 // memory in a group of its own, fresh under the box's memory group. The
-// init's thread that forks the programs joins the run's group just before
-// the fork, writing "0" to its tasks file (a thread that moves itself takes
-// no lock that waits for an RCU grace period), so the program is born there
-// and is charged there from its start, with the kernel's objects of its fork
-// (tens of KiB: the task, its kernel stack); the init's own memory (charged
-// to the group of the init's main thread, the box's) and the pages that
+// program's process, born in the box's group, joins the run's before it
+// executes, writing "0" to its tasks file (a task that moves itself takes
+// no lock that waits for an RCU grace period), so that all it allocates
+// from its exec on is charged there; the kernel's objects of its fork (the
+// task, its kernel stack: tens of KiB), the init's own memory and the pages that
 // earlier runs left (files in /space and /tmp, page cache: charged to the
 // groups of the runs that made them, which live on beneath the box's group
 // once removed) never count in a run's figure nor limit. Charges do not move
@@ -31,8 +30,7 @@ type v1Box struct {
 	dirs []string // in the order of v1Controllers
 	// run is the memory group of the next or current run; runs counts the
 	// groups made, naming each. ended are the groups of ended runs not yet
-	// removed: the forker thread stays in the last one it joined until the
-	// next run begins.
+	// removed.
 	run   *v1RunGroup
 	ended []*v1RunGroup
 	runs  int
@@ -42,7 +40,7 @@ type v1Box struct {
 }
 
 // v1RunGroup is a run's memory group, with its control files; tasks is
-// the one the forker thread joins it by.
+// the one the program's process joins it by.
 type v1RunGroup struct {
 	dir                                           string
 	maxUsage, memLimit, memswLimit, oomCtl, tasks *os.File
@@ -94,7 +92,7 @@ func newV1Box(bases []string, name string, initPid int) (b *v1Box, err error) {
 func (b *v1Box) dir(controller string) string { return b.dirs[slices.Index(v1Controllers, controller)] }
 
 // Prepare makes the next run's memory group, and removes the groups of
-// ended runs that the forker thread has left.
+// ended runs.
 func (b *v1Box) Prepare() error {
 	b.runs++
 	g, err := newV1RunGroup(filepath.Join(b.dir("memory"), fmt.Sprintf("run%d", b.runs)))
@@ -142,10 +140,10 @@ func newV1RunGroup(dir string) (_ *v1RunGroup, err error) {
 	return g, nil
 }
 
-// removeEnded removes the groups of ended runs but the one the forker
-// thread is still in (EBUSY: the last it joined). No process of the run is
+// removeEnded removes the groups of ended runs. No process of the run is
 // left in one (the init reaps them all before the run ends), so none is
-// killed here: the forker thread is the init's.
+// killed here; a group the kernel still holds busy (EBUSY) is kept for a
+// later try.
 func (b *v1Box) removeEnded() error {
 	kept := b.ended[:0]
 	for _, g := range b.ended {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,10 +27,9 @@ import (
 // which is how a run ends: nothing outlives the main process. The program is
 // never PID 1, so it gets the default signal behaviour of any process.
 //
-// Programs are started with go-sandbox's forkexec, which does in the child
-// what Go's syscall.ForkExec cannot: rlimits, no_new_privs, dropping every
-// capability, in a vfork (clone3 into the run's cgroup on cgroup v2; on v1
-// from the forker thread, which waits in the run's memory group).
+// Programs are started by a vfork whose child does what Go's
+// syscall.ForkExec cannot: joining the run's memory group (cgroup v1),
+// rlimits, no_new_privs, dropping every capability, seccomp (program).
 
 // RunBoxInitIfRequested turns this process into a box init when the host
 // started it as one; it never returns then. Call it first thing in main.
@@ -60,8 +58,6 @@ type boxInit struct {
 	messageQueues mqueueDir
 	// lastPID is the box's /proc/sys/kernel/ns_last_pid, open for writing.
 	lastPID int
-	// forker starts the programs on cgroup v1; nil on v2.
-	forker forker
 	// ctl and kill are the init's ends of the sockets (initCtlFD, initKillFD).
 	// They stay blocking, as does wait4, unlike the host's: parked in the
 	// poller, the init would be idle between runs, the Go runtime's monitor
@@ -104,9 +100,6 @@ func runInit(cfgJSON string) int {
 	}
 	if err == nil {
 		in.programFilter, err = confineInit(in.cfg.BornInCgroup)
-	}
-	if err == nil && !in.cfg.BornInCgroup {
-		in.forker = startForker()
 	}
 	if err != nil {
 		if in.ctl != nil {
@@ -187,53 +180,6 @@ func (in *boxInit) serveKills() {
 	}
 }
 
-// forker is the OS thread that forks the programs on cgroup v1, where a
-// task is born in the memory group of the thread that forks it: it joins
-// each run's group just before the fork (startAsOOMVictim). It is not the
-// init's main thread, whose group (the box's) is charged with the init's own
-// memory.
-type forker chan func()
-
-func startForker() forker {
-	f := make(forker)
-	started := make(chan struct{})
-	go f.serve(started)
-	<-started
-	return f
-}
-
-func (f forker) serve(started chan<- struct{}) {
-	runtime.LockOSThread() // for good: the thread is the forker's alone
-	if unix.Gettid() == unix.Getpid() {
-		// The main thread: another one must serve. Holding this one until
-		// then keeps the next goroutine off it.
-		inner := make(chan struct{})
-		go f.serve(inner)
-		<-inner
-		close(started)
-		runtime.UnlockOSThread()
-		return
-	}
-	close(started)
-	for work := range f {
-		work()
-	}
-}
-
-// do runs work on the forker thread, or here when there is none (v2).
-func (f forker) do(work func()) {
-	if f == nil {
-		work()
-		return
-	}
-	done := make(chan struct{})
-	f <- func() {
-		work()
-		close(done)
-	}
-	<-done
-}
-
 // runProgram starts the program of a run and waits for it: when the main
 // process ends, everything else in the box is killed and reaped before the
 // host hears that the run is over.
@@ -243,8 +189,8 @@ func (in *boxInit) runProgram(m *initMessage, fds []int) {
 	}
 	// The run's accounting fds come first: the cgroup the program is born in
 	// (v2), or the box's CPU counter and the tasks file of the run's memory
-	// group (v1). Without them the program would be born where the init or
-	// the forker thread is: in an earlier run's memory group (v1).
+	// group (v1). Without them the program would be accounted where the init
+	// is: in the box's group, with the init's own memory and CPU.
 	acctFDs, pipeFDs, err := splitRunFDs(m, fds)
 	if err != nil {
 		fail(false, err)

@@ -24,8 +24,8 @@ import (
 //	                        ◀── ctl ── ready | failed
 //	  per run:
 //	  run {argv, env, ...}  ── ctl ──▶  show views, start the program (v1:
-//	                                    the forker thread joins the run's
-//	                                    memory group first)
+//	                                    its process joins the run's memory
+//	                                    group before it executes)
 //	                        ◀── ctl ── started {start} | failed {exec_failed}
 //	  kill {run}            ── kill ─▶  kill(-1)      (limits, cancel)
 //	  check_cpu {limit}     ── kill ─▶  kill(-1) if the run's CPU is past it (v1)

@@ -7,19 +7,16 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 
-	"github.com/criyle/go-sandbox/pkg/forkexec"
-	"github.com/criyle/go-sandbox/pkg/rlimit"
 	"golang.org/x/sys/unix"
 
 	"sandboxd/executor"
 	"sandboxd/spec"
 )
 
-// runGroup is where a run's program is born: in the cgroup of cgroupFD
-// (v2), or in the memory group the forker thread joins by tasksFD (v1); -1
-// for none.
+// runGroup is where a run's program is accounted: the cgroup of cgroupFD,
+// where it is born (v2), or the memory group whose tasks file is tasksFD,
+// which it joins before it executes (v1); -1 for none.
 type runGroup struct{ cgroupFD, tasksFD int }
 
 // startProgram starts the program of run m in its group, with pipeFDs at
@@ -46,47 +43,42 @@ func (in *boxInit) startProgram(m *initMessage, group runGroup, pipeFDs []int) (
 	if execFile != nil {
 		defer execFile.Close()
 	}
-	rl := make([]rlimit.RLimit, len(m.RLimits))
-	for i, r := range m.RLimits {
-		rl[i] = rlimit.RLimit{Res: r.Resource, Rlim: syscall.Rlimit{Cur: r.Value, Max: r.Value}}
-	}
-	files := make([]uintptr, len(stdio))
+	files := make([]int, len(stdio))
 	for i, f := range stdio {
-		files[i] = f.Fd()
+		files[i] = int(f.Fd())
 	}
-	files = withPipes(files, m.PipeFDs, pipeFDs)
-	runner := forkexec.Runner{
-		Args:       args,
-		Env:        env,
-		Files:      files,
-		WorkDir:    spec.SpaceDir,
-		RLimits:    rl,
-		NoNewPrivs: true,
-		DropCaps:   true,
-		Seccomp:    in.programFilter,
-		Credential: &syscall.Credential{Uid: uint32(m.UID), Gid: uint32(m.GID), Groups: []uint32{}},
+	prog := &program{
+		path:     args[0],
+		execFD:   -1,
+		argv:     args,
+		env:      env,
+		files:    withPipes(files, m.PipeFDs, pipeFDs),
+		dir:      spec.SpaceDir,
+		uid:      m.UID,
+		gid:      m.GID,
+		rlimits:  m.RLimits,
+		filter:   in.programFilter,
+		cgroupFD: group.cgroupFD,
+		tasksFD:  group.tasksFD,
 	}
 	if execFile != nil {
-		runner.ExecFile = execFile.Fd()
-	}
-	if group.cgroupFD >= 0 {
-		// Born in the run's cgroup (v2); on v1 the forker thread's holds it.
-		runner.CgroupFd = uintptr(group.cgroupFD)
+		prog.execFD = int(execFile.Fd())
 	}
 	if err := in.startPIDsOver(); err != nil {
 		return 0, 0, false, err
 	}
-	pid, start, err = in.startAsOOMVictim(&runner, group.tasksFD)
-	if err != nil {
-		var ce forkexec.ChildError
-		if errors.As(err, &ce) && ce.Location == forkexec.LocExecve {
-			return 0, 0, true, fmt.Errorf("execute %s: %w", spec.Quote(m.Argv[0]), ce.Err)
-		}
-		if errors.As(err, &ce) && ce.Location == forkexec.LocSetRlimit && ce.Index < len(rl) {
+	start = monotonicNs()
+	if pid, err = prog.start(); err != nil {
+		var se *spawnError
+		switch {
+		case errors.As(err, &se) && se.Step == stepExec:
+			return 0, 0, true, fmt.Errorf("execute %s: %w", spec.Quote(m.Argv[0]), se.Errno)
+		case errors.As(err, &se) && se.Step == stepRlimit && int(se.Index) < len(m.RLimits):
 			// Raising a hard limit needs CAP_SYS_RESOURCE, which some hosts
 			// deny even to root: a bound above sandboxd's own cannot be set.
+			r := m.RLimits[se.Index]
 			return 0, 0, true, fmt.Errorf("set %s to %d: %w (above the hard limit sandboxd runs with, and this host lets no process raise it)",
-				rlimitNames[rl[ce.Index].Res], rl[ce.Index].Rlim.Max, ce.Err)
+				rlimitNames[r.Resource], r.Value, se.Errno)
 		}
 		return 0, 0, false, fmt.Errorf("start %s: %w", spec.Quote(m.Argv[0]), err)
 	}
@@ -181,35 +173,6 @@ func execTarget(argv []string, searchPath string) (args []string, execFile *os.F
 		return append([]string{exe}, argv[1:]...), nil, nil
 	}
 	return argv, f, nil
-}
-
-// startAsOOMVictim starts the program, from the forker thread (cgroup v1),
-// so that the OOM killer picks it and its children before the init, should
-// the host run short of memory (a run's own limit only ever picks among the
-// run's processes): the child inherits the init's oom_score_adj, raised for
-// the moment of the fork. A program may lower its own score back to 0 (only
-// CAP_SYS_RESOURCE, which some hosts deny even to root, would set a floor);
-// if the init is killed then, the run is MemoryLimitExceeded and the box
-// gets a new init (run.finish). On v1 the forker thread first joins the
-// run's memory group by tasksFD ("0": itself, which takes no lock that
-// waits for an RCU grace period), where the program is then born. start is
-// when the fork began.
-func (in *boxInit) startAsOOMVictim(runner *forkexec.Runner, tasksFD int) (pid int, start int64, err error) {
-	if err := os.WriteFile("/proc/self/oom_score_adj", []byte("1000"), 0); err != nil {
-		return 0, 0, fmt.Errorf("raise oom_score_adj: %w", err)
-	}
-	defer os.WriteFile("/proc/self/oom_score_adj", []byte("0"), 0)
-	in.forker.do(func() {
-		if tasksFD >= 0 {
-			if _, err = unix.Write(tasksFD, []byte("0")); err != nil {
-				err = fmt.Errorf("join the run's memory group: %w", err)
-				return
-			}
-		}
-		start = monotonicNs()
-		pid, err = runner.Start()
-	})
-	return pid, start, err
 }
 
 // openStdio opens the run's standard streams as the box user, so that a

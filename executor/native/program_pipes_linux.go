@@ -12,15 +12,15 @@ func splitRunFDs(m *initMessage, fds []int) (acctFDs, pipeFDs []int, err error) 
 	return fds[:n], fds[n:], nil
 }
 
-// withPipes puts the pipe ends in the program's files (forkexec's list: fd
-// i becomes files[i]): pipeFDs[k] becomes fd targets[k], in place of the
-// stdio file opened for it. Gaps between are closed (-1) in the program.
-func withPipes(files []uintptr, targets []int, pipeFDs []int) []uintptr {
+// withPipes puts the pipe ends in the program's files (fd i becomes
+// files[i]): pipeFDs[k] becomes fd targets[k], in place of the stdio file
+// opened for it. Gaps between are closed (-1) in the program.
+func withPipes(files []int, targets []int, pipeFDs []int) []int {
 	for k, fd := range targets {
 		for len(files) <= fd {
-			files = append(files, ^uintptr(0))
+			files = append(files, -1)
 		}
-		files[fd] = uintptr(pipeFDs[k])
+		files[fd] = pipeFDs[k]
 	}
 	return files
 }

@@ -195,9 +195,8 @@ func (r *run) abort(err error) error {
 // that builds a native run's outcome. exited is the init's report of the
 // end, nil when the init is gone (initGone). That is an outcome only when
 // the OOM killer took the init in a run that it killed for memory: a run's
-// limit picks among the run's processes only (on cgroup v1 the init's
-// forker thread sits in the run's memory group, but the init is led from
-// the box's), yet the init's memory lives on the same host. That run
+// limit picks among the run's processes only, yet the init's memory lives
+// on the same host. That run
 // exceeded its memory limit, and the box gets a new init.
 func (r *run) finish(exited *initMessage, killedFor spec.Limit, initGone error) (spec.RunResult, error) {
 	usage, err := r.end()
