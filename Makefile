@@ -86,6 +86,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench ResetBox -benchtime 30x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench PingPong -benchtime 5x -count 1 ./tests/
 	$(GO) test -run '^$$' -bench CPUTimeSpread -benchtime 20x -count 1 ./tests/
+	$(GO) test -run '^$$' -bench Memfds -benchtime 20x -count 1 ./tests/
 
 clean:
 	rm -rf bin build

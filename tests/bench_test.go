@@ -500,3 +500,40 @@ func BenchmarkCPUTimeSpread(b *testing.B) {
 		fmt.Printf("  %-11s min %.4f s, median %.4f s, max %.4f s, sd %.2f ms (max-min %.1f ms)\n", name, lo, med, hi, sd*1000, (hi-lo)*1000)
 	}
 }
+
+// BenchmarkMemfds: testdata/progs/memfds.c (two 1 MiB memfds, the first
+// closed before the second) under memory_limit 1258291, 25 runs in each of
+// b.N fresh boxes, unpinned and pinned to one CPU (--cpus): how often it
+// fits, in the first run of a box and the later ones.
+func BenchmarkMemfds(b *testing.B) {
+	t := &testing.T{}
+	for _, pinned := range []bool{false, true} {
+		var args []string
+		if pinned {
+			cpus := hostCPUs(t)
+			args = []string{"--cpus", cpuListArg(cpus[len(cpus)-1:])}
+		}
+		s := startServer(t, args...)
+		verdicts := map[any]int{}
+		first := map[any]int{}
+		for i := 0; i < b.N; i++ {
+			box := int(num(t, s.ok(obj{"command": "open_box"}), "box"))
+			installProg(t, s, "memfds", box)
+			for j := 0; j < 25; j++ {
+				r := s.ok(with(run("./memfds", "1"), "box", box, "memory_limit", 1258291))
+				verdicts[r["limit_verdict"]]++
+				if j == 0 {
+					first[r["limit_verdict"]]++
+				}
+			}
+			s.ok(obj{"command": "close_box", "box": box})
+		}
+		s.wait()
+		if t.Failed() {
+			b.Fatal("a request failed")
+		}
+		b.ReportMetric(float64(verdicts["OK"])/float64(25*b.N), map[bool]string{false: "ok-unpinned", true: "ok-pinned"}[pinned])
+		fmt.Printf("memfds under 1258291, pinned %v: OK in %d of %d runs (first runs of a box: %d of %d); verdicts %v\n",
+			pinned, verdicts["OK"], 25*b.N, first["OK"], b.N, verdicts)
+	}
+}
