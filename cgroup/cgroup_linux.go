@@ -171,8 +171,8 @@ type Usage struct {
 }
 
 // MinRunMemory is the least memory limit a run's group gets: the start of
-// the program is charged there, before it executes (on v2 its whole fork;
-// with less room the child could not even report a failed exec). Under a smaller
+// the program is charged there, before it executes (its exec; with less
+// room the child could not even report a failed exec). Under a smaller
 // memory_limit, a run that used more than the limit is MemoryLimitExceeded
 // all the same (spec.Decide compares the peak with the limit).
 const MinRunMemory = 128 << 10

@@ -115,8 +115,8 @@ func TestMemoryLimitSmallerThanAnyProgram(t *testing.T) {
 	}
 }
 
-// A memory_limit too small for the program to be started at all (its fork
-// and exec are charged to the run) is the run's MemoryLimitExceeded, in
+// A memory_limit too small for the program to be started at all (its exec
+// is charged to the run) is the run's MemoryLimitExceeded, in
 // every run, not an internal error; the box goes on.
 func TestAMemoryLimitTooSmallToStartIsMemoryLimitExceeded(t *testing.T) {
 	s := startServer(t)

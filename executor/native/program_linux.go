@@ -150,9 +150,9 @@ func readInt(fd int) (int, bool) {
 	return v, err == nil
 }
 
-// execTarget decides how to execute argv as execvp would: forkexec executes
-// Args[0], so a bare name found in PATH is executed through an open file
-// (execveat), which leaves argv[0] as the judge gave it. A script cannot be
+// execTarget decides how to execute argv as execvp would: a bare name found
+// in PATH is executed through an open file (execveat), which leaves argv[0]
+// as the judge gave it. A script cannot be
 // run that way (its interpreter opens it by name), but the kernel hands a
 // script its path, not argv[0], so there Args[0] becomes the path found.
 func execTarget(argv []string, searchPath string) (args []string, execFile *os.File, err error) {

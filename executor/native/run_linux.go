@@ -160,7 +160,7 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 		if err == nil && !m.ExecFailed && reachedMemoryLimit(job.Limits, usage) {
 			return nil, &executor.StartOverMemory{
 				Result: spec.Decide(job.Limits, spec.Outcome{KilledFor: spec.LimitMemory, Metrics: spec.Metrics{Memory: usage.PeakMemory}}),
-				Err:    spec.Errorf(spec.CodeExecFailed, "%s could not be started within its memory_limit of %d bytes (its fork and exec are charged to it): %s", spec.Quote(job.Argv[0]), *job.Limits.Memory, m.Error),
+				Err:    spec.Errorf(spec.CodeExecFailed, "%s could not be started within its memory_limit of %d bytes (its exec is charged to it): %s", spec.Quote(job.Argv[0]), *job.Limits.Memory, m.Error),
 			}
 		}
 		if m.ExecFailed {
