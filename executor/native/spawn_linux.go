@@ -87,10 +87,11 @@ var (
 	textBusyPause = unix.Timespec{Nsec: 1e6}
 )
 
-// textBusyTries bounds the retries of an exec that fails with ETXTBSY: a
-// file the host just wrote can still be open for writing, for a moment, in
-// a child the host forked meanwhile (until that child's own exec).
-const textBusyTries = 20
+// textBusyTries bounds the retries, 1 ms apart, of an exec that fails with
+// ETXTBSY: a file the host just wrote can still be open for writing in a
+// child the host forked meanwhile, until that child's own exec (a box
+// init's, in new namespaces: up to 11 ms here).
+const textBusyTries = 50
 
 // start starts the program and returns its pid once it executes, or why it
 // could not.
