@@ -115,6 +115,44 @@ func TestMemoryLimitSmallerThanAnyProgram(t *testing.T) {
 	}
 }
 
+// An exec whose argv and env find no room under memory_limit on the new
+// stack (the kernel answers E2BIG) is the run's MemoryLimitExceeded, as
+// any start over the limit; the same environment runs without the limit.
+func TestAnEnvironmentOverTheMemoryLimitIsMemoryLimitExceeded(t *testing.T) {
+	s := startServer(t)
+	env := map[string]string{}
+	for i := 0; i < 40; i++ {
+		env[fmt.Sprintf("V%d", i)] = strings.Repeat("x", 4000)
+	}
+	for _, limit := range []int{131072, 200000} {
+		expectVerdict(t, s.ok(with(run("/bin/true"), "env", env, "memory_limit", limit)), "MemoryLimitExceeded", nil)
+	}
+	expectVerdict(t, s.ok(with(run("/bin/true"), "env", env)), "OK", code(0))
+}
+
+// A large environment reaches the program whole (the kernel takes up to a
+// quarter of the stack limit); one too large for sandboxd to pass to the
+// box is invalid_argument, and the box goes on.
+func TestALargeEnvironmentReachesTheProgram(t *testing.T) {
+	s := startServer(t)
+	env := map[string]string{}
+	for i := 0; i < 100; i++ {
+		env[fmt.Sprintf("V%d", i)] = strings.Repeat("x", 4000)
+	}
+	r := s.ok(with(run("sh", "-c", "env | grep -c '^V[0-9]*=x\\{4000\\}$'"), "env", env, "stdout", "out"))
+	expectVerdict(t, r, "OK", code(0))
+	if out := s.ok(obj{"command": "read_file", "path": "out"})["content"]; out != "100\n" {
+		t.Errorf("variables of 4000 bytes that reached the program: %q, want 100", out)
+	}
+	for i := 100; i < 400; i++ {
+		env[fmt.Sprintf("V%d", i)] = strings.Repeat("x", 4000)
+	}
+	if e := s.call(with(run("/bin/true"), "env", env))["error"]; e == nil || e.(map[string]any)["code"] != "invalid_argument" {
+		t.Errorf("an environment of 1.6 MB: %v, want invalid_argument", e)
+	}
+	expectVerdict(t, s.ok(run("/bin/true")), "OK", code(0))
+}
+
 // A memory_limit too small for the program to be started at all (its exec
 // is charged to the run) is the run's MemoryLimitExceeded, in
 // every run, not an internal error; the box goes on.

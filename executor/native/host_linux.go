@@ -382,6 +382,13 @@ func (b *box) spawnInit() (err error) {
 		if err != nil {
 			return fmt.Errorf("socketpair: %w", err)
 		}
+		// A packet must fit its sender's buffer, 208 KiB by default, and a
+		// run's argv and env may take up to maxInitMessage. Without
+		// CAP_NET_ADMIN the buffer stays within net.core.wmem_max, and a
+		// larger run is refused (errTooLargeForTheInit).
+		if unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, maxInitMessage) != nil {
+			unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, maxInitMessage)
+		}
 		initEnd := os.NewFile(uintptr(fds[1]), "box-init")
 		if *host, err = newInitSocket(fds[0], "box-init", true); err != nil {
 			initEnd.Close()

@@ -185,7 +185,9 @@ func (in *boxInit) serveKills() {
 // host hears that the run is over.
 func (in *boxInit) runProgram(m *initMessage, fds []int) {
 	fail := func(execFailed bool, err error) {
-		in.ctl.send(&initMessage{Op: opFailed, Run: m.Run, Error: err.Error(), ExecFailed: execFailed}, nil)
+		var errno syscall.Errno
+		noMemory := execFailed && errors.As(err, &errno) && (errno == unix.ENOMEM || errno == unix.E2BIG)
+		in.ctl.send(&initMessage{Op: opFailed, Run: m.Run, Error: err.Error(), ExecFailed: execFailed, ExecNoMemory: noMemory}, nil)
 	}
 	// The run's accounting fds come first: the cgroup the program is born in
 	// (v2), or the box's CPU counter and the tasks file of the run's memory

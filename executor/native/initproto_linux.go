@@ -106,8 +106,10 @@ type initMessage struct {
 
 	// opFailed
 	Error string
-	// ExecFailed tells a failure to start the program from a failure of the box.
-	ExecFailed bool
+	// ExecFailed tells a failure to start the program from a failure of the
+	// box; ExecNoMemory, an exec that failed as one does whose memory is
+	// refused (ENOMEM, or E2BIG: no room for argv and env on its new stack).
+	ExecFailed, ExecNoMemory bool
 
 	// opStarted (StartNs) and opExited (EndNs): CLOCK_MONOTONIC, shared by host and init.
 	StartNs, EndNs int64
@@ -164,7 +166,7 @@ func (s *initSocket) send(m *initMessage, files []*os.File) error {
 		return fmt.Errorf("encode init message: %w", err)
 	}
 	if len(data) > maxInitMessage {
-		return fmt.Errorf("init message of %d bytes is over the %d limit", len(data), maxInitMessage)
+		return fmt.Errorf("%w: %d bytes, over the %d the init takes", errTooLargeForTheInit, len(data), maxInitMessage)
 	}
 	var oob []byte
 	if len(files) > 0 {
@@ -181,8 +183,17 @@ func (s *initSocket) send(m *initMessage, files []*os.File) error {
 	if waitErr != nil {
 		return waitErr
 	}
+	if err == unix.EMSGSIZE {
+		var sndbuf int
+		s.conn.Control(func(fd uintptr) { sndbuf, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF) })
+		return fmt.Errorf("%w: %d bytes, over the socket's buffer of %d (net.core.wmem_max; sandboxd lacks CAP_NET_ADMIN to raise it)", errTooLargeForTheInit, len(data), sndbuf)
+	}
 	return err
 }
+
+// errTooLargeForTheInit is why a message was not sent: nothing reached the
+// init, which is as sound as before.
+var errTooLargeForTheInit = errors.New("the message is too large for the box init")
 
 // errNoMessage is recv's answer when its deadline passed first.
 var errNoMessage = errors.New("no message from the box init")

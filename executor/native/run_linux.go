@@ -146,7 +146,10 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 		msg.PipeFDs = append(msg.PipeFDs, fd)
 		files = append(files, f)
 	}
-	if err := b.ctl.send(msg, files); err != nil {
+	if err := b.ctl.send(msg, files); errors.Is(err, errTooLargeForTheInit) {
+		r.end()
+		return nil, spec.Errorf(spec.CodeInvalidArgument, "argv and env of this run are too large to pass to the box: %v", err)
+	} else if err != nil {
 		return nil, r.abort(err)
 	}
 	m, err := b.recvRun(initAnswerTimeout)
@@ -155,9 +158,10 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 		return nil, r.abort(err)
 	case m.Op != opStarted:
 		usage, err := r.end()
-		// Not a failure of exec itself (no such file, ...): its memory is a
-		// tiny run's, which may read as much as a limit of a few pages.
-		if err == nil && !m.ExecFailed && reachedMemoryLimit(job.Limits, usage) {
+		// A failure to start for want of memory, not one of exec itself (no
+		// such file, ...), whose memory is a tiny run's and may read as
+		// much as a limit of a few pages.
+		if err == nil && (!m.ExecFailed || m.ExecNoMemory) && reachedMemoryLimit(job.Limits, usage) {
 			return nil, &executor.StartOverMemory{
 				Result: spec.Decide(job.Limits, spec.Outcome{KilledFor: spec.LimitMemory, Metrics: spec.Metrics{Memory: usage.PeakMemory}}),
 				Err:    spec.Errorf(spec.CodeExecFailed, "%s could not be started within its memory_limit of %d bytes (its exec is charged to it): %s", spec.Quote(job.Argv[0]), *job.Limits.Memory, m.Error),
