@@ -160,8 +160,8 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
-// The OOM killer must pick the program, never the box's init (which shares
-// the box's memory group on cgroup v1): many small processes over the limit.
+// The OOM killer must pick the program, never the box's init: many small
+// processes over the limit.
 func TestOOMKillsTheProgramNotTheBox(t *testing.T) {
 	s := startServer(t)
 	s.installProbe(0)
@@ -174,10 +174,9 @@ func TestOOMKillsTheProgramNotTheBox(t *testing.T) {
 	expectVerdict(t, r, "MemoryLimitExceeded", nil)
 	expectVerdict(t, s.ok(run("./probe", "exit", "0")), "OK", code(0)) // the box lives on
 
-	// A program may lower its own score again, and fill the box's memory
-	// with files, which count in no process's size: the OOM killer may then
-	// take the box's init (on cgroup v1 it shares the box's memory group).
-	// The run still ends in MemoryLimitExceeded, and the box lives on.
+	// A program may lower its own score again, and fill the run's memory
+	// with files, which count in no process's size: the run still ends in
+	// MemoryLimitExceeded, and the box lives on.
 	r = s.ok(with(run("sh", "-c", "echo 0 > /proc/self/oom_score_adj; head -c 200000000 /dev/zero > /tmp/f"), "memory_limit", 64<<20))
 	expectVerdict(t, r, "MemoryLimitExceeded", nil)
 	s.ok(obj{"command": "reset_box"})
