@@ -198,7 +198,7 @@ func (in *boxInit) runProgram(m *initMessage, fds []int) {
 		fail(false, err)
 		return
 	}
-	group := runGroup{cgroupFD: -1, tasksFD: -1}
+	group := noRunGroup
 	meter := &cpuMeter{counter: -1}
 	switch {
 	case in.cfg.BornInCgroup && len(acctFDs) == 1:

@@ -19,6 +19,9 @@ import (
 // which it joins before it executes (v1); -1 for none.
 type runGroup struct{ cgroupFD, tasksFD int }
 
+// noRunGroup leaves the program where the init is.
+var noRunGroup = runGroup{cgroupFD: -1, tasksFD: -1}
+
 // startProgram starts the program of run m in its group, with pipeFDs at
 // the fds m.PipeFDs names.
 func (in *boxInit) startProgram(m *initMessage, group runGroup, pipeFDs []int) (pid int, start int64, execFailed bool, err error) {
@@ -58,8 +61,7 @@ func (in *boxInit) startProgram(m *initMessage, group runGroup, pipeFDs []int) (
 		gid:      m.GID,
 		rlimits:  m.RLimits,
 		filter:   in.programFilter,
-		cgroupFD: group.cgroupFD,
-		tasksFD:  group.tasksFD,
+		runGroup: group,
 	}
 	if execFile != nil {
 		prog.execFD = int(execFile.Fd())

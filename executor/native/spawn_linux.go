@@ -30,8 +30,7 @@ type program struct {
 	uid, gid int
 	rlimits  []rlimitValue
 	filter   *syscall.SockFprog // on top of the init's; nil for none
-	cgroupFD int                // v2: the run's cgroup; -1 on v1
-	tasksFD  int                // v1: the tasks file of the run's memory group; -1 on v2
+	runGroup
 }
 
 // spawnStep names what the child was doing when it failed.

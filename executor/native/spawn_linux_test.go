@@ -102,21 +102,10 @@ func TestProgramFilesLandInPlaceWhateverTheirNumbers(t *testing.T) {
 
 	uid := executortest.UIDs(8) + executor.MaxBoxes - 1
 	p := &program{path: "/bin/ls", execFD: int(exe.Fd()), argv: []string{"ls", "-l", "/proc/self/fd"},
-		files: files, dir: "/", uid: uid, gid: uid, cgroupFD: -1, tasksFD: -1}
-	pid, err := p.start()
-	if err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	var status unix.WaitStatus
-	if _, err := unix.Wait4(pid, &status, 0, nil); err != nil || status.ExitStatus() != 0 {
-		t.Fatalf("ls: %v, status %v", err, status)
-	}
-	listing, err := os.ReadFile(out.Name())
-	if err != nil {
-		t.Fatal(err)
-	}
+		files: files, dir: "/", uid: uid, gid: uid, runGroup: noRunGroup}
+	listing := runWritingTo(t, p, out)
 	got := map[int]string{}
-	for _, line := range strings.Split(strings.TrimSpace(string(listing)), "\n")[1:] { // "total 0" first
+	for _, line := range strings.Split(strings.TrimSpace(listing), "\n")[1:] { // "total 0" first
 		f := strings.Fields(line)
 		var fd int
 		fmt.Sscan(f[len(f)-3], &fd)
@@ -161,14 +150,21 @@ func runProgram(t *testing.T, p *program) string {
 		t.Fatal(err)
 	}
 	p.files = append([]int{int(devNull(t).Fd()), int(out.Fd()), int(out.Fd())}, p.files[3:]...)
-	p.dir, p.uid, p.gid, p.cgroupFD, p.tasksFD = "/", 65534, 65534, -1, -1
+	p.dir, p.uid, p.gid, p.runGroup = "/", 65534, 65534, noRunGroup
+	return runWritingTo(t, p, out)
+}
+
+// runWritingTo starts p, waits for it to exit 0 and returns what it wrote
+// to out.
+func runWritingTo(t *testing.T, p *program, out *os.File) string {
+	t.Helper()
 	pid, err := p.start()
 	if err != nil {
 		t.Fatalf("start: %v", err)
 	}
 	var status unix.WaitStatus
 	if _, err := unix.Wait4(pid, &status, 0, nil); err != nil || status.ExitStatus() != 0 {
-		t.Fatalf("wait: %v, status %v", err, status)
+		t.Fatalf("%s: %v, status %v", p.argv[0], err, status)
 	}
 	b, err := os.ReadFile(out.Name())
 	if err != nil {
@@ -226,7 +222,7 @@ func TestProgramThatCannotStartSaysWhy(t *testing.T) {
 		{"a missing directory", program{path: "/bin/true", argv: []string{"x"}, dir: "/nonexistent"}, stepChdir, unix.ENOENT},
 	} {
 		p := c.p
-		p.execFD, p.files, p.uid, p.gid, p.cgroupFD, p.tasksFD = -1, []int{-1}, 65534, 65534, -1, -1
+		p.execFD, p.files, p.uid, p.gid, p.runGroup = -1, []int{-1}, 65534, 65534, noRunGroup
 		if p.dir == "" {
 			p.dir = "/"
 		}
@@ -240,7 +236,7 @@ func TestProgramThatCannotStartSaysWhy(t *testing.T) {
 	if pid, err := unix.Wait4(-1, &st, unix.WNOHANG, nil); !errors.Is(err, unix.ECHILD) {
 		t.Errorf("a failed child was left unreaped (wait4: pid %d, %v)", pid, err)
 	}
-	p := &program{path: "/bin/true", execFD: -1, argv: []string{"true"}, files: []int{-1}, dir: "/", uid: 65534, gid: 65534, cgroupFD: -1, tasksFD: -1,
+	p := &program{path: "/bin/true", execFD: -1, argv: []string{"true"}, files: []int{-1}, dir: "/", uid: 65534, gid: 65534, runGroup: noRunGroup,
 		rlimits: []rlimitValue{{unix.RLIMIT_CORE, 0}, {unix.RLIMIT_NOFILE, hard.Max + 1}}}
 	_, err := p.start()
 	var se *spawnError
