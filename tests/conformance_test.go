@@ -455,7 +455,7 @@ func TestRefusedSystemCalls(t *testing.T) {
 	s.installProbe(0)
 	r := s.ok(with(run("./probe", "refused"), "stdout", "refused.txt"))
 	expectVerdict(t, r, "OK", code(0))
-	out := s.ok(obj{"command": "read_file", "path": "refused.txt"})["content"].(string)
+	out := s.readFile(0, "refused.txt")
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 15 {
 		t.Errorf("the probe made %d calls, want 15:\n%s", len(lines), out)
@@ -472,7 +472,7 @@ func TestRefusedSystemCalls(t *testing.T) {
 	}
 	r = s.ok(with(run("./probe", "x32"), "stdout", "x32.txt"))
 	expectVerdict(t, r, "Signaled", code(-int(syscall.SIGSYS)))
-	if out := s.ok(obj{"command": "read_file", "path": "x32.txt"})["content"]; out != "" {
+	if out := s.readFile(0, "x32.txt"); out != "" {
 		t.Errorf("the x32 call returned in the box: %q", out)
 	}
 }

@@ -142,7 +142,7 @@ func TestALargeEnvironmentReachesTheProgram(t *testing.T) {
 	// Cheap to check in an emulated machine too.
 	r := s.ok(with(run("sh", "-c", "echo $(env | grep -c '^V') ${#V0} ${#V99}"), "env", env, "stdout", "out", "cpu_time_limit", 60.0, "real_time_limit", 120.0))
 	expectVerdict(t, r, "OK", code(0))
-	if out := s.ok(obj{"command": "read_file", "path": "out"})["content"]; out != "100 4000 4000\n" {
+	if out := s.readFile(0, "out"); out != "100 4000 4000\n" {
 		t.Errorf("variables that reached the program, and the lengths of two: %q, want 100 of 4000 bytes", out)
 	}
 	for i := 100; i < 400; i++ {
