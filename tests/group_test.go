@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // progs are C programs of testdata/progs compiled once each, by name.
@@ -180,10 +181,15 @@ func TestGroupBadGroups(t *testing.T) {
 			for k, v := range c.req {
 				req[k] = v
 			}
+			start := time.Now()
 			r := s.call(req)
 			e, _ := r["error"].(obj)
 			if e == nil || e["code"] != c.code || !strings.Contains(e["message"].(string), c.message) {
 				t.Errorf("%s: got %v, want error %s with %q", c.name, r, c.code, c.message)
+			}
+			// Not once the other programs end: one sleeps 10 s.
+			if took := time.Since(start); took > 5*time.Second {
+				t.Errorf("%s: the error came after %v", c.name, took)
 			}
 		}
 		// The server goes on, and the boxes are sound.

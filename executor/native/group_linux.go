@@ -20,6 +20,16 @@ type groupIdle struct{ atNs int64 }
 
 func (*groupIdle) Error() string { return "the group was idle for its idleness_time_limit" }
 
+// memberFailed ends a group one of whose programs could not start or be
+// awaited: the others, whose pipes may lead nowhere now, are killed, and
+// the group's answer is this error.
+type memberFailed struct {
+	index int
+	err   error
+}
+
+func (e *memberFailed) Error() string { return fmt.Sprintf("programs[%d]: %s", e.index, e.err.Error()) }
+
 // endedFor tells why ctx ended a run that ended at endNs (math.MaxInt64:
 // still running): for the group's idleness if it still ran then, else
 // errRunEnded (a close, a reset, a shutdown).
@@ -90,6 +100,9 @@ func (n *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupR
 				m.done = true
 				m.mu.Unlock()
 			})
+			if m.err != nil {
+				endGroup(&memberFailed{i, m.err})
+			}
 			m.mu.Lock()
 			m.cpu = time.Duration(m.result.CPUTime * float64(time.Second))
 			m.mu.Unlock()
@@ -103,6 +116,10 @@ func (n *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupR
 	close(allDone)
 	if ctx.Err() != nil {
 		return spec.GroupResult{}, spec.Ended(ctx, "the group was killed")
+	}
+	// The first failure, not the kills of the others that it caused.
+	if failed, ok := context.Cause(groupCtx).(*memberFailed); ok {
+		return spec.GroupResult{}, spec.Errorf(spec.CodeOf(failed.err), "%s", failed.Error())
 	}
 	res := spec.GroupResult{Results: make([]spec.RunResult, len(runs))}
 	for i := range members {
@@ -152,11 +169,24 @@ type groupMember struct {
 // used CPU for limit, and kills every run at once, not when its own watch
 // next wakes.
 func watchGroupIdleness(runs []*run, members []groupMember, limit float64, allDone <-chan struct{}, endGroup context.CancelCauseFunc) {
-	startNs := runs[0].startNs
-	for _, r := range runs {
-		startNs = min(startNs, r.startNs)
+	// The group's time counts from its first program's start, which the
+	// inits tell when asked (the runs' own watches learn theirs apart).
+	starts := make([]int64, len(runs))
+	elapsed := func() time.Duration {
+		first := int64(0)
+		for i, r := range runs {
+			if starts[i] == 0 {
+				starts[i], _, _ = r.b.whenStarted(r.b.runs)
+			}
+			if starts[i] != 0 && (first == 0 || starts[i] < first) {
+				first = starts[i]
+			}
+		}
+		if first == 0 {
+			return 0 // none started yet
+		}
+		return time.Duration(monotonicNs() - first)
 	}
-	elapsed := func() time.Duration { return time.Duration(monotonicNs() - startNs) }
 	cpu := func() time.Duration {
 		var cpu time.Duration
 		for i := range members {

@@ -242,12 +242,14 @@ type box struct {
 	// preparing tells the end of the next run's preparation (prepareNext),
 	// which the box's next operation waits for; nil when none is under way.
 	preparing chan error
-	// ctl carries run requests and the init's replies; kill carries only
-	// kill requests, which the init must hear while it waits for a program.
-	// nil while there is no init.
-	ctl, kill *initSocket
-	buf       []byte
-	runs      uint64 // runs started, naming each run to the init
+	// ctl carries run requests and the init's replies; kill carries the
+	// requests the init must hear while it waits for a program, and the
+	// answers to opWhenStarted (one at a time: startQuery). nil while
+	// there is no init.
+	ctl, kill  *initSocket
+	startQuery sync.Mutex
+	buf        []byte
+	runs       uint64 // runs started, naming each run to the init
 	// cpus are the CPUs of the run being begun, when runs are pinned.
 	cpus []int
 	// mounted: the box's /space and /tmp are mounted on the host.
@@ -586,6 +588,33 @@ func (b *box) recv(timeout time.Duration) (*initMessage, error) {
 		return nil, fmt.Errorf("%w: %v", errInitGone, err)
 	}
 	return m, nil
+}
+
+// whenStarted asks the init when the program of run started, and what the
+// CPU counter then held of the init's own work (cgroup v1): startNs 0 if it
+// has not started, or has ended.
+func (b *box) whenStarted(run uint64) (startNs int64, initCPU time.Duration, err error) {
+	b.startQuery.Lock()
+	defer b.startQuery.Unlock()
+	if err := b.kill.send(&initMessage{Op: opWhenStarted, Run: run}, nil); err != nil {
+		return 0, 0, fmt.Errorf("%w: %v", errInitGone, err)
+	}
+	deadline := time.Now().Add(initAnswerTimeout)
+	buf := make([]byte, 4096)
+	for {
+		m, fds, err := b.kill.recv(buf, deadline)
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		switch {
+		case err == errNoMessage:
+			return 0, 0, fmt.Errorf("the box init did not say when run %d started", run)
+		case err != nil:
+			return 0, 0, fmt.Errorf("%w: %v", errInitGone, err)
+		case m.Op == opStarted && m.Run == run:
+			return m.StartNs, time.Duration(m.InitCPUNs), nil
+		}
+	}
 }
 
 // close kills the box's init (and with it every process of the box), then

@@ -234,3 +234,63 @@ func box0AfterARun(t *testing.T) (*box, func() (spec.RunResult, error)) {
 	}
 	return b, run
 }
+
+// The host sends a kill on another socket than the run's request, at any
+// time after it: a kill that reaches the init before the init began the run
+// still kills the program, as soon as it runs.
+func TestAKillBeforeTheProgramRunsKillsItAsItRuns(t *testing.T) {
+	b, _ := box0AfterARun(t)
+	b.mu.Lock()
+	if err := b.awaitNext(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.kill.send(&initMessage{Op: opKill, Run: b.runs + 1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // the init hears the kill long before the request
+	job := executor.NewJob(&spec.RunRequest{Argv: []string{"/bin/sleep", "10"}, Limits: spec.Limits{CPUTime: new(20.0), Processes: new(int64(1))}}, executor.Runtime{})
+	r, err := b.begin(job, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.complete(context.Background(), nil)
+	b.mu.Unlock()
+	if err != nil || res.Verdict != spec.VerdictSignaled || res.ExitCode == nil || *res.ExitCode != -int(syscall.SIGKILL) || res.RealTime > 5 {
+		t.Errorf("a program killed before it ran: %+v (exit %v), %v; want Signaled by SIGKILL at once", res, res.ExitCode, err)
+	}
+}
+
+// The init tells when the current run's program started, and nothing for
+// another run.
+func TestTheInitTellsWhenTheProgramStarted(t *testing.T) {
+	b, _ := box0AfterARun(t)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := b.awaitNext(); err != nil {
+		t.Fatal(err)
+	}
+	if startNs, _, err := b.whenStarted(b.runs); err != nil || startNs != 0 {
+		t.Errorf("an ended run: started at %d, %v; want 0", startNs, err)
+	}
+	job := executor.NewJob(&spec.RunRequest{Argv: []string{"/bin/sleep", "0.3"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}, executor.Runtime{})
+	r, err := b.begin(job, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var startNs int64
+	for deadline := time.Now().Add(5 * time.Second); startNs == 0 && time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if startNs, _, err = b.whenStarted(b.runs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if other, _, err := b.whenStarted(b.runs + 1); err != nil || other != 0 {
+		t.Errorf("a run not asked for: started at %d, %v; want 0", other, err)
+	}
+	res, err := r.complete(context.Background(), nil)
+	if err != nil || res.Verdict != spec.VerdictOK {
+		t.Fatalf("the run: %+v, %v", res, err)
+	}
+	if startNs == 0 || startNs != r.startNs {
+		t.Errorf("the init said the program started at %d; its exit report says %d", startNs, r.startNs)
+	}
+}

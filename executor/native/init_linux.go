@@ -51,6 +51,14 @@ type boxInit struct {
 	// currentRun names the run in progress (0: none), so that a kill request
 	// that arrives late cannot end the next run.
 	currentRun atomic.Uint64
+	// killedRun is the last run the host asked to kill, which may come
+	// before the init began it: its program is killed as soon as it runs.
+	killedRun atomic.Uint64
+	// started is when the current run's program started, once it has: the
+	// host asks for it only when a time limit nears (opWhenStarted), and
+	// learns it from opExited otherwise, so no message crosses while the
+	// program runs.
+	started atomic.Pointer[runStart]
 	// meter measures the current run's CPU time (cgroup v1).
 	meter atomic.Pointer[cpuMeter]
 	// messageQueues is the box's POSIX message queue file system, open in
@@ -164,6 +172,15 @@ func (in *boxInit) serveKills() {
 			unix.Kill(-1, unix.SIGKILL)
 			os.Exit(1)
 		}
+		switch m.Op {
+		case opWhenStarted:
+			in.kill.send(in.startOf(m.Run), nil)
+			continue
+		case opKill:
+			in.killedRun.Store(m.Run)
+		}
+		// After killedRun: a run that begins meanwhile sees it once its
+		// program runs (runProgram), or is current here.
 		if m.Run != in.currentRun.Load() {
 			continue
 		}
@@ -228,14 +245,33 @@ func (in *boxInit) runProgram(m *initMessage, fds []int) {
 		fail(execFailed, err)
 		return
 	}
-	if err := in.ctl.send(&initMessage{Op: opStarted, Run: m.Run, StartNs: start, InitCPUNs: meter.initCPU()}, nil); err != nil {
-		unix.Kill(-1, unix.SIGKILL)
+	in.started.Store(&runStart{run: m.Run, startNs: start, initCPUNs: meter.initCPU()})
+	defer in.started.Store(nil)
+	if in.killedRun.Load() == m.Run {
+		unix.Kill(-1, unix.SIGKILL) // the host asked before the program ran
 	}
 	status, end := reapRun(pid)
 	runCPU := meter.end()
 	removeIPCObjects()
 	in.messageQueues.removeAll()
-	in.ctl.send(&initMessage{Op: opExited, Run: m.Run, EndNs: end, WaitStatus: uint32(status), RunCPUNs: runCPU}, nil)
+	in.ctl.send(&initMessage{Op: opExited, Run: m.Run, StartNs: start, EndNs: end, WaitStatus: uint32(status), RunCPUNs: runCPU}, nil)
+}
+
+// runStart is when a run's program started, and what the CPU counter held
+// of the init's own work then (cgroup v1).
+type runStart struct {
+	run                uint64
+	startNs, initCPUNs int64
+}
+
+// startOf answers opWhenStarted: StartNs 0 tells that run's program has
+// not started, or has ended.
+func (in *boxInit) startOf(run uint64) *initMessage {
+	m := &initMessage{Op: opStarted, Run: run}
+	if s := in.started.Load(); s != nil && s.run == run {
+		m.StartNs, m.InitCPUNs = s.startNs, s.initCPUNs
+	}
+	return m
 }
 
 // cpuMeter measures a run's CPU time exactly on cgroup v1, where the box's

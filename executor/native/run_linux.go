@@ -30,9 +30,13 @@ const (
 // started), awaited (its time limits enforced until it ends), then finished
 // (its outcome decided) or aborted (the box is in doubt).
 type run struct {
-	b       *box
-	job     *executor.Job
-	startNs int64 // when the program started: CLOCK_MONOTONIC, shared with the init
+	b   *box
+	job *executor.Job
+	// startNs is when the program started (CLOCK_MONOTONIC, shared with the
+	// init) once startKnown; until then, when the run was asked for, which
+	// is earlier: the watch asks the init before it acts on a time limit.
+	startNs    int64
+	startKnown bool
 	// initCPU is what the CPU counter holds of the init's own work on the
 	// run (cgroup v1), which the limit watch leaves out: the init's work
 	// until the program started, and more as checks find it.
@@ -64,14 +68,15 @@ func (b *box) run(ctx context.Context, job *executor.Job) (spec.RunResult, error
 		b.cpus = cpus
 	}
 	r, err := b.begin(job, nil)
+	if err != nil {
+		return spec.RunResult{}, err
+	}
+	res, err := r.complete(ctx, nil)
 	var over *executor.StartOverMemory
 	if errors.As(err, &over) {
 		return over.Result, nil
 	}
-	if err != nil {
-		return spec.RunResult{}, err
-	}
-	return r.complete(ctx, nil)
+	return res, err
 }
 
 // reachedMemoryLimit tells whether a run's memory reached its limit, which
@@ -85,9 +90,11 @@ func reachedMemoryLimit(l spec.Limits, u cgroup.Usage) bool {
 }
 
 // complete awaits a begun run and finishes it; awaited, when set, is
-// called in between, when the run's processes are gone.
+// called in between, when the run's processes are gone. A program that
+// could not start is an error (executor.StartOverMemory for want of
+// memory).
 func (r *run) complete(ctx context.Context, awaited func()) (spec.RunResult, error) {
-	exited, killedFor, err := r.await(ctx)
+	ended, killedFor, err := r.await(ctx)
 	if awaited != nil {
 		awaited()
 	}
@@ -99,12 +106,15 @@ func (r *run) complete(ctx context.Context, awaited func()) (spec.RunResult, err
 		return r.finish(nil, killedFor, err)
 	case err != nil:
 		return spec.RunResult{}, r.abort(err)
+	case ended.Op == opFailed:
+		return spec.RunResult{}, r.notStarted(ended)
 	}
-	return r.finish(exited, killedFor, nil)
+	return r.finish(ended, killedFor, nil)
 }
 
-// begin opens the run's accounting and has the init start the program,
-// with pipes (fd → pipe end) in place of its own files.
+// begin opens the run's accounting and asks the init to start the program,
+// with pipes (fd → pipe end) in place of its own files; whether it started
+// is told when the run is awaited (complete).
 func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 	rl := cgroup.Limits{Processes: *job.Limits.Processes, CPUs: b.cpus}
 	if job.Limits.Memory != nil {
@@ -118,7 +128,7 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 		b.prepareNext() // the box's next run gets accounting of its own
 		return nil, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
-	r := &run{b: b, job: job, accounting: true, checkCPU: !b.cgroups.V2}
+	r := &run{b: b, job: job, accounting: true, checkCPU: !b.cgroups.V2, startNs: monotonicNs()}
 	defer func() {
 		for _, f := range acctFiles {
 			f.Close()
@@ -152,28 +162,41 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 	} else if err != nil {
 		return nil, r.abort(err)
 	}
-	m, err := b.recvRun(initAnswerTimeout)
-	switch {
-	case err != nil:
-		return nil, r.abort(err)
-	case m.Op != opStarted:
-		usage, err := r.end()
-		// A failure to start for want of memory, not one of exec itself (no
-		// such file, ...), whose memory is a tiny run's and may read as
-		// much as a limit of a few pages.
-		if err == nil && (!m.ExecFailed || m.ExecNoMemory) && reachedMemoryLimit(job.Limits, usage) {
-			return nil, &executor.StartOverMemory{
-				Result: spec.Decide(job.Limits, spec.Outcome{KilledFor: spec.LimitMemory, Metrics: spec.Metrics{Memory: usage.PeakMemory}}),
-				Err:    spec.Errorf(spec.CodeExecFailed, "%s could not be started within its memory_limit of %d bytes (its exec is charged to it): %s", spec.Quote(job.Argv[0]), *job.Limits.Memory, m.Error),
-			}
-		}
-		if m.ExecFailed {
-			return nil, spec.Errorf(spec.CodeExecFailed, "%s", m.Error)
-		}
-		return nil, fmt.Errorf("box %d: %s", b.id, m.Error)
-	}
-	r.startNs, r.initCPU = m.StartNs, time.Duration(m.InitCPUNs)
 	return r, nil
+}
+
+// notStarted ends a run whose program the init could not start (failed)
+// and tells why.
+func (r *run) notStarted(failed *initMessage) error {
+	usage, err := r.end()
+	job := r.job
+	// A failure to start for want of memory, not one of exec itself (no
+	// such file, ...), whose memory is a tiny run's and may read as much as
+	// a limit of a few pages.
+	if err == nil && (!failed.ExecFailed || failed.ExecNoMemory) && reachedMemoryLimit(job.Limits, usage) {
+		return &executor.StartOverMemory{
+			Result: spec.Decide(job.Limits, spec.Outcome{KilledFor: spec.LimitMemory, Metrics: spec.Metrics{Memory: usage.PeakMemory}}),
+			Err:    spec.Errorf(spec.CodeExecFailed, "%s could not be started within its memory_limit of %d bytes (its exec is charged to it): %s", spec.Quote(job.Argv[0]), *job.Limits.Memory, failed.Error),
+		}
+	}
+	if failed.ExecFailed {
+		return spec.Errorf(spec.CodeExecFailed, "%s", failed.Error)
+	}
+	return fmt.Errorf("box %d: %s", r.b.id, failed.Error)
+}
+
+// learnStart asks the init when the program started, if that is not known
+// yet; false: it has not started.
+func (r *run) learnStart() (bool, error) {
+	if r.startKnown {
+		return true, nil
+	}
+	startNs, initCPU, err := r.b.whenStarted(r.b.runs)
+	if err != nil || startNs == 0 {
+		return false, err
+	}
+	r.startNs, r.initCPU, r.startKnown = startNs, initCPU, true
+	return true, nil
 }
 
 // end closes the run's accounting, once, and reports what the run used;
@@ -212,6 +235,7 @@ func (r *run) finish(exited *initMessage, killedFor spec.Limit, initGone error) 
 	}
 	endNs, status := monotonicNs(), unix.WaitStatus(0)
 	if exited != nil {
+		r.startNs, r.startKnown = exited.StartNs, true
 		endNs, status = exited.EndNs, unix.WaitStatus(exited.WaitStatus)
 		if exited.RunCPUNs != nil { // the init measured it, without its own work
 			usage.CPUTime = time.Duration(*exited.RunCPUNs)
@@ -260,12 +284,13 @@ func rlimits(job *executor.Job) []rlimitValue {
 // errRunEnded tells that ctx ended the run: the box is sound.
 var errRunEnded = errors.New("the run was ended")
 
-// await enforces the time limits until the init reports the end of the run.
-// CPU time is read from the run's cgroup at intervals that shrink as the
-// limit nears: CPU time grows at most as fast as wall time times the CPUs
-// the run can use, so a check can be put off by (limit - used) / CPUs
-// without missing the limit. When ctx ends, the run is killed (errRunEnded).
-func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Limit, err error) {
+// await enforces the time limits until the init reports the end of the run
+// (exited), or that its program could not start (failed). CPU time is read
+// from the run's cgroup at intervals that shrink as the limit nears: CPU
+// time grows at most as fast as wall time times the CPUs the run can use,
+// so a check can be put off by (limit - used) / CPUs without missing the
+// limit. When ctx ends, the run is killed (errRunEnded).
+func (r *run) await(ctx context.Context) (ended *initMessage, killedFor spec.Limit, err error) {
 	b, l := r.b, r.job.Limits
 	cpus := runtime.NumCPU()
 	if int64(cpus) > *l.Processes {
@@ -284,6 +309,8 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 	for {
 		m, err := b.recvRun(wait)
 		switch {
+		case err == nil && m.Op == opFailed:
+			return m, spec.NoLimit, nil
 		case err == nil && m.Op == opExited:
 			if killedFor == spec.NoLimit && ctx.Err() != nil {
 				if killedFor, err = endedFor(ctx, m.EndNs); err != nil {
@@ -324,6 +351,21 @@ func (r *run) await(ctx context.Context) (exited *initMessage, killedFor spec.Li
 		cpu := (used - r.initCPU).Seconds()
 		elapsed := float64(monotonicNs()-r.startNs) / 1e9
 		limit := exceededLimit(l, cpu, elapsed)
+		if limit != spec.NoLimit && !r.startKnown {
+			// The figures count from the request until the init tells
+			// when the program started.
+			started, err := r.learnStart()
+			if err != nil {
+				kill()
+				return nil, 0, err
+			}
+			if !started {
+				wait = minCheckInterval
+				continue
+			}
+			cpu, elapsed = (used - r.initCPU).Seconds(), float64(monotonicNs()-r.startNs)/1e9
+			limit = exceededLimit(l, cpu, elapsed)
+		}
 		if limit == spec.LimitCPUTime && r.checkCPU {
 			b.kill.send(&initMessage{Op: opCheckCPU, Run: b.runs, CPULimitNs: int64(math.Ceil(*l.CPUTime * 1e9))}, nil)
 			checking, checkedAt, wait = true, used, maxCheckInterval
