@@ -48,15 +48,17 @@ func BenchmarkRunTrue(b *testing.B) {
 		exec.Command("/bin/true").Run()
 	}
 	const block = 50
-	var box, bare []time.Duration
+	var box, bare, inBox []time.Duration
 	b.ResetTimer()
 	for len(box) < b.N {
 		for i := 0; i < block && len(box) < b.N; i++ {
 			start := time.Now()
-			if r := s.call(line); r["limit_verdict"] != "OK" {
+			r := s.call(line)
+			if r["limit_verdict"] != "OK" {
 				b.Fatalf("run /bin/true: %v", r)
 			}
 			box = append(box, time.Since(start))
+			inBox = append(inBox, time.Duration(r["real_time"].(float64)*float64(time.Second)))
 		}
 		for i := 0; i < block && len(bare) < b.N; i++ {
 			start := time.Now()
@@ -67,12 +69,15 @@ func BenchmarkRunTrue(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	mb, mbare := median(box), median(bare)
+	mb, mbare, mInBox := median(box), median(bare), median(inBox)
 	b.ReportMetric(ms(mb), "sandboxd-ms")
 	b.ReportMetric(ms(mbare), "bare-ms")
 	b.ReportMetric(float64(mb)/float64(mbare), "ratio")
-	fmt.Printf("run /bin/true over the protocol: median %.3f ms; bare fork+exec+wait: %.3f ms; ratio %.2f (target <= 1 ms, <= 1.5x)\n",
-		ms(mb), ms(mbare), float64(mb)/float64(mbare))
+	// Where the time goes: the program's own life in the box (its real_time,
+	// fork to reap in the init), and the rest, sandboxd's hops and work.
+	b.ReportMetric(ms(mInBox), "program-ms")
+	fmt.Printf("run /bin/true over the protocol: median %.3f ms (the program's real_time %.3f ms, the rest %.3f ms); bare fork+exec+wait: %.3f ms; ratio %.2f (target <= 1.2x)\n",
+		ms(mb), ms(mInBox), ms(mb)-ms(mInBox), ms(mbare), float64(mb)/float64(mbare))
 }
 
 // BenchmarkCPULimitKill: a busy loop under a 1 s CPU limit. A single thread
