@@ -105,6 +105,9 @@ func (n *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupR
 			}
 			m.mu.Lock()
 			m.cpu = time.Duration(m.result.CPUTime * float64(time.Second))
+			if m.err == nil {
+				m.startNs = r.startNs
+			}
 			m.mu.Unlock()
 		}()
 	}
@@ -157,12 +160,27 @@ func takeGroupCPUs(ctx context.Context, boxes []*box) (giveBack func(), err erro
 type groupMember struct {
 	mu sync.Mutex
 	// done: the run's processes are gone and its accounting is being
-	// closed; cpu is its CPU time from then on (0 until it is known,
-	// which can only delay a kill).
-	done   bool
-	cpu    time.Duration
-	result spec.RunResult
-	err    error
+	// closed (its box's init may be gone too); cpu is its CPU time from
+	// then on (0 until it is known, which can only delay a kill), and
+	// startNs when its program started (0 until it is known, or if it did
+	// not start).
+	done    bool
+	cpu     time.Duration
+	startNs int64
+	result  spec.RunResult
+	err     error
+}
+
+// started tells when the member's program started, 0 while that is not
+// known: the init is asked only while the run goes on.
+func (m *groupMember) started(r *run) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.done {
+		return m.startNs
+	}
+	startNs, _, _ := r.b.whenStarted(r.b.runs)
+	return startNs
 }
 
 // watchGroupIdleness ends the group (groupIdle) when no program of it has
@@ -176,7 +194,7 @@ func watchGroupIdleness(runs []*run, members []groupMember, limit float64, allDo
 		first := int64(0)
 		for i, r := range runs {
 			if starts[i] == 0 {
-				starts[i], _, _ = r.b.whenStarted(r.b.runs)
+				starts[i] = members[i].started(r)
 			}
 			if starts[i] != 0 && (first == 0 || starts[i] < first) {
 				first = starts[i]
