@@ -246,11 +246,13 @@ func (in *boxInit) runProgram(m *initMessage, fds []int) {
 		return
 	}
 	in.started.Store(&runStart{run: m.Run, startNs: start, initCPUNs: meter.initCPU()})
-	defer in.started.Store(nil)
 	if in.killedRun.Load() == m.Run {
 		unix.Kill(-1, unix.SIGKILL) // the host asked before the program ran
 	}
 	status, end := reapRun(pid)
+	// Cleared before the exit report, which carries the start: a run the
+	// host knows to have ended has no start to tell (startOf).
+	in.started.Store(nil)
 	runCPU := meter.end()
 	removeIPCObjects()
 	in.messageQueues.removeAll()
