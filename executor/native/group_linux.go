@@ -105,7 +105,7 @@ func (n *Executor) RunGroup(ctx context.Context, g *executor.Group) (spec.GroupR
 			}
 			m.mu.Lock()
 			m.cpu = time.Duration(m.result.CPUTime * float64(time.Second))
-			if m.err == nil {
+			if r.startKnown { // not after an init lost to the OOM killer: startNs is the request's time then
 				m.startNs = r.startNs
 			}
 			m.mu.Unlock()
