@@ -470,7 +470,7 @@ func TestDeepTreesAreRemoved(t *testing.T) {
 // contents of /space, /tmp and /dev/shm, their mount options and owner, the
 // init's name, the hostname, the next System V IPC ids, IPC objects left,
 // the first pty's number, the box's ptys.
-const newBoxProbe = `echo pid $$; ls /proc | grep -cE '^[0-9]+$'
+const newBoxProbe = `echo pid $$; n=0; for p in /proc/[0-9]*; do n=$((n + 1)); done; echo $n
 stat -c '%n %i %a' /space /tmp /dev /dev/* /space/probe
 grep -E ' /(space|tmp) ' /proc/self/mountinfo | sed 's/^[^ ]* [^ ]* [^ ]* [^ ]* \([^ ]*\) .* - /\1 /'
 [ "$(stat -c %u:%g /space /tmp | sort -u)" = "$(id -u):$(id -g)" ] && echo owned by the box user
