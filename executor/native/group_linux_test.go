@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"sandboxd/executor"
-	"sandboxd/executor/executortest"
 	"sandboxd/spec"
 )
 
@@ -17,26 +16,17 @@ import (
 // error: the watch no longer asks that box's init, which is gone (its
 // socket closed), while another box keeps the group going.
 func TestAGroupWhoseInitDiesBeforeItsStartIsKnownEndsWithAnError(t *testing.T) {
-	n, err := New(Config{StateDir: t.TempDir(), UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
+	n := testExecutor(t)
 	boxes := make([]*box, 3)
 	for i := range boxes {
 		id := executor.DefaultBox
 		if i > 0 {
+			var err error
 			if id, err = n.OpenBox(spec.BoxOptions{}); err != nil {
 				t.Fatal(err)
 			}
 		}
-		req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
-		if res, err := executor.Run(context.Background(), n, id, req, executor.Runtime{}); err != nil || res.Verdict != spec.VerdictOK {
-			t.Fatalf("a run in box %d: %+v, %v", id, res, err)
-		}
-		if boxes[i], err = n.boxes.Get(id); err != nil {
-			t.Fatal(err)
-		}
+		boxes[i] = boxAfterARun(t, n, id)
 	}
 	// programs[0] sleeps, programs[1]'s init never starts its program and
 	// is killed, programs[2] spins so that the group is never idle.
@@ -86,8 +76,7 @@ func TestAGroupWhoseInitDiesBeforeItsStartIsKnownEndsWithAnError(t *testing.T) {
 		t.Errorf("the group: %+v, %v; want an error for programs[1], whose init is gone", a.res, a.err)
 	}
 	for _, b := range boxes {
-		req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
-		if res, err := executor.Run(context.Background(), n, b.id, req, executor.Runtime{}); err != nil || res.Verdict != spec.VerdictOK {
+		if res, err := runTrue(n, b.id); err != nil || res.Verdict != spec.VerdictOK {
 			t.Errorf("a run in box %d after the group: %+v, %v", b.id, res, err)
 		}
 	}

@@ -153,12 +153,7 @@ func TestACrashedInitIsNamed(t *testing.T) {
 // forker thread last was: in an earlier run's memory group, under that
 // run's limit, or in the init's own cgroup.
 func TestARunWithoutItsCgroupIsRefused(t *testing.T) {
-	b, _ := box0AfterARun(t)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.awaitNext(); err != nil {
-		t.Fatal(err)
-	}
+	b := heldBox0(t)
 	b.runs++
 	msg := &initMessage{Op: opRun, Run: b.runs, Argv: []string{"/bin/true"}, UID: b.uid, GID: b.uid}
 	if err := b.ctl.send(msg, nil); err != nil {
@@ -211,39 +206,63 @@ func TestARunWhoseAccountingFailsLeavesTheBoxUsable(t *testing.T) {
 	}
 }
 
-// box0AfterARun starts an executor and runs /bin/true in box 0, whose init
-// starts in the background (a run waits for it); it returns box 0 and a
-// function that runs /bin/true there again.
-func box0AfterARun(t *testing.T) (*box, func() (spec.RunResult, error)) {
+// testExecutor starts an executor, closed when the test ends.
+func testExecutor(t *testing.T) *Executor {
 	t.Helper()
 	n, err := New(Config{StateDir: t.TempDir(), UIDBase: executortest.UIDs(8), Dirs: spec.DefaultDirs})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// runTrue runs /bin/true in box id.
+func runTrue(n *Executor, id int) (spec.RunResult, error) {
 	req := &spec.RunRequest{Argv: []string{"/bin/true"}, Limits: spec.Limits{CPUTime: new(1.0), Processes: new(int64(1))}}
-	run := func() (spec.RunResult, error) {
-		return executor.Run(context.Background(), n, executor.DefaultBox, req, executor.Runtime{})
+	return executor.Run(context.Background(), n, id, req, executor.Runtime{})
+}
+
+// boxAfterARun runs /bin/true in box id, whose init starts in the
+// background (a run waits for it), and returns the box.
+func boxAfterARun(t *testing.T, n *Executor, id int) *box {
+	t.Helper()
+	if res, err := runTrue(n, id); err != nil || res.Verdict != spec.VerdictOK {
+		t.Fatalf("a run in box %d: %+v, %v", id, res, err)
 	}
-	if res, err := run(); err != nil || res.Verdict != spec.VerdictOK {
-		t.Fatalf("a run in box 0: %+v, %v", res, err)
-	}
-	b, err := n.boxes.Get(executor.DefaultBox)
+	b, err := n.boxes.Get(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return b, run
+	return b
+}
+
+// box0AfterARun starts an executor and runs /bin/true in box 0; it returns
+// box 0 and a function that runs /bin/true there again.
+func box0AfterARun(t *testing.T) (*box, func() (spec.RunResult, error)) {
+	t.Helper()
+	n := testExecutor(t)
+	return boxAfterARun(t, n, executor.DefaultBox), func() (spec.RunResult, error) { return runTrue(n, executor.DefaultBox) }
+}
+
+// heldBox0 is box 0 after a run, held (locked) until the test ends with its
+// next run prepared: a run the test drives step by step, as box.run would.
+func heldBox0(t *testing.T) *box {
+	t.Helper()
+	b, _ := box0AfterARun(t)
+	b.mu.Lock()
+	t.Cleanup(b.mu.Unlock)
+	if err := b.awaitNext(); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // The host sends a kill on another socket than the run's request, at any
 // time after it: a kill that reaches the init before the init began the run
 // still kills the program, as soon as it runs.
 func TestAKillBeforeTheProgramRunsKillsItAsItRuns(t *testing.T) {
-	b, _ := box0AfterARun(t)
-	b.mu.Lock()
-	if err := b.awaitNext(); err != nil {
-		t.Fatal(err)
-	}
+	b := heldBox0(t)
 	if err := b.kill.send(&initMessage{Op: opKill, Run: b.runs + 1}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +273,6 @@ func TestAKillBeforeTheProgramRunsKillsItAsItRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := r.complete(context.Background(), nil)
-	b.mu.Unlock()
 	if err != nil || res.Verdict != spec.VerdictSignaled || res.ExitCode == nil || *res.ExitCode != -int(syscall.SIGKILL) || res.RealTime > 5 {
 		t.Errorf("a program killed before it ran: %+v (exit %v), %v; want Signaled by SIGKILL at once", res, res.ExitCode, err)
 	}
@@ -263,12 +281,7 @@ func TestAKillBeforeTheProgramRunsKillsItAsItRuns(t *testing.T) {
 // The init tells when the current run's program started, and nothing for
 // another run.
 func TestTheInitTellsWhenTheProgramStarted(t *testing.T) {
-	b, _ := box0AfterARun(t)
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.awaitNext(); err != nil {
-		t.Fatal(err)
-	}
+	b := heldBox0(t)
 	if startNs, _, err := b.whenStarted(b.runs); err != nil || startNs != 0 {
 		t.Errorf("an ended run: started at %d, %v; want 0", startNs, err)
 	}
