@@ -172,15 +172,14 @@ type groupMember struct {
 }
 
 // started tells when the member's program started, 0 while that is not
-// known: the init is asked only while the run goes on.
+// known: the init is asked only while the run goes on, until it tells.
 func (m *groupMember) started(r *run) int64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.done {
-		return m.startNs
+	if m.startNs == 0 && !m.done {
+		m.startNs, _, _ = r.b.whenStarted(r.b.runs)
 	}
-	startNs, _, _ := r.b.whenStarted(r.b.runs)
-	return startNs
+	return m.startNs
 }
 
 // watchGroupIdleness ends the group (groupIdle) when no program of it has
@@ -189,15 +188,11 @@ func (m *groupMember) started(r *run) int64 {
 func watchGroupIdleness(runs []*run, members []groupMember, limit float64, allDone <-chan struct{}, endGroup context.CancelCauseFunc) {
 	// The group's time counts from its first program's start, which the
 	// inits tell when asked (the runs' own watches learn theirs apart).
-	starts := make([]int64, len(runs))
 	elapsed := func() time.Duration {
 		first := int64(0)
 		for i, r := range runs {
-			if starts[i] == 0 {
-				starts[i] = members[i].started(r)
-			}
-			if starts[i] != 0 && (first == 0 || starts[i] < first) {
-				first = starts[i]
+			if s := members[i].started(r); s != 0 && (first == 0 || s < first) {
+				first = s
 			}
 		}
 		if first == 0 {
