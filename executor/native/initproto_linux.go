@@ -122,7 +122,7 @@ type initMessage struct {
 	// refused (ENOMEM, or E2BIG: no room for argv and env on its new stack).
 	ExecFailed, ExecNoMemory bool
 
-	// opStarted, opExited (StartNs) and opExited (EndNs): CLOCK_MONOTONIC,
+	// StartNs (opStarted, opExited) and EndNs (opExited): CLOCK_MONOTONIC,
 	// shared by host and init.
 	StartNs, EndNs int64
 	// opExited: the wait status of the main process.

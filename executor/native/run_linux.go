@@ -185,12 +185,14 @@ func (r *run) notStarted(failed *initMessage) error {
 	return fmt.Errorf("box %d: %s", r.b.id, failed.Error)
 }
 
-// learnStart asks the init when the program started, if that is not known
-// yet; false: it has not started.
+// sofar is the run's CPU and real time so far, in seconds, by the CPU
+// counter's reading used.
+func (r *run) sofar(used time.Duration) (cpu, elapsed float64) {
+	return (used - r.initCPU).Seconds(), float64(monotonicNs()-r.startNs) / 1e9
+}
+
+// learnStart asks the init when the program started; false: it has not.
 func (r *run) learnStart() (bool, error) {
-	if r.startKnown {
-		return true, nil
-	}
 	startNs, initCPU, err := r.b.whenStarted(r.b.runs)
 	if err != nil || startNs == 0 {
 		return false, err
@@ -348,8 +350,7 @@ func (r *run) await(ctx context.Context) (ended *initMessage, killedFor spec.Lim
 			kill()
 			return nil, 0, err
 		}
-		cpu := (used - r.initCPU).Seconds()
-		elapsed := float64(monotonicNs()-r.startNs) / 1e9
+		cpu, elapsed := r.sofar(used)
 		limit := exceededLimit(l, cpu, elapsed)
 		if limit != spec.NoLimit && !r.startKnown {
 			// The figures count from the request until the init tells
@@ -363,7 +364,7 @@ func (r *run) await(ctx context.Context) (ended *initMessage, killedFor spec.Lim
 				wait = minCheckInterval
 				continue
 			}
-			cpu, elapsed = (used - r.initCPU).Seconds(), float64(monotonicNs()-r.startNs)/1e9
+			cpu, elapsed = r.sofar(used)
 			limit = exceededLimit(l, cpu, elapsed)
 		}
 		if limit == spec.LimitCPUTime && r.checkCPU {
