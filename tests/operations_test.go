@@ -24,6 +24,19 @@ func (s *server) waitRunning(n int) {
 	}
 }
 
+// waitForFile waits until a program has made the file at a host path.
+func (s *server) waitForFile(path string) {
+	s.t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("no program made %s", path)
+		}
+	}
+}
+
 // expectID reads the next reply and checks its id.
 func (s *server) expectID(id any) obj {
 	s.t.Helper()
@@ -41,7 +54,9 @@ func TestCancelASleepingRunAndTheRunQueuedBehindIt(t *testing.T) {
 	s := startServer(t)
 	s.ok(obj{"command": "write_file", "path": "kept", "content": "x"})
 	s.send(mustJSON(with(run("sh", "-c", "echo started > log; sleep 60"), "id", "sleep", "real_time_limit", 120.0)))
-	s.waitRunning(1)
+	// Running is not yet sleeping: the run holds its slot before the
+	// program executes, and a cancel then kills it before it writes.
+	s.waitForFile(filepath.Join(s.boxDir(0), "space", "log"))
 	s.send(mustJSON(with(run("sh", "-c", "echo queued >> log"), "id", "queued")))
 	s.send(mustJSON(obj{"command": "cancel", "id": "c1", "target": "queued"}))
 	expectError(t, s.expectID("queued"), "cancelled")
