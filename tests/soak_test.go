@@ -94,9 +94,12 @@ func TestSoak(t *testing.T) {
 		before, after int
 		rounds        []int
 	}{{"sandboxd", before.rssKB, after.rssKB, rss}, {"box 0's init", before.boxInitRSSKB, after.boxInitRSSKB, initRSS}} {
+		// The halves' medians tell a level only from a few readings each:
+		// one reading a half (the emulated machine's 2 rounds) is within
+		// the heap's own swing, and only the end is held to the warm-up.
 		half := len(grew.rounds) / 2
 		first, second := medianKB(grew.rounds[:half]), medianKB(grew.rounds[half:])
-		if second > first+soakRSSSlack/2 || grew.after > grew.before+soakRSSSlack {
+		if (half >= 2 && second > first+soakRSSSlack/2) || grew.after > grew.before+soakRSSSlack {
 			t.Errorf("%s's memory grew: %d kB after the warm-up, %d at the end; medians %d kB over the first half of the rounds, %d over the second (kB after each round: %v)",
 				grew.who, grew.before, grew.after, first, second, grew.rounds)
 		}
