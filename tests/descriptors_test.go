@@ -358,3 +358,32 @@ func TestIsolateGetsNoStrayDescriptors(t *testing.T) {
 		}
 	}
 }
+
+// A judge that blocks or ignores signals (a threaded server that takes them
+// with sigwait, a shell's `trap "" HUP`) passes that state to sandboxd, and a
+// process keeps it across exec. No program may inherit it: a program with
+// SIGXFSZ blocked would write past its file_size_limit and end OK, one with
+// SIGPIPE ignored would live on after its interactor closed the pipe.
+func TestJudgeSignalStateDoesNotReachPrograms(t *testing.T) {
+	backends(t, func(t *testing.T, backend []string) {
+		s := newServer(t, t.TempDir(), backend...)
+		s.cmd.Args = append([]string{probePath, "careless", sandboxdBin}, s.cmd.Args[1:]...)
+		s.cmd.Path = probePath
+		s.start()
+		s.ok(with(run("grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"), "stdout", "sig.txt"))
+		want := "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+		if got := s.ok(obj{"command": "read_file", "path": "sig.txt"})["content"]; got != want {
+			t.Errorf("a program of a judge that blocks and ignores signals starts with\n%s\nwant\n%s", got, want)
+		}
+		// The mark of sandboxd's own second start is gone from the
+		// environment that programs inherit.
+		s.ok(with(run("sh", "-c", "echo ${SANDBOXD_SIGNALS_RESET-unset}"), "stdout", "env.txt"))
+		if got := s.ok(obj{"command": "read_file", "path": "env.txt"})["content"]; got != "unset\n" {
+			t.Errorf("SANDBOXD_SIGNALS_RESET in a program's environment: %q", got)
+		}
+		r := s.ok(with(run("yes"), "stdout", "out.txt", "file_size_limit", 1<<20))
+		if r["limit_verdict"] != "Signaled" || r["exit_code"] != -25.0 {
+			t.Errorf("yes past file_size_limit under a judge that blocks SIGXFSZ: %v, want Signaled -25", r)
+		}
+	})
+}

@@ -55,8 +55,13 @@ type options struct {
 func main() {
 	// A box's init is this same binary; it must take over before anything else runs.
 	native.RunBoxInitIfRequested()
-	// What the judge left open must reach no process sandboxd starts.
+	// What the judge left open, and the signals it blocked or ignored, must
+	// reach no process sandboxd starts.
 	if err := executor.CloseInheritedFDs(); err != nil {
+		fmt.Fprintln(os.Stderr, "sandboxd:", err)
+		os.Exit(1)
+	}
+	if err := executor.ResetInheritedSignals(); err != nil {
 		fmt.Fprintln(os.Stderr, "sandboxd:", err)
 		os.Exit(1)
 	}

@@ -38,6 +38,7 @@ type spawnStep uint32
 
 const (
 	stepFork spawnStep = iota + 1
+	stepSignals
 	stepJoinMemoryGroup
 	stepOOMScore
 	stepSetsid
@@ -52,7 +53,7 @@ const (
 )
 
 var spawnStepNames = map[spawnStep]string{
-	stepFork: "fork", stepJoinMemoryGroup: "join the run's memory group", stepOOMScore: "raise oom_score_adj",
+	stepFork: "fork", stepSignals: "reset the signal mask", stepJoinMemoryGroup: "join the run's memory group", stepOOMScore: "raise oom_score_adj",
 	stepSetsid: "setsid", stepFiles: "set up the program's files", stepChdir: "chdir", stepRlimit: "set an rlimit",
 	stepCredentials: "take the box user's identity", stepCapabilities: "drop capabilities",
 	stepNoNewPrivs: "set no_new_privs", stepSeccomp: "load the seccomp filter", stepExec: "execute",
@@ -222,8 +223,18 @@ func (c *child) fork() (pid uintptr, errno syscall.Errno) {
 		return pid, errno // the parent
 	}
 
-	// The child.
-	afterForkInChild()
+	// The child. Every handler back to the default and no signal blocked:
+	// the runtime's own reset would keep what sandboxd inherited from the
+	// judge, the signals it found ignored and the mask it started with.
+	for sig := uintptr(1); sig < numSignals; sig++ {
+		if sig != uintptr(unix.SIGKILL) && sig != uintptr(unix.SIGSTOP) {
+			syscall.RawSyscall6(unix.SYS_RT_SIGACTION, sig, uintptr(unsafe.Pointer(&defaultAction)), 0, sigsetSize, 0, 0)
+		}
+	}
+	if _, _, errno = syscall.RawSyscall6(unix.SYS_RT_SIGPROCMASK, unix.SIG_SETMASK, uintptr(unsafe.Pointer(&noSignals)), 0, sigsetSize, 0, 0); errno != 0 {
+		failed.Step = stepSignals
+		goto fail
+	}
 	if c.p.tasksFD >= 0 {
 		if _, _, errno = syscall.RawSyscall(unix.SYS_WRITE, uintptr(c.p.tasksFD), uintptr(unsafe.Pointer(&joinSelf[0])), uintptr(len(joinSelf))); errno != 0 {
 			failed.Step = stepJoinMemoryGroup
@@ -355,15 +366,23 @@ var (
 	noCaps       [2]unix.CapUserData
 )
 
+// What the child sets every signal to: the kernel's struct sigaction with
+// SIG_DFL (all zero), the empty mask, and their sizes.
+var (
+	defaultAction [4]uint64
+	noSignals     uint64
+)
+
+const (
+	numSignals = 65 // signals are 1 to 64
+	sigsetSize = unsafe.Sizeof(noSignals)
+)
+
 // The Go runtime's hooks around a fork, as syscall.ForkExec uses them: all
-// signals blocked across the fork; in the child, every handler back to the
-// default and the signal mask restored.
+// signals blocked across the fork, which the parent then restores.
 //
 //go:linkname beforeFork syscall.runtime_BeforeFork
 func beforeFork()
 
 //go:linkname afterFork syscall.runtime_AfterFork
 func afterFork()
-
-//go:linkname afterForkInChild syscall.runtime_AfterForkInChild
-func afterForkInChild()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"slices"
 	"strings"
 	"testing"
@@ -202,6 +203,18 @@ func TestProgramRunsAsTheBoxUserWithNothingElse(t *testing.T) {
 	}
 	if after, _ := os.ReadFile("/proc/self/oom_score_adj"); string(after) != string(ownScore) {
 		t.Errorf("the starter's oom_score_adj went from %q to %q", ownScore, after)
+	}
+}
+
+// The program starts with no signal blocked or ignored, whatever the
+// process that starts it ignores (the runtime's own reset in a child keeps
+// those ignored).
+func TestProgramStartsWithNoSignalBlockedOrIgnored(t *testing.T) {
+	signal.Ignore(unix.SIGUSR1)
+	defer signal.Reset(unix.SIGUSR1)
+	got := runProgram(t, &program{path: "/bin/grep", execFD: -1, argv: []string{"grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"}, files: make([]int, 3)})
+	if want := "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"; got != want {
+		t.Errorf("the program's signals:\n%s\nwant:\n%s", got, want)
 	}
 }
 
