@@ -33,51 +33,69 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 
 // BenchmarkRunTrue: `run /bin/true` in a reused box, end to end over the
 // protocol, back to back as a judge sends a submission's tests, against a
-// bare fork+exec+wait of /bin/true from Go, back to back too. The two go in
-// alternate blocks: a bare spawn right after a reply would share the machine
-// with sandboxd's work between runs (the next run's cgroup), and be the
-// slower for it.
+// bare fork+exec+wait of /bin/true from Go, and against the protocol floor:
+// the same requests to a server that runs them with no sandbox at all
+// (serveFloor), which is what any sandbox a judge drives over a pipe costs
+// at least. The three go in alternate blocks: a bare spawn right after a
+// reply would share the machine with sandboxd's work between runs (the
+// next run's cgroup), and be the slower for it.
 func BenchmarkRunTrue(b *testing.B) {
 	t := &testing.T{}
 	s := startServer(t)
 	defer s.wait()
+	floor := startFloorServer(t)
+	defer floor.wait()
 	req, _ := json.Marshal(obj{"command": "run", "argv": []string{"/bin/true"}, "cpu_time_limit": 1.0, "processes_limit": 1, "real_time_limit": 5.0})
 	line := string(req)
-	for i := 0; i < 20; i++ { // warm up both paths
+	bare := func() {
+		if err := exec.Command("/bin/true").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < 20; i++ { // warm up every path
 		s.call(line)
-		exec.Command("/bin/true").Run()
+		floor.call(line)
+		bare()
 	}
 	const block = 50
-	var box, bare, inBox []time.Duration
+	var box, overFloor, bareTimes, inBox []time.Duration
+	timed := func(into *[]time.Duration, f func()) {
+		for i := 0; i < block && len(*into) < b.N; i++ {
+			start := time.Now()
+			f()
+			*into = append(*into, time.Since(start))
+		}
+	}
 	b.ResetTimer()
 	for len(box) < b.N {
-		for i := 0; i < block && len(box) < b.N; i++ {
-			start := time.Now()
+		timed(&box, func() {
 			r := s.call(line)
 			if r["limit_verdict"] != "OK" {
 				b.Fatalf("run /bin/true: %v", r)
 			}
-			box = append(box, time.Since(start))
 			inBox = append(inBox, time.Duration(r["real_time"].(float64)*float64(time.Second)))
-		}
-		for i := 0; i < block && len(bare) < b.N; i++ {
-			start := time.Now()
-			if err := exec.Command("/bin/true").Run(); err != nil {
-				b.Fatal(err)
+		})
+		timed(&overFloor, func() {
+			if r := floor.call(line); r["limit_verdict"] != "OK" {
+				b.Fatalf("run /bin/true on the protocol floor: %v", r)
 			}
-			bare = append(bare, time.Since(start))
-		}
+		})
+		timed(&bareTimes, bare)
 	}
 	b.StopTimer()
-	mb, mbare, mInBox := median(box), median(bare), median(inBox)
+	mb, mfloor, mbare, mInBox := median(box), median(overFloor), median(bareTimes), median(inBox)
 	b.ReportMetric(ms(mb), "sandboxd-ms")
+	b.ReportMetric(ms(mfloor), "floor-ms")
 	b.ReportMetric(ms(mbare), "bare-ms")
 	b.ReportMetric(float64(mb)/float64(mbare), "ratio")
+	b.ReportMetric(float64(mfloor)/float64(mbare), "floor-ratio")
 	// Where the time goes: the program's own life in the box (its real_time,
 	// fork to reap in the init), and the rest, sandboxd's hops and work.
 	b.ReportMetric(ms(mInBox), "program-ms")
 	fmt.Printf("run /bin/true over the protocol: median %.3f ms (the program's real_time %.3f ms, the rest %.3f ms); bare fork+exec+wait: %.3f ms; ratio %.2f (target <= 1.2x)\n",
 		ms(mb), ms(mInBox), ms(mb)-ms(mInBox), ms(mbare), float64(mb)/float64(mbare))
+	fmt.Printf("the protocol floor (the same requests, run with no sandbox): median %.3f ms, ratio %.2f to bare; sandboxd is %.3f ms over it\n",
+		ms(mfloor), float64(mfloor)/float64(mbare), ms(mb)-ms(mfloor))
 }
 
 // BenchmarkCPULimitKill: a busy loop under a 1 s CPU limit. A single thread

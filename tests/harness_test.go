@@ -35,6 +35,10 @@ var (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(floorServerEnv) != "" {
+		serveFloor()
+		return
+	}
 	if os.Geteuid() != 0 {
 		fmt.Println("tests: sandboxd needs root; run the tests as root")
 		os.Exit(1)
