@@ -191,10 +191,10 @@ const MinRunMemory = 128 << 10
 // own CPU time, which it knows exactly (getrusage): that figure replaces
 // End's.
 type Box interface {
-	// Prepare readies the accounting of the next run, once the last run
-	// ended (End): on v1 it makes the run's memory group, and removes those
-	// of ended runs; on v2, where the program's cgroup is made by Begin, it
-	// does nothing.
+	// Prepare readies the accounting of the next run: it makes the run's
+	// cgroup (v2) or memory group (v1), and removes those of ended runs.
+	// It may go on beside the current run, from its Begin until after its
+	// End, and is done before the next Begin.
 	Prepare() error
 	// Begin prepares a run: its limits (a memory limit of at least
 	// MinRunMemory). It returns the files the box's init needs for it, which
@@ -291,22 +291,6 @@ func readAt(f *os.File) ([]byte, error) {
 		}
 		return buf[:n], nil
 	}
-}
-
-func readInt(path string) (int64, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", filepath.Base(path), err)
-	}
-	return strconv.ParseInt(string(bytes.TrimSpace(data)), 10, 64)
-}
-
-func readStatField(path, key string) (int64, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", filepath.Base(path), err)
-	}
-	return statField(data, key)
 }
 
 // statField reads "key value" lines, as in cpu.stat and memory.events.

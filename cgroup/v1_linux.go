@@ -23,17 +23,20 @@ import (
 // groups of the runs that made them, which live on beneath the box's group
 // once removed) never count in a run's figure nor limit. Charges do not move
 // with a task (memory.move_charge_at_immigrate is 0). The group is made
-// ahead of the run, off its path (Prepare). Control files stay open: a run
+// ahead of the run, off its path, while the run before it goes on
+// (Prepare). Control files stay open: a run
 // reads and writes them a dozen times, and opening each costs more than the
 // access.
 type v1Box struct {
 	dirs []string // in the order of v1Controllers
-	// run is the memory group of the next or current run; runs counts the
-	// groups made, naming each. ended are the groups of ended runs not yet
-	// removed.
-	run   *v1RunGroup
-	ended []*v1RunGroup
-	runs  int
+	// run is the memory group of the current or last run, next the one
+	// Prepare made for the run after it; runs counts the groups made,
+	// naming each. Begin puts the last run's group in retired, which
+	// Prepare moves to ended: the groups not yet removed.
+	run, next *v1RunGroup
+	retired   []*v1RunGroup
+	ended     []*v1RunGroup
+	runs      int
 	// control files of the box's groups, by name; cpuCounter is
 	// cpuacct.usage again, read-only, for the init
 	cpuUsage, cpuCounter, pidsCurrent, pidsMax *os.File
@@ -44,7 +47,6 @@ type v1Box struct {
 type v1RunGroup struct {
 	dir                                           string
 	maxUsage, memLimit, memswLimit, oomCtl, tasks *os.File
-	begun                                         bool // a run began in it: it serves no other
 }
 
 // pidsSlack is room in a v1 box's pids group for the init's threads.
@@ -94,17 +96,20 @@ func (b *v1Box) dir(controller string) string { return b.dirs[slices.Index(v1Con
 // Prepare makes the next run's memory group, and removes the groups of
 // ended runs.
 func (b *v1Box) Prepare() error {
+	for _, g := range b.retired {
+		g.closeFiles() // a run that failed to begin has no End
+	}
+	b.ended, b.retired = append(b.ended, b.retired...), nil
+	if err := b.removeEnded(); err != nil {
+		return err
+	}
 	b.runs++
 	g, err := newV1RunGroup(filepath.Join(b.dir("memory"), fmt.Sprintf("run%d", b.runs)))
 	if err != nil {
 		return err
 	}
-	if b.run != nil {
-		b.run.closeFiles()
-		b.ended = append(b.ended, b.run)
-	}
-	b.run = g
-	return b.removeEnded()
+	b.next = g
+	return nil
 }
 
 // newV1RunGroup makes a run's memory group, with its control files open.
@@ -176,10 +181,13 @@ func (g *v1RunGroup) remove() error {
 }
 
 func (b *v1Box) Begin(l Limits) ([]*os.File, error) {
-	if b.run == nil || b.run.begun {
+	if b.next == nil {
 		return nil, errors.New("no run cgroup was prepared")
 	}
-	b.run.begun = true
+	if b.run != nil {
+		b.retired = append(b.retired, b.run)
+	}
+	b.run, b.next = b.next, nil
 	// The init's threads share the pids group with the program, and the Go
 	// runtime starts threads when it likes; so the exact processes limit is
 	// RLIMIT_NPROC on the box's own uid, and this group is a backstop the
@@ -225,13 +233,14 @@ func (b *v1Box) CPUTime() (time.Duration, error) {
 	return time.Duration(ns), err
 }
 
-// End reads the run's figures; a later Prepare removes its group.
+// End reads the run's figures and closes its group's files; the Prepare
+// after the next Begin removes the group.
 func (b *v1Box) End() (u Usage, err error) {
 	if u.CPUTime, err = b.CPUTime(); err != nil {
 		return u, err
 	}
-	if b.run == nil {
-		return u, errors.New("no run cgroup was prepared")
+	if b.run == nil || b.run.maxUsage == nil {
+		return u, errors.New("no run began")
 	}
 	if u.PeakMemory, err = readIntAt(b.run.maxUsage); err != nil {
 		return u, err
@@ -241,6 +250,7 @@ func (b *v1Box) End() (u Usage, err error) {
 		return u, fmt.Errorf("read memory.oom_control: %w", err)
 	}
 	u.OOMKills, err = statField(data, "oom_kill")
+	b.run.closeFiles()
 	return u, err
 }
 
@@ -250,12 +260,11 @@ func (b *v1Box) Remove() error {
 			f.Close()
 		}
 	}
-	errs := []error{b.run.remove()}
-	b.run = nil
-	for _, g := range b.ended {
+	var errs []error
+	for _, g := range slices.Concat([]*v1RunGroup{b.run, b.next}, b.retired, b.ended) {
 		errs = append(errs, g.remove())
 	}
-	b.ended = nil
+	b.run, b.next, b.retired, b.ended = nil, nil, nil, nil
 	for _, dir := range b.dirs {
 		errs = append(errs, removeTree(dir))
 	}

@@ -9,11 +9,29 @@ import (
 	"time"
 )
 
-// v2Box gives every run a fresh cgroup under the box's.
+// v2Box gives every run a fresh cgroup under the box's, which the program
+// is born in. The cgroup is made, and its control files opened, ahead of
+// the run, off its path, while the run before it goes on (Prepare); a run
+// writes its limits through the open files and reads its figures through
+// them, and its cgroup is removed by the Prepare after it.
 type v2Box struct {
-	dir string
-	run string
-	cpu *os.File
+	dir    string
+	pinned bool // cpuset is enabled: a run names its CPUs
+	// run is the cgroup of the current or last run, next the one Prepare
+	// made for the run after it; runs counts the cgroups made, naming each.
+	// Begin puts the last run's cgroup in retired, which Prepare removes.
+	run, next *v2RunGroup
+	retired   []*v2RunGroup
+	runs      int
+}
+
+// v2RunGroup is a run's cgroup, with its control files open; dirFD, the
+// cgroup's directory, is handed to the init by Begin.
+type v2RunGroup struct {
+	dir                                  string
+	dirFD                                *os.File
+	pidsMax, memMax, swapMax, cpusetCPUs *os.File // written at Begin; swapMax nil without swap accounting, cpusetCPUs unless pinned
+	cpuStat, memPeak, memEvents          *os.File // read during and after the run
 }
 
 func newV2Box(dir string, pinned bool) (*v2Box, error) {
@@ -26,51 +44,126 @@ func newV2Box(dir string, pinned bool) (*v2Box, error) {
 	if err := enableControllers(dir, pinned); err != nil {
 		return nil, err
 	}
-	return &v2Box{dir: dir, run: filepath.Join(dir, "run")}, nil
+	return &v2Box{dir: dir, pinned: pinned}, nil
 }
 
-// Prepare has nothing to do: the program is born in its run's cgroup.
-func (b *v2Box) Prepare() error { return nil }
+// Prepare makes the next run's cgroup, and removes those of ended runs.
+func (b *v2Box) Prepare() error {
+	for len(b.retired) > 0 {
+		if err := b.retired[0].remove(); err != nil {
+			return err
+		}
+		b.retired = b.retired[1:]
+	}
+	b.runs++
+	g, err := newV2RunGroup(filepath.Join(b.dir, fmt.Sprintf("run%d", b.runs)), b.pinned)
+	if err != nil {
+		return err
+	}
+	b.next = g
+	return nil
+}
 
-func (b *v2Box) Begin(l Limits) (files []*os.File, err error) {
-	if err := os.Mkdir(b.run, 0o755); err != nil {
+func newV2RunGroup(dir string, pinned bool) (_ *v2RunGroup, err error) {
+	g := &v2RunGroup{dir: dir}
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("create run cgroup: %w", err)
 	}
 	defer func() {
 		if err != nil {
-			b.End()
+			g.remove()
 		}
 	}()
-	if err := writeControl(b.run, "pids.max", strconv.FormatInt(l.Processes, 10)); err != nil {
+	if g.dirFD, err = os.Open(dir); err != nil {
+		return nil, fmt.Errorf("open run cgroup: %w", err)
+	}
+	for _, c := range []struct {
+		f    **os.File
+		name string
+		flag int
+	}{
+		{&g.pidsMax, "pids.max", os.O_WRONLY},
+		{&g.memMax, "memory.max", os.O_WRONLY},
+		{&g.swapMax, "memory.swap.max", os.O_WRONLY},
+		{&g.cpuStat, "cpu.stat", os.O_RDONLY},
+		{&g.memPeak, "memory.peak", os.O_RDONLY},
+		{&g.memEvents, "memory.events", os.O_RDONLY},
+	} {
+		*c.f, err = openControl(filepath.Join(dir, c.name), c.flag)
+		if errors.Is(err, os.ErrNotExist) && c.f == &g.swapMax {
+			err = nil // no swap accounting: nothing to cap
+		}
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", c.name, err)
+		}
+	}
+	if pinned {
+		if g.cpusetCPUs, err = openControl(filepath.Join(dir, "cpuset.cpus"), os.O_WRONLY); err != nil {
+			return nil, fmt.Errorf("open cpuset.cpus: %w", err)
+		}
+	}
+	return g, nil
+}
+
+func (g *v2RunGroup) closeFiles() {
+	for _, f := range []**os.File{&g.dirFD, &g.pidsMax, &g.memMax, &g.swapMax, &g.cpusetCPUs, &g.cpuStat, &g.memPeak, &g.memEvents} {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
+}
+
+func (g *v2RunGroup) remove() error {
+	if g == nil {
+		return nil
+	}
+	g.closeFiles()
+	return removeTree(g.dir)
+}
+
+func (b *v2Box) Begin(l Limits) (files []*os.File, err error) {
+	if b.next == nil {
+		return nil, errors.New("no run cgroup was prepared")
+	}
+	if b.run != nil {
+		b.retired = append(b.retired, b.run)
+	}
+	b.run, b.next = b.next, nil
+	g := b.run
+	if err := writeAt(g.pidsMax, strconv.FormatInt(l.Processes, 10)); err != nil {
 		return nil, err
 	}
 	// The program's cpuset from its birth (its memory nodes: the parent's).
 	if len(l.CPUs) > 0 {
-		if err := writeControl(b.run, "cpuset.cpus", FormatCPUList(l.CPUs)); err != nil {
+		if g.cpusetCPUs == nil {
+			return nil, errors.New("a run names CPUs in a box whose cgroup has no cpuset")
+		}
+		if err := writeAt(g.cpusetCPUs, FormatCPUList(l.CPUs)); err != nil {
 			return nil, err
 		}
 	}
 	if l.Memory > 0 {
-		if err := writeControl(b.run, "memory.max", strconv.FormatInt(max(l.Memory, MinRunMemory), 10)); err != nil {
+		if err := writeAt(g.memMax, strconv.FormatInt(max(l.Memory, MinRunMemory), 10)); err != nil {
 			return nil, err
 		}
-		// No swap (the file is absent when the kernel has no swap accounting).
-		if err := writeControl(b.run, "memory.swap.max", "0"); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
+		if g.swapMax != nil { // no swap
+			if err := writeAt(g.swapMax, "0"); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if b.cpu, err = openControl(filepath.Join(b.run, "cpu.stat"), os.O_RDONLY); err != nil {
-		return nil, fmt.Errorf("open cpu accounting: %w", err)
-	}
-	dir, err := os.Open(b.run)
-	if err != nil {
-		return nil, fmt.Errorf("open run cgroup: %w", err)
-	}
+	// The init takes the directory, and closes it once the program is born.
+	dir := g.dirFD
+	g.dirFD = nil
 	return []*os.File{dir}, nil
 }
 
 func (b *v2Box) CPUTime() (time.Duration, error) {
-	data, err := readAt(b.cpu)
+	if b.run == nil || b.run.cpuStat == nil {
+		return 0, errors.New("no run began")
+	}
+	data, err := readAt(b.run.cpuStat)
 	if err != nil {
 		return 0, fmt.Errorf("read cpu usage: %w", err)
 	}
@@ -78,19 +171,29 @@ func (b *v2Box) CPUTime() (time.Duration, error) {
 	return time.Duration(us) * time.Microsecond, err
 }
 
+// End reads the run's figures and closes its cgroup's files; the Prepare
+// after the next Begin removes the cgroup.
 func (b *v2Box) End() (u Usage, err error) {
-	if b.cpu != nil {
-		u.CPUTime, err = b.CPUTime()
-		b.cpu.Close()
-		b.cpu = nil
+	if u.CPUTime, err = b.CPUTime(); err != nil {
+		return u, err
 	}
-	if err == nil {
-		u.PeakMemory, err = readInt(filepath.Join(b.run, "memory.peak"))
+	if u.PeakMemory, err = readIntAt(b.run.memPeak); err != nil {
+		return u, err
 	}
-	if err == nil {
-		u.OOMKills, err = readStatField(filepath.Join(b.run, "memory.events"), "oom_kill")
+	data, err := readAt(b.run.memEvents)
+	if err != nil {
+		return u, fmt.Errorf("read memory.events: %w", err)
 	}
-	return u, errors.Join(err, removeTree(b.run))
+	u.OOMKills, err = statField(data, "oom_kill")
+	b.run.closeFiles()
+	return u, err
 }
 
-func (b *v2Box) Remove() error { return removeTree(b.dir) }
+func (b *v2Box) Remove() error {
+	var errs []error
+	for _, g := range append([]*v2RunGroup{b.run, b.next}, b.retired...) {
+		errs = append(errs, g.remove())
+	}
+	b.run, b.next, b.retired = nil, nil, nil
+	return errors.Join(append(errs, removeTree(b.dir))...)
+}

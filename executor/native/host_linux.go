@@ -448,8 +448,9 @@ func (b *box) attach() error {
 }
 
 // prepareNext readies the accounting of the box's next run in the
-// background, off any run's path (cgroup v1: its memory group). The box's
-// next operation waits for it (awaitNext).
+// background, off any run's path: its cgroup (v2) or memory group (v1),
+// made while the current run goes on. The box's next operation waits for
+// it (awaitNext).
 func (b *box) prepareNext() {
 	done := make(chan error, 1)
 	b.preparing = done

@@ -124,8 +124,9 @@ func (b *box) begin(job *executor.Job, pipes map[int]*os.File) (*run, error) {
 		return nil, fmt.Errorf("box %d: %w", b.id, b.initFailed(err))
 	}
 	acctFiles, err := b.acct.Begin(rl)
+	// The next run's accounting is made while this one goes on.
+	b.prepareNext()
 	if err != nil {
-		b.prepareNext() // the box's next run gets accounting of its own
 		return nil, fmt.Errorf("run in box %d: %w", b.id, err)
 	}
 	r := &run{b: b, job: job, accounting: true, checkCPU: !b.cgroups.V2, startNs: monotonicNs()}
@@ -201,16 +202,13 @@ func (r *run) learnStart() (bool, error) {
 	return true, nil
 }
 
-// end closes the run's accounting, once, and reports what the run used;
-// the next run's preparation begins.
+// end closes the run's accounting, once, and reports what the run used.
 func (r *run) end() (cgroup.Usage, error) {
 	if !r.accounting {
 		return cgroup.Usage{}, nil
 	}
 	r.accounting = false
-	u, err := r.b.acct.End()
-	r.b.prepareNext()
-	return u, err
+	return r.b.acct.End()
 }
 
 // abort ends a run whose box is in doubt: the init is stopped, and the next
