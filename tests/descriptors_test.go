@@ -360,20 +360,29 @@ func TestIsolateGetsNoStrayDescriptors(t *testing.T) {
 }
 
 // A judge that blocks or ignores signals (a threaded server that takes them
-// with sigwait, a shell's `trap "" HUP`) passes that state to sandboxd, and a
-// process keeps it across exec. No program may inherit it: a program with
-// SIGXFSZ blocked would write past its file_size_limit and end OK, one with
-// SIGPIPE ignored would live on after its interactor closed the pipe.
+// with sigwait, nohup, a shell's `trap "" HUP`) passes that state to
+// sandboxd, and a process keeps it across exec. No program may inherit it: a
+// program with SIGXFSZ blocked would write past its file_size_limit and end
+// OK, one with SIGPIPE ignored would live on after its interactor closed the
+// pipe. A judge with none blocked or ignored gives programs the same.
 func TestJudgeSignalStateDoesNotReachPrograms(t *testing.T) {
+	programSignals := func(s *server) string {
+		s.ok(with(run("grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"), "stdout", "sig.txt"))
+		return s.ok(obj{"command": "read_file", "path": "sig.txt"})["content"].(string)
+	}
+	const none = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
 	backends(t, func(t *testing.T, backend []string) {
+		clean := startServer(t, backend...)
+		if got := programSignals(clean); got != none {
+			t.Errorf("a program of a judge that blocks and ignores no signal starts with\n%s\nwant\n%s", got, none)
+		}
+		clean.wait() // isolate's boxes are one set
 		s := newServer(t, t.TempDir(), backend...)
 		s.cmd.Args = append([]string{probePath, "careless", sandboxdBin}, s.cmd.Args[1:]...)
 		s.cmd.Path = probePath
 		s.start()
-		s.ok(with(run("grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"), "stdout", "sig.txt"))
-		want := "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
-		if got := s.ok(obj{"command": "read_file", "path": "sig.txt"})["content"]; got != want {
-			t.Errorf("a program of a judge that blocks and ignores signals starts with\n%s\nwant\n%s", got, want)
+		if got := programSignals(s); got != none {
+			t.Errorf("a program of a judge that blocks and ignores signals starts with\n%s\nwant\n%s", got, none)
 		}
 		// The mark of sandboxd's own second start is gone from the
 		// environment that programs inherit.
@@ -384,6 +393,19 @@ func TestJudgeSignalStateDoesNotReachPrograms(t *testing.T) {
 		r := s.ok(with(run("yes"), "stdout", "out.txt", "file_size_limit", 1<<20))
 		if r["limit_verdict"] != "Signaled" || r["exit_code"] != -25.0 {
 			t.Errorf("yes past file_size_limit under a judge that blocks SIGXFSZ: %v, want Signaled -25", r)
+		}
+		// sandboxd itself keeps what the judge asked of it: started as
+		// with nohup, it outlives a hangup and a terminal's stop; and it
+		// keeps its name (ps, pkill -x) through its second start.
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", s.cmd.Process.Pid))
+		if want := filepath.Base(sandboxdBin); err != nil || strings.TrimSpace(string(comm)) != want[:min(len(want), 15)] {
+			t.Errorf("sandboxd's name is %q (%v), want %q", comm, err, want)
+		}
+		for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU} {
+			if err := s.cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			expectVerdict(t, s.call(run("true")), "OK", code(0))
 		}
 	})
 }

@@ -192,8 +192,9 @@ func run(args []string) int {
 		return 1
 	}
 
-	// The protocol goes on when the judge stops reading replies; a lost reply is its loss.
-	signal.Ignore(syscall.SIGPIPE)
+	// The protocol goes on when the judge stops reading replies; a lost
+	// reply is its loss. A handler, not SIG_IGN, which children would keep.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	// Before the executor starts its work in the background: the signal
 	// handling takes a thread of its own, which a fork in progress delays.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
