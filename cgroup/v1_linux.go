@@ -103,6 +103,9 @@ func (b *v1Box) Prepare() error {
 	if err := b.removeEnded(); err != nil {
 		return err
 	}
+	if b.next != nil {
+		return nil // not taken: a Begin failed before it took the group
+	}
 	b.runs++
 	g, err := newV1RunGroup(filepath.Join(b.dir("memory"), fmt.Sprintf("run%d", b.runs)))
 	if err != nil {

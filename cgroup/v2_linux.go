@@ -55,6 +55,9 @@ func (b *v2Box) Prepare() error {
 		}
 		b.retired = b.retired[1:]
 	}
+	if b.next != nil {
+		return nil // not taken: a Begin failed before it took the group
+	}
 	b.runs++
 	g, err := newV2RunGroup(filepath.Join(b.dir, fmt.Sprintf("run%d", b.runs)), b.pinned)
 	if err != nil {
