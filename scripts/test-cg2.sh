@@ -19,7 +19,7 @@ trap 'rm -rf "$share"' EXIT
 # The packages whose tests run there: the functional cases and the executor
 # with each backend. Each is built to $share/<pkg, / as ->.test and runs in
 # $share/<pkg>, so that its relative paths to testdata hold.
-pkgs=(tests executor executor/native executor/isolate)
+pkgs=(tests cgroup executor executor/native executor/isolate)
 mkdir -p "$share/testdata"
 make --no-print-directory -s build BIN="$share/sandboxd"
 for pkg in "${pkgs[@]}"; do
