@@ -43,11 +43,20 @@ func ResetInheritedSignals() error {
 		return err
 	}
 	ignored, err := ignoredSignals()
-	if err != nil {
+	if err != nil || len(ignored) == 0 {
 		return err
 	}
-	if len(ignored) > 0 {
-		signal.Notify(make(chan os.Signal, 1), ignored...)
+	signal.Notify(make(chan os.Signal, 1), ignored...)
+	// Some the runtime takes no handler for (32 and 34 here, beside the C
+	// library's): those go back to their default, as in a new process.
+	if ignored, err = ignoredSignals(); err != nil {
+		return err
+	}
+	var defaultAction kernelSigaction
+	for _, sig := range ignored {
+		if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig.(syscall.Signal)), uintptr(unsafe.Pointer(&defaultAction)), 0, kernelSigsetSize, 0, 0); errno != 0 {
+			return fmt.Errorf("reset the ignored signal %v: %w", sig, errno)
+		}
 	}
 	return nil
 }
@@ -78,16 +87,24 @@ func executeWithNoSignalBlocked() error {
 	return fmt.Errorf("execute sandboxd again with no signal blocked: %w", err)
 }
 
+// The kernel's side of rt_sigaction: its struct sigaction (SIG_DFL is all
+// zero), SIG_IGN, and the size of its signal set.
+type kernelSigaction [4]uint64
+
+const (
+	sigIgn           = 1
+	kernelSigsetSize = 8
+)
+
 // ignoredSignals are the signals whose disposition is SIG_IGN: at the start
 // of main, those the Go runtime found ignored and left so.
 func ignoredSignals() ([]os.Signal, error) {
-	const sigIgn, kernelSigsetSize = 1, 8
 	var ignored []os.Signal
 	for sig := syscall.Signal(1); sig <= 64; sig++ {
 		if sig == unix.SIGKILL || sig == unix.SIGSTOP {
 			continue
 		}
-		var old [4]uint64 // the kernel's struct sigaction
+		var old kernelSigaction
 		if _, _, errno := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), 0, uintptr(unsafe.Pointer(&old)), kernelSigsetSize, 0, 0); errno != 0 {
 			return nil, fmt.Errorf("read the disposition of signal %v: %w", sig, errno)
 		}
