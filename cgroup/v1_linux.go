@@ -97,7 +97,7 @@ func (b *v1Box) dir(controller string) string { return b.dirs[slices.Index(v1Con
 // ended runs.
 func (b *v1Box) Prepare() error {
 	for _, g := range b.retired {
-		g.closeFiles() // a run that failed to begin has no End
+		g.closeFiles()
 	}
 	b.ended, b.retired = append(b.ended, b.retired...), nil
 	if err := b.removeEnded(); err != nil {
@@ -236,13 +236,13 @@ func (b *v1Box) CPUTime() (time.Duration, error) {
 	return time.Duration(ns), err
 }
 
-// End reads the run's figures and closes its group's files; the Prepare
-// after the next Begin removes the group.
+// End reads the run's figures; the Prepare after the next Begin closes and
+// removes its group, off the run's path.
 func (b *v1Box) End() (u Usage, err error) {
 	if u.CPUTime, err = b.CPUTime(); err != nil {
 		return u, err
 	}
-	if b.run == nil || b.run.maxUsage == nil {
+	if b.run == nil {
 		return u, errors.New("no run began")
 	}
 	if u.PeakMemory, err = readIntAt(b.run.maxUsage); err != nil {
@@ -253,7 +253,6 @@ func (b *v1Box) End() (u Usage, err error) {
 		return u, fmt.Errorf("read memory.oom_control: %w", err)
 	}
 	u.OOMKills, err = statField(data, "oom_kill")
-	b.run.closeFiles()
 	return u, err
 }
 

@@ -163,7 +163,7 @@ func (b *v2Box) Begin(l Limits) (files []*os.File, err error) {
 }
 
 func (b *v2Box) CPUTime() (time.Duration, error) {
-	if b.run == nil || b.run.cpuStat == nil {
+	if b.run == nil {
 		return 0, errors.New("no run began")
 	}
 	data, err := readAt(b.run.cpuStat)
@@ -174,8 +174,8 @@ func (b *v2Box) CPUTime() (time.Duration, error) {
 	return time.Duration(us) * time.Microsecond, err
 }
 
-// End reads the run's figures and closes its cgroup's files; the Prepare
-// after the next Begin removes the cgroup.
+// End reads the run's figures; the Prepare after the next Begin closes and
+// removes its cgroup, off the run's path.
 func (b *v2Box) End() (u Usage, err error) {
 	if u.CPUTime, err = b.CPUTime(); err != nil {
 		return u, err
@@ -188,7 +188,6 @@ func (b *v2Box) End() (u Usage, err error) {
 		return u, fmt.Errorf("read memory.events: %w", err)
 	}
 	u.OOMKills, err = statField(data, "oom_kill")
-	b.run.closeFiles()
 	return u, err
 }
 
