@@ -253,6 +253,41 @@ func openControl(path string, flag int) (*os.File, error) {
 	}
 }
 
+// controlFile is a control file of a group, to be opened into f; an
+// optional one may be absent (the swap files, without swap accounting).
+type controlFile struct {
+	f        **os.File
+	name     string
+	flag     int
+	optional bool
+}
+
+// openControls opens control files of the group at dir; on an error, those
+// opened are the caller's to close (closeControls).
+func openControls(dir string, files []controlFile) error {
+	for _, c := range files {
+		f, err := openControl(filepath.Join(dir, c.name), c.flag)
+		switch {
+		case c.optional && errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return fmt.Errorf("open %s: %w", c.name, err)
+		default:
+			*c.f = f
+		}
+	}
+	return nil
+}
+
+// closeControls closes the files that are open, and forgets them.
+func closeControls(files ...**os.File) {
+	for _, f := range files {
+		if *f != nil {
+			(*f).Close()
+			*f = nil
+		}
+	}
+}
+
 // writeAt writes a value to a control file kept open.
 func writeAt(f *os.File, value string) error {
 	if _, err := f.WriteAt([]byte(value), 0); err != nil {

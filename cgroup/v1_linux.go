@@ -126,24 +126,15 @@ func newV1RunGroup(dir string) (_ *v1RunGroup, err error) {
 			g.remove()
 		}
 	}()
-	for _, c := range []struct {
-		f    **os.File
-		name string
-		flag int
-	}{
-		{&g.maxUsage, "memory.max_usage_in_bytes", os.O_RDWR},
-		{&g.memLimit, "memory.limit_in_bytes", os.O_RDWR},
-		{&g.memswLimit, "memory.memsw.limit_in_bytes", os.O_RDWR},
-		{&g.oomCtl, "memory.oom_control", os.O_RDWR},
-		{&g.tasks, "tasks", os.O_WRONLY},
-	} {
-		*c.f, err = openControl(filepath.Join(g.dir, c.name), c.flag)
-		if errors.Is(err, os.ErrNotExist) && c.f == &g.memswLimit {
-			err = nil // no swap accounting: nothing to cap
-		}
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", c.name, err)
-		}
+	err = openControls(dir, []controlFile{
+		{f: &g.maxUsage, name: "memory.max_usage_in_bytes", flag: os.O_RDWR},
+		{f: &g.memLimit, name: "memory.limit_in_bytes", flag: os.O_RDWR},
+		{f: &g.memswLimit, name: "memory.memsw.limit_in_bytes", flag: os.O_RDWR, optional: true},
+		{f: &g.oomCtl, name: "memory.oom_control", flag: os.O_RDWR},
+		{f: &g.tasks, name: "tasks", flag: os.O_WRONLY},
+	})
+	if err != nil {
+		return nil, err
 	}
 	return g, nil
 }
@@ -167,12 +158,7 @@ func (b *v1Box) removeEnded() error {
 }
 
 func (g *v1RunGroup) closeFiles() {
-	for _, f := range []**os.File{&g.maxUsage, &g.memLimit, &g.memswLimit, &g.oomCtl, &g.tasks} {
-		if *f != nil {
-			(*f).Close()
-			*f = nil
-		}
-	}
+	closeControls(&g.maxUsage, &g.memLimit, &g.memswLimit, &g.oomCtl, &g.tasks)
 }
 
 func (g *v1RunGroup) remove() error {

@@ -80,41 +80,25 @@ func newV2RunGroup(dir string, pinned bool) (_ *v2RunGroup, err error) {
 	if g.dirFD, err = os.Open(dir); err != nil {
 		return nil, fmt.Errorf("open run cgroup: %w", err)
 	}
-	for _, c := range []struct {
-		f    **os.File
-		name string
-		flag int
-	}{
-		{&g.pidsMax, "pids.max", os.O_WRONLY},
-		{&g.memMax, "memory.max", os.O_WRONLY},
-		{&g.swapMax, "memory.swap.max", os.O_WRONLY},
-		{&g.cpuStat, "cpu.stat", os.O_RDONLY},
-		{&g.memPeak, "memory.peak", os.O_RDONLY},
-		{&g.memEvents, "memory.events", os.O_RDONLY},
-	} {
-		*c.f, err = openControl(filepath.Join(dir, c.name), c.flag)
-		if errors.Is(err, os.ErrNotExist) && c.f == &g.swapMax {
-			err = nil // no swap accounting: nothing to cap
-		}
-		if err != nil {
-			return nil, fmt.Errorf("open %s: %w", c.name, err)
-		}
+	files := []controlFile{
+		{f: &g.pidsMax, name: "pids.max", flag: os.O_WRONLY},
+		{f: &g.memMax, name: "memory.max", flag: os.O_WRONLY},
+		{f: &g.swapMax, name: "memory.swap.max", flag: os.O_WRONLY, optional: true},
+		{f: &g.cpuStat, name: "cpu.stat", flag: os.O_RDONLY},
+		{f: &g.memPeak, name: "memory.peak", flag: os.O_RDONLY},
+		{f: &g.memEvents, name: "memory.events", flag: os.O_RDONLY},
 	}
 	if pinned {
-		if g.cpusetCPUs, err = openControl(filepath.Join(dir, "cpuset.cpus"), os.O_WRONLY); err != nil {
-			return nil, fmt.Errorf("open cpuset.cpus: %w", err)
-		}
+		files = append(files, controlFile{f: &g.cpusetCPUs, name: "cpuset.cpus", flag: os.O_WRONLY})
+	}
+	if err = openControls(dir, files); err != nil {
+		return nil, err
 	}
 	return g, nil
 }
 
 func (g *v2RunGroup) closeFiles() {
-	for _, f := range []**os.File{&g.dirFD, &g.pidsMax, &g.memMax, &g.swapMax, &g.cpusetCPUs, &g.cpuStat, &g.memPeak, &g.memEvents} {
-		if *f != nil {
-			(*f).Close()
-			*f = nil
-		}
-	}
+	closeControls(&g.dirFD, &g.pidsMax, &g.memMax, &g.swapMax, &g.cpusetCPUs, &g.cpuStat, &g.memPeak, &g.memEvents)
 }
 
 func (g *v2RunGroup) remove() error {
